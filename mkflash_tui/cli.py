@@ -1,0 +1,115 @@
+"""Entry point: parse flags, build Settings, start the TUI or a headless run.
+
+mkflash-tui [FILE] [flags]              the Textual app
+mkflash-tui generate [FILE|-] [flags]   headless: write a deck and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from . import __version__
+from .config import UsageError, add_run_arguments, settings_from_args
+
+EXIT_USAGE = 2
+
+
+def _preload_openai() -> None:
+    # The SDK takes ~0.7 s to import; start that while the input is read and chunked.
+    def load() -> None:
+        try:
+            import openai  # noqa: F401
+        except Exception:
+            pass
+
+    threading.Thread(target=load, name="preload-openai", daemon=True).start()
+
+
+def generate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mkflash-tui generate",
+        description="Turn a text, Markdown, HTML or PDF file (or stdin: -) into an Anki deck, headless.",
+        epilog="Exit codes: 0 all chunks done, 1 some chunks failed (deck written with the rest), 2 bad usage or "
+        "input, 3 the server refused the run, 130 interrupted (what finished is written).",
+    )
+    parser.add_argument("input", nargs="?", help="file to read, or - for stdin")
+    add_run_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="show chunks, tokens and estimated cost; send nothing")
+    parser.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    return parser
+
+
+def app_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mkflash-tui",
+        description="Turn any text into an Anki deck with an LLM, fast. "
+        "Subcommands: 'generate' (headless; see mkflash-tui generate --help).",
+    )
+    parser.add_argument("input", nargs="?", help="file to open (or pick one in the app)")
+    add_run_arguments(parser)
+    parser.add_argument("--version", action="version", version=f"mkflash-tui {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["generate"]:
+        return generate_main(argv[1:])
+    return app_main(argv)
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"mkflash-tui: {message}\n")
+    return EXIT_USAGE
+
+
+def generate_main(argv: list[str]) -> int:
+    args = generate_parser().parse_args(argv)
+    if not args.input and not args.demo:
+        return _fail("give a file to read (or - for stdin, or --demo); see mkflash-tui generate --help.")
+    try:
+        settings = settings_from_args(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    if settings.online and not settings.dry_run:
+        _preload_openai()
+    from .core.chunking import ChunkingError
+    from .core.sources import SourceError
+    from .headless import run_headless
+    from .job import prepare
+
+    try:
+        job = prepare(settings)
+    except (SourceError, ChunkingError) as exc:
+        return _fail(str(exc))
+    if not settings.json and not settings.dry_run:
+        sys.stderr.write(f"mkflash-tui: using {settings.describe_provider()}\n")
+    try:
+        return run_headless(job)
+    except KeyboardInterrupt:
+        return 130
+
+
+def app_main(argv: list[str]) -> int:
+    args = app_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    if settings.online:
+        _preload_openai()
+    from .core.chunking import ChunkingError
+    from .core.sources import SourceError
+    from .job import prepare
+
+    job = None
+    if settings.input or settings.demo:
+        try:
+            job = prepare(settings)
+        except (SourceError, ChunkingError) as exc:
+            return _fail(str(exc))
+    from .tui.app import run_app
+
+    return run_app(settings, job)

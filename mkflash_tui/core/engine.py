@@ -1,0 +1,550 @@
+"""The Run: one generation job over one document, owned entirely by the engine.
+
+A face (the headless CLI or the TUI) builds a ``Run``, awaits ``summarize()``, then schedules one
+``process_chunk(chunk_id)`` coroutine per chunk however it likes (a TaskGroup, Textual workers) and draws the
+typed events the run reports. Limiter, retries, cancellation, retry-failed and results all live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .models import (
+    Card,
+    Chunk,
+    ChunkFailed,
+    ChunkFinished,
+    ChunkProgress,
+    ChunkQueued,
+    ChunkRetrying,
+    ChunkStarted,
+    ChunkState,
+    Document,
+    Event,
+    LimitChanged,
+    RunFinished,
+    RunStats,
+    Summary,
+    SummaryFailed,
+    SummaryFinished,
+    SummaryStarted,
+    Usage,
+    make_card_id,
+)
+from .parsing import OutputError
+from .pricing import context_tokens as model_context_tokens
+from .prompts import CardRequest
+from .providers.base import Provider, RequestRejected, RunRefused, TransientError
+
+DEFAULT_CONCURRENCY = 64
+TOKENS_PER_CARD = 80  # default card density: one card per this many tokens of text
+MAX_CARDS_PER_CHUNK = 40
+SUMMARY_RESERVE_TOKENS = 1200  # prompt and answer room kept free when shrinking a document for the summary
+
+
+@dataclass(slots=True)
+class RunSettings:
+    """What a run needs beyond its document and provider."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    cards_total: int | None = None
+    instructions: str = ""
+    context_tokens: int | None = None
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_total_wait: float = 300.0
+    output_repairs: int = 1  # extra attempts for output that could not be parsed
+    progress_interval: float = 0.1
+
+
+@dataclass(slots=True)
+class ChunkStatus:
+    """What the run knows about one chunk right now."""
+
+    chunk: Chunk
+    cards_wanted: int
+    state: ChunkState = ChunkState.QUEUED
+    attempt: int = 0
+    tokens: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    cards: list[Card] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    reason: str = ""
+    raw_output: str = ""
+
+
+class RunCancelled(Exception):
+    """Raised by ``summarize`` when the run was cancelled or refused before it had a summary."""
+
+
+def default_cards_total(chunks: Iterable[Chunk]) -> int:
+    """A sensible number of cards for a text: about one per ``TOKENS_PER_CARD`` tokens, at least 3."""
+    tokens = sum(c.tokens * len(c.body) / max(1, len(c.text)) for c in chunks)
+    return max(3, round(tokens / TOKENS_PER_CARD))
+
+
+def allot_cards(chunks: list[Chunk], total: int) -> list[int]:
+    """Spread ``total`` cards over chunks in proportion to their size (largest remainder, capped)."""
+    if not chunks:
+        return []
+    sizes = [max(1, c.tokens) for c in chunks]
+    whole = sum(sizes)
+    shares = [total * s / whole for s in sizes]
+    counts = [math.floor(x) for x in shares]
+    order = sorted(range(len(chunks)), key=lambda i: (-(shares[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return [min(MAX_CARDS_PER_CHUNK, c) for c in counts]
+
+
+def shrink_for_summary(chunks: list[Chunk], budget_tokens: int) -> str:
+    """The document's text if it fits ``budget_tokens``; else its start and end with evenly sampled middle."""
+    bodies = [(c.body, max(1, c.tokens - (c.tokens * c.overlap_chars) // max(1, len(c.text)))) for c in chunks]
+    if sum(t for _, t in bodies) <= budget_tokens:
+        return "\n\n".join(b for b, _ in bodies)
+    picked: set[int] = set()
+    used = 0
+
+    def take(i: int) -> bool:
+        nonlocal used
+        if i in picked or used + bodies[i][1] > budget_tokens:
+            return False
+        picked.add(i)
+        used += bodies[i][1]
+        return True
+
+    head_budget, tail_budget = budget_tokens * 0.4, budget_tokens * 0.2
+    i = 0
+    while i < len(bodies) and used + bodies[i][1] <= head_budget and take(i):
+        i += 1
+    j = len(bodies) - 1
+    tail_start = used
+    while j > i and used - tail_start + bodies[j][1] <= tail_budget and take(j):
+        j -= 1
+    middle = list(range(i, j + 1))
+    if middle:
+        room = budget_tokens - used
+        average = sum(bodies[k][1] for k in middle) / len(middle)
+        wanted = max(1, int(room // max(1.0, average)))
+        step = max(1.0, len(middle) / wanted)
+        position = step / 2
+        while position < len(middle):
+            take(middle[int(position)])
+            position += step
+    if not picked:
+        # A single chunk larger than the budget: keep its start.
+        return bodies[0][0][: budget_tokens * 3]
+    parts, previous = [], None
+    for k in sorted(picked):
+        if previous is not None and k != previous + 1:
+            parts.append("[…]")
+        parts.append(bodies[k][0])
+        previous = k
+    return "\n\n".join(parts)
+
+
+Listener = Callable[[Event], None]
+
+
+class Run:
+    """One generation job. Not thread-safe: use it from one event loop."""
+
+    def __init__(
+        self,
+        document: Document,
+        chunks: list[Chunk],
+        provider: Provider,
+        settings: RunSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.document = document
+        self.chunks = chunks
+        self.provider = provider
+        self.settings = settings or RunSettings()
+        self.clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._t0 = clock()
+        self._listeners: list[Listener] = []
+        total = self.settings.cards_total or default_cards_total(chunks)
+        self.cards_total = total
+        self.status: dict[str, ChunkStatus] = {
+            c.id: ChunkStatus(c, wanted) for c, wanted in zip(chunks, allot_cards(chunks, total), strict=True)
+        }
+        self.stats = RunStats()
+        self.summary: Summary | None = None
+        self.fatal: str | None = None
+        self.cancelled = False
+        self._limiter = None  # created lazily inside the running loop
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._summary_lock: asyncio.Lock | None = None
+        self._finished_reported = False
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` with every event from now on (synchronously, on the run's loop)."""
+        self._listeners.append(listener)
+
+    def now(self) -> float:
+        return self.clock() - self._t0
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    # ------------------------------------------------------------------ limiter
+
+    @property
+    def limiter(self):
+        if self._limiter is None:
+            from .limiter import Limiter
+
+            self._limiter = Limiter(
+                max(1, self.settings.concurrency), on_change=lambda n: self._emit(LimitChanged(self.now(), n))
+            )
+        return self._limiter
+
+    def set_concurrency(self, limit: int) -> None:
+        """Resize the shared limiter while the run goes on."""
+        self.limiter.set_limit(limit)
+
+    # ------------------------------------------------------------------ summary
+
+    async def summarize(self) -> Summary:
+        """Make (once) the title and summary every chunk call carries. Raises RunCancelled if refused."""
+        if self._summary_lock is None:
+            self._summary_lock = asyncio.Lock()
+        async with self._summary_lock:
+            if self.summary is not None:
+                return self.summary
+            if self.fatal or self.cancelled:
+                raise RunCancelled(self.fatal or "cancelled")
+            self._track(asyncio.current_task())
+            self._emit(SummaryStarted(self.now()))
+            budget = model_context_tokens(self.provider.model, self.settings.context_tokens) - SUMMARY_RESERVE_TOKENS
+            text = shrink_for_summary(self.chunks, max(256, budget))
+            fallback = Summary(self.document.title, "")
+            try:
+                result = await self._with_retries(
+                    lambda: self.provider.summarize(text, self.document.title), on_retry=None
+                )
+            except RunRefused as exc:
+                self._refuse(str(exc))
+                self._emit(SummaryFailed(self.now(), str(exc)))
+                raise RunCancelled(str(exc)) from None
+            except (TransientError, RequestRejected, OutputError) as exc:
+                # The summary is context, not a product: go on with the title alone.
+                self.summary = fallback
+                self._emit(SummaryFailed(self.now(), str(exc)))
+                return self.summary
+            except asyncio.CancelledError:
+                raise RunCancelled("cancelled") from None
+            finally:
+                self._untrack(asyncio.current_task())
+            self.summary = Summary(result.summary.title or fallback.title, result.summary.summary)
+            self.stats.usage += result.usage
+            self._emit(SummaryFinished(self.now(), self.summary, result.usage))
+            return self.summary
+
+    # ------------------------------------------------------------------ chunks
+
+    def queue_all(self) -> list[str]:
+        """Report every chunk as queued; returns their ids in input order."""
+        for status in self.status.values():
+            self._emit(ChunkQueued(self.now(), status.chunk.id, status.chunk.index))
+        return [c.id for c in self.chunks]
+
+    async def process_chunk(self, chunk_id: str) -> ChunkStatus:
+        """Generate one chunk's cards: limiter, retries and typed events included.
+
+        Never raises for a failed chunk (its status says why); re-raises ``CancelledError`` after marking the
+        chunk cancelled.
+        """
+        status = self.status[chunk_id]
+        chunk = status.chunk
+        if status.state.finished:
+            return status
+        if self.summary is None:
+            try:
+                await self.summarize()
+            except RunCancelled:
+                return self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
+        if self.fatal or self.cancelled:
+            return self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
+        if status.cards_wanted == 0:
+            status.state = ChunkState.SKIPPED
+            status.finished_at = self.now()
+            self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, (), Usage(), 0.0, skipped=True))
+            return status
+        assert self.summary is not None
+        request = CardRequest(
+            chunk_text=chunk.text,
+            location=chunk.location,
+            cards_wanted=status.cards_wanted,
+            title=self.summary.title,
+            summary=self.summary.summary,
+            instructions=self.settings.instructions,
+        )
+        task = asyncio.current_task()
+        self._track(task)
+        status.started_at = None
+        status.reason = ""
+        last_progress = [0.0]
+
+        def on_tokens(tokens: int) -> None:
+            status.tokens = tokens
+            now = self.now()
+            if now - last_progress[0] >= self.settings.progress_interval:
+                last_progress[0] = now
+                self._emit(ChunkProgress(now, chunk.id, chunk.index, tokens))
+
+        def on_attempt(attempt: int) -> None:
+            status.attempt = attempt
+            status.state = ChunkState.RUNNING
+            status.tokens = 0
+            if status.started_at is None:
+                status.started_at = self.now()
+            self._emit(ChunkStarted(self.now(), chunk.id, chunk.index, attempt))
+
+        def on_retry(attempt: int, wait: float, reason: str) -> None:
+            status.state = ChunkState.RETRYING
+            self._emit(ChunkRetrying(self.now(), chunk.id, chunk.index, attempt, wait, reason))
+
+        try:
+            result = await self._with_retries(
+                lambda: self.provider.generate(request, on_tokens), on_retry=on_retry, on_attempt=on_attempt
+            )
+        except asyncio.CancelledError:
+            self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
+            raise
+        except RunRefused as exc:
+            self._refuse(str(exc))
+            return self._fail(status, str(exc))
+        except OutputError as exc:
+            status.usage += getattr(exc, "usage", Usage())
+            return self._fail(status, f"unreadable model output: {exc}", raw=exc.raw)
+        except (TransientError, RequestRejected) as exc:
+            return self._fail(status, str(exc))
+        finally:
+            self._untrack(task)
+        status.usage += result.usage
+        self.stats.usage += result.usage
+        status.cards = self._make_cards(chunk, result.drafts)
+        status.raw_output = result.raw
+        status.state = ChunkState.DONE
+        status.finished_at = self.now()
+        seconds = status.finished_at - (status.started_at or status.finished_at)
+        self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(status.cards), result.usage, seconds))
+        return status
+
+    async def _with_retries(self, call, *, on_retry, on_attempt=None):
+        """The single retry layer: backoff with full jitter, Retry-After honoured, slot released while waiting."""
+        settings = self.settings
+        waited = 0.0
+        repairs = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.fatal:
+                raise RunRefused(self.fatal)
+            async with self.limiter:
+                self.stats.max_concurrency_reached = max(self.stats.max_concurrency_reached, self.limiter.in_use)
+                if on_attempt:
+                    on_attempt(attempt)
+                if self.provider.online:
+                    self.stats.requests += 1
+                try:
+                    return await call()
+                except TransientError as exc:
+                    error: Exception = exc
+                    hint = exc.retry_after
+                except OutputError as exc:
+                    self.stats.usage += getattr(exc, "usage", Usage())
+                    if repairs >= settings.output_repairs:
+                        raise
+                    repairs += 1
+                    error, hint = exc, 0.0
+            if attempt >= settings.max_attempts:
+                raise error
+            if hint is not None:
+                wait = hint + self._rng.uniform(0, min(1.0, 0.1 + hint * 0.1)) if hint > 0 else 0.0
+            else:
+                wait = self._rng.uniform(0, min(settings.backoff_cap, settings.backoff_base * 2 ** (attempt - 1)))
+            if waited + wait > settings.max_total_wait:
+                raise error
+            waited += wait
+            self.stats.retries += 1
+            if on_retry:
+                on_retry(attempt + 1, wait, str(error))
+            if wait > 0:
+                await self._sleep(wait)
+
+    def _make_cards(self, chunk: Chunk, drafts: list) -> list[Card]:
+        cards: list[Card] = []
+        seen: set[str] = set()
+        for draft in drafts:
+            card = Card(
+                id=make_card_id(chunk.id, len(cards), draft.front, draft.back),
+                chunk_id=chunk.id,
+                chunk_index=chunk.index,
+                ordinal=len(cards),
+                front=draft.front,
+                back=draft.back,
+                quote=_verbatim_quote(draft.quote, chunk.text, draft.front + " " + draft.back),
+                kind=draft.kind,
+                headings=chunk.headings,
+                page=chunk.page,
+            )
+            key = card.dedup_key()
+            if key in seen:
+                continue
+            seen.add(key)
+            cards.append(card)
+        return cards
+
+    def _fail(self, status: ChunkStatus, reason: str, *, raw: str = "", cancelled: bool = False) -> ChunkStatus:
+        status.state = ChunkState.CANCELLED if cancelled else ChunkState.FAILED
+        status.reason = reason
+        status.raw_output = raw
+        status.finished_at = self.now()
+        chunk = status.chunk
+        self._emit(ChunkFailed(self.now(), chunk.id, chunk.index, reason, raw, cancelled=cancelled))
+        return status
+
+    # ------------------------------------------------------------------ control
+
+    def _track(self, task: asyncio.Task[object] | None) -> None:
+        if task is not None:
+            self._tasks.add(task)
+
+    def _untrack(self, task: asyncio.Task[object] | None) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
+
+    def _refuse(self, reason: str) -> None:
+        """The server refused the whole run: stop every other call once."""
+        if self.fatal:
+            return
+        self.fatal = reason
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
+    def cancel(self) -> None:
+        """Cancel every outstanding call; finished chunks keep their cards."""
+        self.cancelled = True
+        for task in list(self._tasks):
+            task.cancel()
+
+    def retry_failed(self) -> list[str]:
+        """Put failed and cancelled chunks back in the queue; returns their ids for the face to schedule."""
+        if self.fatal:
+            return []
+        self.cancelled = False
+        self._finished_reported = False
+        ids = []
+        for status in self.status.values():
+            if status.state in (ChunkState.FAILED, ChunkState.CANCELLED):
+                status.state = ChunkState.QUEUED
+                status.reason = ""
+                status.raw_output = ""
+                status.attempt = 0
+                ids.append(status.chunk.id)
+                self._emit(ChunkQueued(self.now(), status.chunk.id, status.chunk.index))
+        return ids
+
+    async def run(self, chunk_ids: Iterable[str] | None = None) -> None:
+        """Convenience for headless use: summary, then every chunk concurrently in a TaskGroup."""
+        ids = list(chunk_ids) if chunk_ids is not None else self.queue_all()
+        try:
+            await self.summarize()
+        except RunCancelled:
+            for chunk_id in ids:
+                status = self.status[chunk_id]
+                if not status.state.finished:
+                    self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
+        else:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for chunk_id in ids:
+                        group.create_task(self.process_chunk(chunk_id))
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+        self.report_finished()
+
+    def report_finished(self) -> None:
+        """Emit RunFinished once all scheduled work is over (faces call this when their workers are done)."""
+        if self._finished_reported:
+            return
+        self._finished_reported = True
+        counts = self.counts()
+        self._emit(
+            RunFinished(
+                self.now(),
+                done=counts["done"],
+                failed=counts["failed"],
+                cards=len(self.cards()),
+                fatal=self.fatal,
+                cancelled=self.cancelled,
+            )
+        )
+
+    async def aclose(self) -> None:
+        """Close the provider's connections."""
+        await self.provider.aclose()
+
+    # ------------------------------------------------------------------ results
+
+    def counts(self) -> dict[str, int]:
+        done = sum(1 for s in self.status.values() if s.state.finished)
+        failed = sum(1 for s in self.status.values() if s.state in (ChunkState.FAILED, ChunkState.CANCELLED))
+        running = sum(1 for s in self.status.values() if s.state in (ChunkState.RUNNING, ChunkState.RETRYING))
+        return {"done": done, "failed": failed, "running": running, "total": len(self.status)}
+
+    def failures(self) -> list[ChunkStatus]:
+        return [s for s in self.status.values() if s.state in (ChunkState.FAILED, ChunkState.CANCELLED)]
+
+    def cards(self) -> list[Card]:
+        """Every card made so far, in input order; a card identical to one from an earlier chunk is dropped.
+
+        Duplicates are decided by chunk order, not by finishing order, so the result is deterministic.
+        """
+        seen: set[str] = set()
+        out: list[Card] = []
+        for chunk in self.chunks:
+            for card in self.status[chunk.id].cards:
+                key = card.dedup_key()
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(card)
+        return out
+
+
+def _verbatim_quote(quote: str, chunk_text: str, card_text: str) -> str:
+    """The model's quote if it really occurs in the chunk, else the chunk sentence that best supports the card."""
+    from .providers.offline import sentences, words
+
+    flat_chunk = " ".join(chunk_text.split())
+    flat_quote = " ".join(quote.split()).strip().strip('"“”')
+    if flat_quote and flat_quote in flat_chunk:
+        return flat_quote
+    target = set(words(card_text + " " + quote))
+    best, best_score = "", 0.0
+    for sentence in sentences(chunk_text):
+        overlap = len(target & set(words(sentence)))
+        if overlap > best_score:
+            best, best_score = sentence, overlap
+    return best

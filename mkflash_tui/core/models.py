@@ -1,0 +1,286 @@
+"""Plain data shared by every part of mkflash-tui: documents, chunks, cards and run events.
+
+Nothing here does I/O. Ids are assigned once, when a thing is created, and never derived from text a user
+can edit (see ``make_card_id``).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+
+def short_hash(text: str, length: int = 12) -> str:
+    """Return a stable hex digest prefix of ``text`` (sha256)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A paragraph-sized piece of a document with the structure a card should point back to."""
+
+    text: str
+    headings: tuple[str, ...] = ()
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """Text read from one source, split into blocks that remember their heading path or page."""
+
+    blocks: tuple[Block, ...]
+    title: str
+    name: str  # what the user gave: a path, or "-" for stdin
+    stem: str  # default base name for outputs
+    kind: str  # "text", "markdown", "html", "pdf"
+
+    @property
+    def text(self) -> str:
+        """The whole document as plain text, blocks separated by blank lines."""
+        return "\n\n".join(b.text for b in self.blocks)
+
+    @property
+    def hash(self) -> str:
+        """Identity of the document's content (independent of its name)."""
+        return short_hash(self.text, 16)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One token-bounded piece of a document; the unit of one LLM call."""
+
+    id: str
+    index: int
+    text: str
+    tokens: int
+    headings: tuple[str, ...] = ()
+    page: int | None = None
+    overlap_chars: int = 0  # text[:overlap_chars] repeats the end of the previous chunk
+
+    @property
+    def body(self) -> str:
+        """The chunk's own text, without the overlap carried from the previous chunk."""
+        return self.text[self.overlap_chars :]
+
+    @property
+    def location(self) -> str:
+        """Where the chunk came from, for people: "Chapter › Section" or "page 4"."""
+        if self.page is not None:
+            return f"page {self.page}"
+        return " › ".join(self.headings)
+
+    @property
+    def label(self) -> str:
+        """A short human label: the heading, or the first words of the text."""
+        if self.headings:
+            return self.headings[-1]
+        words = self.body.split()
+        label = " ".join(words[:8])
+        return label + ("…" if len(words) > 8 else "")
+
+
+def make_chunk_id(document_hash: str, index: int) -> str:
+    """Chunk ids are the input hash plus the chunk's position: stable across runs of the same text."""
+    return f"{document_hash[:12]}-{index:04d}"
+
+
+class CardKind(enum.StrEnum):
+    BASIC = "basic"
+    CLOZE = "cloze"
+
+
+@dataclass(frozen=True, slots=True)
+class CardDraft:
+    """A card as a generator proposes it, before it gets an id."""
+
+    front: str
+    back: str
+    quote: str = ""
+    kind: CardKind = CardKind.BASIC
+
+
+@dataclass(slots=True)
+class Card:
+    """A flashcard. ``id`` is immutable; ``front`` and ``back`` may be edited by the user."""
+
+    id: str
+    chunk_id: str
+    chunk_index: int
+    ordinal: int
+    front: str
+    back: str
+    quote: str
+    kind: CardKind
+    headings: tuple[str, ...] = ()
+    page: int | None = None
+    original_front: str = ""
+    original_back: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.original_front:
+            self.original_front = self.front
+        if not self.original_back:
+            self.original_back = self.back
+
+    @property
+    def location(self) -> str:
+        """Where the card's text came from: "Chapter › Section" or "page 4"."""
+        if self.page is not None:
+            return f"page {self.page}"
+        return " › ".join(self.headings)
+
+    @property
+    def edited(self) -> bool:
+        return (self.front, self.back) != (self.original_front, self.original_back)
+
+    def dedup_key(self) -> str:
+        return normalise_for_dedup(self.original_front) + "\x00" + normalise_for_dedup(self.original_back)
+
+
+def make_card_id(chunk_id: str, ordinal: int, front: str, back: str) -> str:
+    """Card ids: chunk id + ordinal + a hash of the card's original text. Never recomputed after edits."""
+    return f"{chunk_id}-{ordinal:03d}-{short_hash(front + chr(0) + back, 8)}"
+
+
+_SPACE = re.compile(r"\s+")
+_PUNCT_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def normalise_for_dedup(text: str) -> str:
+    """Case-, space- and edge-punctuation-insensitive form used to spot identical cards."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _SPACE.sub(" ", text).strip()
+    return _PUNCT_EDGE.sub("", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    title: str
+    summary: str
+
+
+class ChunkState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # no cards were allotted to it (--cards smaller than the number of chunks)
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (ChunkState.DONE, ChunkState.SKIPPED)
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class of everything a Run reports. ``at`` is seconds since the run started (injectable clock)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryStarted(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryFinished(Event):
+    summary: Summary
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryFailed(Event):
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkQueued(Event):
+    chunk_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStarted(Event):
+    chunk_id: str
+    index: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkProgress(Event):
+    chunk_id: str
+    index: int
+    tokens: int  # completion tokens streamed so far in this attempt
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRetrying(Event):
+    chunk_id: str
+    index: int
+    attempt: int  # the attempt that will come next
+    wait: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFinished(Event):
+    chunk_id: str
+    index: int
+    cards: tuple[Card, ...]
+    usage: Usage
+    seconds: float
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFailed(Event):
+    chunk_id: str
+    index: int
+    reason: str
+    raw_output: str = ""
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LimitChanged(Event):
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    done: int
+    failed: int
+    cards: int
+    fatal: str | None = None
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters a run keeps for reports (``--json``) and the TUI's status bar."""
+
+    requests: int = 0
+    retries: int = 0
+    usage: Usage = field(default_factory=Usage)
+    max_concurrency_reached: int = 0

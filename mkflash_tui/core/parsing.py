@@ -1,0 +1,187 @@
+"""Turn model output into cards, tolerantly: code fences, prose around the JSON, trailing commas, single quotes,
+field-name variants and coercible types are all accepted. Anything else raises ``OutputError`` (and only that).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any
+
+from .models import CardDraft, CardKind, Summary
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_CLOZE = re.compile(r"\{\{c(\d+)::(.+?)(?:::[^}]*)?\}\}", re.DOTALL)
+
+_FRONT_KEYS = ("front", "question", "q", "prompt", "text", "cloze")
+_BACK_KEYS = ("back", "answer", "a", "response", "extra", "back_extra")
+_QUOTE_KEYS = ("quote", "source", "evidence", "excerpt", "citation")
+_LIST_KEYS = ("cards", "flashcards", "items", "notes", "data")
+
+
+class OutputError(ValueError):
+    """Model output that cannot be read as cards. ``raw`` keeps the output for the user to see."""
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+def extract_json(raw: str) -> Any:
+    """Find and decode the JSON value in ``raw``, repairing common damage. Raises OutputError."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise OutputError("the model returned an empty answer", raw if isinstance(raw, str) else "")
+    candidates: list[str] = [m.group(1) for m in _FENCE.finditer(raw)]
+    candidates.append(raw)
+    for candidate in candidates:
+        for text in _json_spans(candidate):
+            value = _loads_repaired(text)
+            if value is not None:
+                return value
+    raise OutputError("the model's answer is not valid JSON", raw)
+
+
+def _json_spans(text: str) -> list[str]:
+    """Substrings that start at a '{' or '[' and end at the matching bracket (or the text's end)."""
+    spans = []
+    stripped = text.strip()
+    if stripped:
+        spans.append(stripped)
+    for opener in ("{", "["):
+        start = text.find(opener)
+        if start < 0:
+            continue
+        end = _matching_close(text, start)
+        spans.append(text[start : end + 1] if end >= 0 else text[start:])
+    return spans
+
+
+def _matching_close(text: str, start: int) -> int:
+    depth = 0
+    quote: str | None = None
+    escaped = False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch == '"':
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _loads_repaired(text: str) -> Any:
+    attempts = [text, _TRAILING_COMMA.sub(r"\1", text)]
+    for attempt in attempts:
+        try:
+            return json.loads(attempt)
+        except (ValueError, RecursionError):
+            pass
+    # Single quotes, True/False/None: a Python literal is a common near-miss.
+    pythonish = _TRAILING_COMMA.sub(r"\1", text)
+    pythonish = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", pythonish)))
+    try:
+        if len(pythonish) < 2_000_000:
+            return ast.literal_eval(pythonish)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        pass
+    return None
+
+
+def _first(item: dict[str, Any], keys: tuple[str, ...]) -> str:
+    lowered = {str(k).lower(): v for k, v in item.items()}
+    for key in keys:
+        value = lowered.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = "; ".join(str(v) for v in value if v is not None)
+        elif isinstance(value, dict):
+            continue
+        text = str(value).strip()
+        if text:
+            return text
+    return ""
+
+
+def has_valid_cloze(text: str) -> bool:
+    """True if ``text`` has at least one non-empty ``{{cN::…}}`` deletion and balanced braces."""
+    if text.count("{{") != text.count("}}"):
+        return False
+    return any(m.group(2).strip() for m in _CLOZE.finditer(text))
+
+
+def parse_cards(raw: str) -> list[CardDraft]:
+    """Cards from the model's raw output. An empty list is valid; unreadable output raises OutputError."""
+    value = extract_json(raw)
+    items = _card_items(value)
+    if items is None:
+        raise OutputError("the model's JSON has no list of cards", raw)
+    drafts: list[CardDraft] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        front = _first(item, _FRONT_KEYS)
+        back = _first(item, _BACK_KEYS)
+        quote = _first(item, _QUOTE_KEYS)
+        kind_text = _first(item, ("type", "kind", "card_type")).lower()
+        if not front:
+            continue
+        is_cloze = kind_text == "cloze" or (not kind_text and "{{c" in front)
+        if is_cloze and has_valid_cloze(front):
+            drafts.append(CardDraft(front, back, quote, CardKind.CLOZE))
+        elif back:
+            # A basic card, or a broken cloze that still has an answer: keep it as a basic card.
+            drafts.append(CardDraft(_strip_cloze(front), back, quote, CardKind.BASIC))
+        # A broken cloze with no answer cannot become a useful card; it is dropped.
+    return drafts
+
+
+def _strip_cloze(text: str) -> str:
+    return _CLOZE.sub(lambda m: m.group(2), text)
+
+
+def _card_items(value: Any) -> list[Any] | None:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        lowered = {str(k).lower(): v for k, v in value.items()}
+        for key in _LIST_KEYS:
+            if isinstance(lowered.get(key), list):
+                return lowered[key]
+        if _first(value, _FRONT_KEYS):
+            return [value]
+        lists = [v for v in value.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+    return None
+
+
+def parse_summary(raw: str, fallback_title: str) -> Summary:
+    """Title and summary from the model's output; prose that is not JSON is taken as the summary itself."""
+    try:
+        value = extract_json(raw)
+    except OutputError:
+        text = " ".join(raw.split())
+        if not text:
+            raise
+        return Summary(fallback_title, text[:1500])
+    if isinstance(value, dict):
+        title = _first(value, ("title", "name")) or fallback_title
+        summary = _first(value, ("summary", "description", "abstract"))
+        return Summary(" ".join(title.split())[:200], " ".join(summary.split())[:1500])
+    if isinstance(value, str) and value.strip():
+        return Summary(fallback_title, value.strip()[:1500])
+    raise OutputError("the summary is not a JSON object", raw)

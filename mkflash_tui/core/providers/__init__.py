@@ -1,0 +1,1 @@
+"""Card generators: any OpenAI-compatible server, or the offline generator."""

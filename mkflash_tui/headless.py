@@ -1,0 +1,285 @@
+"""The headless face: ``mkflash-tui generate``. Schedules the Run's chunk coroutines in a TaskGroup and prints
+progress to stderr (a live bar on a terminal, plain lines otherwise) and, with ``--json``, one report on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from typing import TextIO
+
+from .config import CONFIRM_ABOVE_USD
+from .core.engine import Run
+from .core.export import ExportError, check_output_path, export_cards
+from .core.models import (
+    ChunkFailed,
+    ChunkFinished,
+    ChunkRetrying,
+    ChunkStarted,
+    Event,
+    SummaryFailed,
+    SummaryFinished,
+)
+from .core.pricing import cost_usd
+from .job import Job
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (Linux: from /proc; elsewhere: since this module was imported)."""
+    try:
+        with open("/proc/self/stat") as handle:
+            start_ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as handle:
+            uptime = float(handle.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED_AT
+
+
+_IMPORTED_AT = time.monotonic()
+
+
+class Progress:
+    """Draws run events on stderr: a redrawn bar on a terminal, START/END lines otherwise."""
+
+    def __init__(self, run: Run, stream: TextIO, *, live: bool) -> None:
+        self.run = run
+        self.stream = stream
+        self.live = live
+        self.total = len(run.chunks)
+        self.cards = 0
+        self._last_draw = 0.0
+        self._started = time.monotonic()
+
+    def __call__(self, event: Event) -> None:
+        if self.live:
+            if isinstance(event, ChunkFinished):
+                self.cards += len(event.cards)
+            if isinstance(event, ChunkFailed) and not event.cancelled:
+                self._line(f"chunk {event.index + 1} failed: {event.reason}")
+            self._draw()
+            return
+        n = f"{self.total}"
+        if isinstance(event, SummaryFinished):
+            self._line(f"SUMMARY {event.summary.title}")
+        elif isinstance(event, SummaryFailed):
+            self._line(f"SUMMARY failed ({event.reason}); going on with the document title")
+        elif isinstance(event, ChunkStarted):
+            label = self.run.chunks[event.index].label
+            self._line(f"START chunk {event.index + 1}/{n} (attempt {event.attempt}) {label}")
+        elif isinstance(event, ChunkRetrying):
+            self._line(f"RETRY chunk {event.index + 1}/{n} in {event.wait:.1f}s: {event.reason}")
+        elif isinstance(event, ChunkFinished):
+            self.cards += len(event.cards)
+            what = (
+                "skipped (no cards allotted)"
+                if event.skipped
+                else f"{_plural(len(event.cards), 'card')} in {event.seconds:.1f}s"
+            )
+            self._line(f"END chunk {event.index + 1}/{n}: {what}")
+        elif isinstance(event, ChunkFailed) and not event.cancelled:
+            self._line(f"FAIL chunk {event.index + 1}/{n}: {event.reason}")
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < 0.1:
+            return
+        self._last_draw = now
+        counts = self.run.counts()
+        done = counts["done"] + counts["failed"]
+        width = 28
+        filled = int(width * done / max(1, self.total))
+        bar = "█" * filled + "░" * (width - filled)
+        failed = f" · {counts['failed']} failed" if counts["failed"] else ""
+        self.stream.write(
+            f"\r\x1b[K{bar} {done}/{self.total} chunks · {self.cards} cards{failed} · {now - self._started:.1f}s"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self._draw(force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def confirm_spend(job: Job, stderr: TextIO) -> int | None:
+    """Apply ``--max-cost`` and ask before an expensive run; returns an exit code to stop with, or None."""
+    settings, estimate = job.settings, job.estimate
+    price = estimate.cost_usd
+    if not settings.online:
+        return None
+    if settings.max_cost is not None and price is not None and price > settings.max_cost:
+        stderr.write(
+            f"mkflash-tui: the estimated cost ${price:.2f} is above --max-cost ${settings.max_cost:.2f}; "
+            "nothing was sent.\n"
+        )
+        return EXIT_USAGE
+    if settings.yes or settings.max_cost is not None or price is None or price <= CONFIRM_ABOVE_USD:
+        return None
+    question = (
+        f"This run sends {estimate.chunks} chunks (~{estimate.input_tokens:,} input tokens) to {settings.model}, "
+        f"estimated ${price:.2f}."
+    )
+    if not sys.stdin.isatty() or settings.input == "-":
+        stderr.write(f"mkflash-tui: {question} Pass --yes or --max-cost to start it.\n")
+        return EXIT_USAGE
+    stderr.write(question + " Start? [y/N] ")
+    stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        stderr.write("mkflash-tui: not started; nothing was sent.\n")
+        return EXIT_USAGE
+    return None
+
+
+def dry_run_report(job: Job) -> dict:
+    est = job.estimate
+    return {
+        "dry_run": True,
+        "provider": job.settings.provider,
+        "model": job.settings.model if job.settings.online else "offline",
+        "encoding": job.encoding_name,
+        "title": job.document.title,
+        "chunks": est.chunks,
+        "cards_planned": est.cards,
+        "input_tokens": est.input_tokens,
+        "estimated_output_tokens": est.output_tokens,
+        "estimated_cost_usd": est.cost_usd,
+        "output": str(job.output),
+    }
+
+
+async def _drive(run: Run, interrupted: list[bool]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_interrupt() -> None:
+        if interrupted[0]:
+            os._exit(EXIT_INTERRUPTED)  # a second Ctrl-C: stop at once
+        interrupted[0] = True
+        run.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    except (NotImplementedError, RuntimeError):
+        pass
+    try:
+        await run.run()
+    except asyncio.CancelledError:
+        interrupted[0] = True
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
+        await run.aclose()
+
+
+def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    """Run ``job`` to the end, write the deck, report; returns the process exit code."""
+    settings = job.settings
+    if settings.dry_run:
+        report = dry_run_report(job)
+        if settings.json:
+            stdout.write(json.dumps(report) + "\n")
+        else:
+            cost = "unknown" if report["estimated_cost_usd"] is None else f"${report['estimated_cost_usd']:.4f}"
+            stdout.write(
+                f"{job.document.title}: {report['chunks']} chunks, ~{report['input_tokens']:,} input tokens, "
+                f"~{report['cards_planned']} cards, estimated cost {cost} with {report['model']}. Nothing was sent.\n"
+            )
+        return EXIT_OK
+    try:
+        check_output_path(job.output, force=settings.force)
+    except ExportError as exc:
+        stderr.write(f"mkflash-tui: {exc}\n")
+        return EXIT_USAGE
+    stop = confirm_spend(job, stderr)
+    if stop is not None:
+        return stop
+    stderr.write(f"mkflash-tui: {job.document.title}: {len(job.chunks)} chunks with {settings.describe_provider()}\n")
+    run = job.make_run(stream=False)  # no per-token display here, so save the per-token parsing
+    progress = Progress(run, stderr, live=stderr.isatty())
+    run.subscribe(progress)
+    interrupted = [False]
+    asyncio.run(_drive(run, interrupted))
+    progress.close()
+
+    cards = run.cards()
+    result = None
+    export_error = None
+    if cards or not run.fatal:
+        try:
+            result = export_cards(cards, job.output, job.export_options())
+        except (ExportError, OSError) as exc:
+            export_error = str(exc)
+    failures = run.failures()
+    code = EXIT_OK
+    if run.fatal:
+        stderr.write(f"mkflash-tui: stopped: {run.fatal}\n")
+        code = EXIT_REFUSED
+    elif interrupted[0] or run.cancelled:
+        code = EXIT_INTERRUPTED
+    elif failures:
+        code = EXIT_PARTIAL
+    if export_error:
+        stderr.write(f"mkflash-tui: could not write the deck: {export_error}\n")
+        code = code or EXIT_USAGE
+    if result:
+        stderr.write(f"mkflash-tui: wrote {result.notes} notes to {result.path}\n")
+    if failures and not run.fatal:
+        failed = [f for f in failures if f.reason != "cancelled"]
+        if failed:
+            stderr.write(f"mkflash-tui: {len(failed)} of {len(run.chunks)} chunks failed:\n")
+            for status in failed[:20]:
+                stderr.write(f"  chunk {status.chunk.index + 1}: {status.reason}\n")
+    if settings.json:
+        usage = run.stats.usage
+        stdout.write(
+            json.dumps(
+                {
+                    "provider": settings.provider,
+                    "model": settings.model if settings.online else "offline",
+                    "title": job.document.title,
+                    "deck": job.deck_name,
+                    "chunks": len(run.chunks),
+                    "cards": len(cards),
+                    "failed_chunks": len(failures),
+                    "failures": [
+                        {"chunk": f.chunk.index + 1, "reason": f.reason, "raw_output": f.raw_output} for f in failures
+                    ],
+                    "requests": run.stats.requests,
+                    "retries": run.stats.retries,
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "estimated_cost_usd": job.estimate.cost_usd,
+                    "cost_usd": cost_usd(settings.model, usage.prompt_tokens, usage.completion_tokens)
+                    if settings.online
+                    else 0.0,
+                    "max_concurrency_reached": run.stats.max_concurrency_reached,
+                    "final_concurrency": run.limiter.limit,
+                    "wall_seconds": round(process_seconds(), 3),
+                    "output": str(result.path) if result else None,
+                    "exit_code": code,
+                    "fatal": run.fatal,
+                }
+            )
+            + "\n"
+        )
+    return code

@@ -1,0 +1,133 @@
+"""Turn Settings into a ready Run: read the source, chunk it, estimate the cost, pick the provider.
+
+Both faces (headless CLI and TUI) call ``prepare``; neither holds run logic of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .config import Settings
+from .core.chunking import chunk_document
+from .core.engine import Run, RunSettings, allot_cards, default_cards_total
+from .core.export import ExportFormat, ExportOptions
+from .core.models import Chunk, Document
+from .core.pricing import context_tokens as model_context_tokens
+from .core.pricing import cost_usd
+from .core.prompts import fixed_prompt_tokens
+from .core.sources import parse_bytes, read_source
+from .core.tokens import encoding_for_model
+
+OUTPUT_TOKENS_PER_CARD = 60
+SUMMARY_TOKENS = 150
+
+
+def demo_bytes() -> bytes:
+    """The bundled sample text used by ``--demo``."""
+    return resources.files("mkflash_tui.data").joinpath("demo.md").read_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    chunks: int
+    cards: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None  # None: the model's price is unknown (or the run is offline and free)
+
+
+@dataclass(slots=True)
+class Job:
+    settings: Settings
+    document: Document
+    chunks: list[Chunk]
+    encoding_name: str
+    cards_total: int
+    estimate: Estimate
+
+    def default_output(self) -> Path:
+        return Path("demo.apkg" if self.settings.demo else f"{self.document.stem}.apkg")
+
+    @property
+    def output(self) -> Path:
+        return self.settings.output or self.default_output()
+
+    @property
+    def deck_name(self) -> str:
+        return self.settings.deck or self.document.title
+
+    def export_options(self, *, force: bool | None = None) -> ExportOptions:
+        return ExportOptions(
+            deck=self.deck_name,
+            title=self.document.title,
+            source_stem=self.document.stem,
+            tags=self.settings.tags,
+            reverse=self.settings.reverse,
+            subdecks=self.settings.subdecks,
+            format=ExportFormat.for_path(self.output, self.settings.format),
+            force=self.settings.force if force is None else force,
+        )
+
+    def make_run(self, *, stream: bool = True, **run_kwargs) -> Run:
+        """A new Run with its provider; the OpenAI client is created later, inside the event loop."""
+        return Run(
+            self.document,
+            self.chunks,
+            make_provider(self.settings, self.document, stream=stream),
+            RunSettings(
+                concurrency=self.settings.concurrency,
+                cards_total=self.cards_total,
+                instructions=self.settings.instructions,
+                context_tokens=self.settings.context_tokens,
+            ),
+            **run_kwargs,
+        )
+
+
+def load_document(settings: Settings, stdin=None) -> Document:
+    """Read the input named by ``settings`` (or the demo text). Raises SourceError."""
+    if settings.demo:
+        return parse_bytes(demo_bytes(), name="demo.md", stem="demo", suffix=".md")
+    return read_source(settings.input or "-", stdin=stdin)
+
+
+def prepare(settings: Settings, document: Document | None = None, stdin=None) -> Job:
+    """Read, chunk and estimate. Raises SourceError or ChunkingError with a sentence for the user."""
+    document = document or load_document(settings, stdin=stdin)
+    encoding = encoding_for_model(settings.model if settings.online else "gpt-4o-mini")
+    chunks = chunk_document(document, encoding, settings.chunk_tokens, settings.overlap_tokens)
+    cards_total = settings.cards or default_cards_total(chunks)
+    return Job(settings, document, chunks, encoding.name, cards_total, estimate(settings, chunks, cards_total))
+
+
+def estimate(settings: Settings, chunks: list[Chunk], cards_total: int) -> Estimate:
+    """Tokens in and out and the price of a run, before anything is sent."""
+    allotted = allot_cards(chunks, cards_total)
+    requested = [c for c, n in zip(chunks, allotted, strict=True) if n > 0]
+    summary_in = min(sum(c.tokens for c in chunks), model_context_tokens(settings.model, settings.context_tokens))
+    input_tokens = summary_in + 200
+    input_tokens += sum(c.tokens + SUMMARY_TOKENS + fixed_prompt_tokens() for c in requested)
+    output_tokens = SUMMARY_TOKENS + cards_total * OUTPUT_TOKENS_PER_CARD
+    price = cost_usd(settings.model, input_tokens, output_tokens) if settings.online else 0.0
+    return Estimate(len(chunks), cards_total, input_tokens, output_tokens, price)
+
+
+def make_provider(settings: Settings, document: Document, *, stream: bool = True):
+    """The provider the settings ask for. ``stream``: report tokens as they arrive (costs CPU per token)."""
+    if settings.online:
+        from .core.providers.openai_compat import OpenAICompatProvider
+
+        return OpenAICompatProvider(
+            model=settings.model,
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            key_source=settings.key_source,
+            timeout=settings.timeout,
+            max_connections=max(100, settings.concurrency * 2),
+            stream=stream,
+        )
+    from .core.providers.offline import OfflineProvider
+
+    return OfflineProvider(b.text for b in document.blocks)

@@ -1,0 +1,383 @@
+"""A real HTTP server on 127.0.0.1 that speaks ``/v1/chat/completions`` (plain and streamed, SSE).
+
+It runs its own event loop in a background thread, so tests, the real ``AsyncOpenAI`` client and whole CLI
+subprocesses can all talk to it. It can add latency, answer with faults (429 with Retry-After, 500, 401,
+404, malformed JSON, a connection dropped mid-stream) on a seeded random schedule or for chosen request
+numbers, hold chosen requests until the test releases them, and it logs every request body.
+
+    with FakeOpenAI(latency=0.05) as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="test")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+CHUNK_RE = re.compile(r"<<<CHUNK\n(.*?)\nCHUNK>>>", re.DOTALL)
+WANT_RE = re.compile(r"Write (\d+) flashcards?")
+
+
+@dataclass
+class Fault:
+    """What to do instead of a normal answer."""
+
+    status: int = 0  # HTTP status to answer with (0: answer 200)
+    code: str | None = None  # error code in the body, e.g. "insufficient_quota"
+    message: str = "fault injected by the test server"
+    headers: dict[str, str] = field(default_factory=dict)
+    malformed: bool = False  # answer 200 with content that is not JSON
+    content: str | None = None  # answer 200 with exactly this content
+    drop_mid_stream: bool = False  # send part of a streamed answer, then cut the connection
+    finish_reason: str = "stop"
+
+
+@dataclass
+class Hold:
+    """Requests matching ``predicate`` wait until ``release()``; ``arrived`` counts how many are waiting."""
+
+    predicate: Callable[[dict[str, Any]], bool]
+    server: FakeOpenAI
+    arrived: int = 0
+    _event: asyncio.Event | None = None
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def release(self) -> None:
+        self.server._call(lambda: self._get_event().set())
+
+    def _get_event(self) -> asyncio.Event:
+        if self._event is None:
+            self._event = asyncio.Event()
+        return self._event
+
+    def wait_arrived(self, count: int, timeout: float = 10.0) -> bool:
+        """Block (in the test's thread) until ``count`` requests are being held."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.arrived >= count, timeout)
+
+    async def wait_arrived_async(self, count: int, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.arrived >= count:
+                return True
+            await asyncio.sleep(0.005)
+        return self.arrived >= count
+
+
+def chunk_of(body: dict[str, Any]) -> str | None:
+    """The chunk text a card request carries between its delimiters (None for other requests)."""
+    for message in body.get("messages", []):
+        match = CHUNK_RE.search(str(message.get("content", "")))
+        if match:
+            return match.group(1)
+    return None
+
+
+def is_summary(body: dict[str, Any]) -> bool:
+    return any("<<<DOCUMENT" in str(m.get("content", "")) for m in body.get("messages", []))
+
+
+def default_cards(body: dict[str, Any]) -> dict[str, Any]:
+    """Deterministic cards made from the chunk's sentences: same chunk text, same cards."""
+    text = chunk_of(body) or ""
+    wanted = 3
+    for message in body.get("messages", []):
+        match = WANT_RE.search(str(message.get("content", "")))
+        if match:
+            wanted = int(match.group(1))
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(text.split())) if len(s.split()) >= 4]
+    cards = []
+    for i, sentence in enumerate(sentences[:wanted]):
+        words = sentence.split()
+        cards.append(
+            {
+                "type": "basic",
+                "front": "What follows: " + " ".join(words[:4]) + " …?",
+                "back": " ".join(words[4:]),
+                "quote": sentence,
+            }
+        )
+        if i == 0 and len(words) > 6 and len(cards) < wanted:
+            cards.append(
+                {
+                    "type": "cloze",
+                    "front": " ".join(words[:3]) + " {{c1::" + words[3] + "}}",
+                    "back": "",
+                    "quote": sentence,
+                }
+            )
+    return {"cards": cards[:wanted]}
+
+
+def default_summary(body: dict[str, Any]) -> dict[str, Any]:
+    return {"title": "A document about things", "summary": "A test summary of the document."}
+
+
+class FakeOpenAI:
+    """See the module docstring. Thread-safe counters; all request handling runs on the server's own loop."""
+
+    def __init__(
+        self,
+        *,
+        latency: float | Callable[[dict[str, Any]], float] = 0.0,
+        seed: int = 0,
+        rate_429: float = 0.0,
+        rate_500: float = 0.0,
+        rate_malformed: float = 0.0,
+        retry_after: float | None = 1.0,
+        faults: dict[int, Fault] | None = None,
+        fault_for: Callable[[int, dict[str, Any]], Fault | None] | None = None,
+        cards: Callable[[dict[str, Any]], dict[str, Any]] = default_cards,
+        summary: Callable[[dict[str, Any]], dict[str, Any]] = default_summary,
+        api_key: str | None = None,
+        models: set[str] | None = None,
+        reject_response_format: set[str] | None = None,
+        chars_per_delta: int = 12,
+    ) -> None:
+        self.latency = latency
+        self.rng = random.Random(seed)
+        self.rate_429, self.rate_500, self.rate_malformed = rate_429, rate_500, rate_malformed
+        self.retry_after = retry_after
+        self.faults = dict(faults or {})
+        self.fault_for = fault_for
+        self.cards = cards
+        self.summary = summary
+        self.api_key = api_key
+        self.models = models
+        self.reject_response_format = reject_response_format or set()
+        self.chars_per_delta = chars_per_delta
+        self.requests: list[dict[str, Any]] = []  # every body, in arrival order
+        self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.holds: list[Hold] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            app = web.Application(client_max_size=64 * 2**20)
+            app.router.add_post("/v1/chat/completions", self._handle)
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+            loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        for hold in self.holds:
+            hold.release()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(10)
+        self._loop = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _call(self, fn: Callable[[], object]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(fn)
+
+    # ------------------------------------------------------------------ test controls
+
+    def hold(self, predicate: Callable[[dict[str, Any]], bool] | None = None) -> Hold:
+        """Hold every request matching ``predicate`` (all requests by default) until released."""
+        hold = Hold(predicate or (lambda body: True), self)
+        self.holds.append(hold)
+        return hold
+
+    def chunk_requests(self) -> list[dict[str, Any]]:
+        return [b for b in self.requests if chunk_of(b) is not None]
+
+    def summary_requests(self) -> list[dict[str, Any]]:
+        return [b for b in self.requests if is_summary(b)]
+
+    # ------------------------------------------------------------------ handling
+
+    def _pick_fault(self, number: int, body: dict[str, Any]) -> Fault | None:
+        if number in self.faults:
+            return self.faults[number]
+        if self.fault_for:
+            fault = self.fault_for(number, body)
+            if fault is not None:
+                return fault
+        roll = self.rng.random()
+        if roll < self.rate_429:
+            headers = {"retry-after": f"{self.retry_after:g}"} if self.retry_after is not None else {}
+            return Fault(status=429, code="rate_limit_exceeded", message="Rate limit reached", headers=headers)
+        if roll < self.rate_429 + self.rate_500:
+            return Fault(status=500, message="The server had an error")
+        if roll < self.rate_429 + self.rate_500 + self.rate_malformed:
+            return Fault(malformed=True)
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return _error(400, "invalid JSON body", "invalid_request_error")
+        with self._lock:
+            number = len(self.requests)
+            self.requests.append(body)
+            self.headers.append({k.lower(): v for k, v in request.headers.items()})
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            fault = self._pick_fault(number, body)
+        try:
+            for hold in self.holds:
+                if hold.predicate(body):
+                    with hold._cond:
+                        hold.arrived += 1
+                        hold._cond.notify_all()
+                    await hold._get_event().wait()
+            delay = self.latency(body) if callable(self.latency) else self.latency
+            if delay:
+                await asyncio.sleep(delay)
+            return await self._answer(request, body, fault)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: dict[str, Any], fault: Fault | None) -> web.StreamResponse:
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        if self.models is not None and body.get("model") not in self.models:
+            return _error(404, f"The model `{body.get('model')}` does not exist.", "model_not_found")
+        fmt = (body.get("response_format") or {}).get("type")
+        if fmt in self.reject_response_format:
+            return _error(
+                400, f"response_format of type '{fmt}' is not supported by this model", "invalid_request_error"
+            )
+        if fault and fault.status:
+            return _error(fault.status, fault.message, fault.code, fault.headers)
+        if fault and fault.malformed:
+            content = '{"cards": [ {"front": "broken'  # not JSON, not repairable
+        elif fault and fault.content is not None:
+            content = fault.content
+        elif is_summary(body):
+            content = json.dumps(self.summary(body))
+        else:
+            content = json.dumps(self.cards(body))
+        finish = fault.finish_reason if fault else "stop"
+        prompt_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
+        completion_tokens = max(1, len(content) // 4)
+        model = body.get("model", "fake")
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                }
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+
+        def event(delta: dict[str, Any], finish_reason: str | None = None, usage: Any = None) -> bytes:
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+            if usage:
+                payload["usage"] = usage
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        await response.write(event({"role": "assistant", "content": ""}))
+        pieces = [content[i : i + self.chars_per_delta] for i in range(0, len(content), self.chars_per_delta)]
+        for i, piece in enumerate(pieces):
+            if fault and fault.drop_mid_stream and i >= len(pieces) // 2:
+                # Cut the connection without finishing the chunked body.
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            await response.write(event({"content": piece}))
+        await response.write(event({}, finish_reason=finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await response.write(
+                event(
+                    {},
+                    usage={
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                )
+            )
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def _error(status: int, message: str, code: str | None, headers: dict[str, str] | None = None) -> web.Response:
+    kind = {429: "requests", 401: "invalid_request_error", 404: "invalid_request_error"}.get(status, "server_error")
+    if code == "insufficient_quota":
+        kind = "insufficient_quota"
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}}, status=status, headers=headers or {}
+    )
+
+
+if __name__ == "__main__":  # a standalone server for trying the app by hand
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve a fake chat-completions API on 127.0.0.1.")
+    parser.add_argument("--latency", type=float, default=0.5)
+    args = parser.parse_args()
+    server = FakeOpenAI(latency=args.latency).start()
+    print(server.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
