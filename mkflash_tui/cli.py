@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 from . import __version__
 from .config import UsageError, add_run_arguments, settings_from_args
@@ -27,8 +28,15 @@ def _preload_openai() -> None:
     threading.Thread(target=load, name="preload-openai", daemon=True).start()
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags get one sentence, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"mkflash-tui: {message} (see {self.prog} --help).\n")
+
+
 def generate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mkflash-tui generate",
         description="Turn a text, Markdown, HTML or PDF file (or stdin: -) into an Anki deck, headless.",
         epilog="Exit codes: 0 all chunks done, 1 some chunks failed (deck written with the rest), 2 bad usage or "
@@ -42,7 +50,7 @@ def generate_parser() -> argparse.ArgumentParser:
 
 
 def app_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mkflash-tui",
         description="Turn any text into an Anki deck with an LLM, fast. "
         "Subcommands: 'generate' (headless; see mkflash-tui generate --help).",
@@ -84,8 +92,6 @@ def generate_main(argv: list[str]) -> int:
         job = prepare(settings)
     except (SourceError, ChunkingError) as exc:
         return _fail(str(exc))
-    if not settings.json and not settings.dry_run:
-        sys.stderr.write(f"mkflash-tui: using {settings.describe_provider()}\n")
     try:
         return run_headless(job)
     except KeyboardInterrupt:
@@ -94,6 +100,8 @@ def generate_main(argv: list[str]) -> int:
 
 def app_main(argv: list[str]) -> int:
     args = app_parser().parse_args(argv)
+    if not args.input and not args.demo:
+        return _fail("give a file to read (or --demo); see mkflash-tui --help.")
     try:
         settings = settings_from_args(args)
     except UsageError as exc:
@@ -102,14 +110,23 @@ def app_main(argv: list[str]) -> int:
         _preload_openai()
     from .core.chunking import ChunkingError
     from .core.sources import SourceError
+    from .headless import run_headless
     from .job import prepare
 
-    job = None
-    if settings.input or settings.demo:
-        try:
-            job = prepare(settings)
-        except (SourceError, ChunkingError) as exc:
-            return _fail(str(exc))
-    from .tui.app import run_app
+    try:
+        job = prepare(settings)
+    except (SourceError, ChunkingError) as exc:
+        return _fail(str(exc))
+    # Until the Textual app lands, the bare command runs the headless engine with a deck name that is free.
+    if settings.output is None:
+        settings.output = _free_path(job.default_output())
+    return run_headless(job)
 
-    return run_app(settings, job)
+
+def _free_path(path: Path) -> Path:
+    """``path``, or ``stem-2.ext``, ``stem-3.ext`` … if it exists: a default never overwrites anything."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate

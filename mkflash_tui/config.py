@@ -120,7 +120,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overlap-tokens",
         type=_non_negative_int,
-        help=f"tokens repeated between neighbouring chunks (default: {DEFAULT_OVERLAP_TOKENS})",
+        help=f"tokens repeated between neighbouring chunks (default: {DEFAULT_OVERLAP_TOKENS}, "
+        "or an eighth of --chunk-tokens if that is smaller)",
     )
     parser.add_argument(
         "--context-tokens", type=_positive_int, help="the model's context window, for servers that don't say"
@@ -178,7 +179,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         settings.overlap_tokens = DEMO_OVERLAP_TOKENS if args.overlap_tokens is None else args.overlap_tokens
     else:
         settings.chunk_tokens = args.chunk_tokens or DEFAULT_CHUNK_TOKENS
-        settings.overlap_tokens = DEFAULT_OVERLAP_TOKENS if args.overlap_tokens is None else args.overlap_tokens
+        default_overlap = min(DEFAULT_OVERLAP_TOKENS, settings.chunk_tokens // 8)
+        settings.overlap_tokens = default_overlap if args.overlap_tokens is None else args.overlap_tokens
         if args.provider:
             settings.provider = args.provider
             settings.provider_reason = "--provider"
@@ -192,7 +194,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         raise UsageError("--provider openai needs an API key (OPENAI_API_KEY or --api-key) or a --base-url.")
     if settings.overlap_tokens > settings.chunk_tokens // 2:
         raise UsageError(
-            f"--overlap-tokens ({settings.overlap_tokens}) must be at most half of --chunk-tokens ({settings.chunk_tokens})."
+            f"--overlap-tokens ({settings.overlap_tokens}) must be at most half of "
+            f"--chunk-tokens ({settings.chunk_tokens})."
         )
     if settings.chunk_tokens < 64:
         raise UsageError("--chunk-tokens must be at least 64.")

@@ -61,14 +61,14 @@ class Progress:
         if self.live:
             if isinstance(event, ChunkFinished):
                 self.cards += len(event.cards)
-            if isinstance(event, ChunkFailed) and not event.cancelled:
+            if isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
                 self._line(f"chunk {event.index + 1} failed: {event.reason}")
             self._draw()
             return
         n = f"{self.total}"
         if isinstance(event, SummaryFinished):
             self._line(f"SUMMARY {event.summary.title}")
-        elif isinstance(event, SummaryFailed):
+        elif isinstance(event, SummaryFailed) and not self.run.fatal:
             self._line(f"SUMMARY failed ({event.reason}); going on with the document title")
         elif isinstance(event, ChunkStarted):
             label = self.run.chunks[event.index].label
@@ -83,7 +83,8 @@ class Progress:
                 else f"{_plural(len(event.cards), 'card')} in {event.seconds:.1f}s"
             )
             self._line(f"END chunk {event.index + 1}/{n}: {what}")
-        elif isinstance(event, ChunkFailed) and not event.cancelled:
+        elif isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
+            # A refused run is reported once, at the end, not once per chunk.
             self._line(f"FAIL chunk {event.index + 1}/{n}: {event.reason}")
 
     def _line(self, text: str) -> None:

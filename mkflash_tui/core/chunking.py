@@ -19,7 +19,8 @@ DEFAULT_CHUNK_TOKENS = 1500
 DEFAULT_OVERLAP_TOKENS = 100
 MIN_CHUNK_TOKENS = 64
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+")
+# A sentence ends after . ! ? (and any closing quote or bracket) followed by space; the space is the cut.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?。！？…])|(?<=[.!?。！？…][\"'”’)\]]))\s+")
 
 
 class ChunkingError(ValueError):
@@ -171,7 +172,10 @@ class _Chunker:
             body = []
             used = sum(u.tokens + _sep_cost(u) for u in overlap_units)
 
-        while queue:
+        while queue or body:
+            if not queue:
+                emit()  # may hand a unit back to the queue if joining made the chunk too long
+                continue
             unit = queue[0]
             if body and self.new_section(body[0], unit) and used >= self.limit // 2:
                 emit()
@@ -191,8 +195,6 @@ class _Chunker:
                 overlap_units = overlap_units[1:]
                 used = sum(u.tokens + _sep_cost(u) for u in overlap_units)
                 continue
-            emit()
-        if body:
             emit()
         return chunks
 

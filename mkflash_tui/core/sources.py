@@ -76,13 +76,28 @@ def decode_text(data: bytes, *, name: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data).best()
-        if best is None:
-            raise SourceError(f"{where} is not text in any encoding mkflash-tui recognises.") from None
-        text = str(best)
+        text = _decode_legacy(data, where)
     return _normalise_newlines(text)
+
+
+def _decode_legacy(data: bytes, where: str) -> str:
+    """Text that is not UTF-8: a detected non-Latin charset (Cyrillic, Greek, …), else Windows-1252."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is not None:
+        detected = str(best)
+        letters = [c for c in detected if c.isalpha()]
+        non_latin = sum(1 for c in letters if ord(c) > 0x24F)
+        # Detection is good at telling scripts apart but often confuses Western code pages with each other.
+        if letters and non_latin / len(letters) > 0.3:
+            return detected
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        if best is not None:
+            return str(best)
+        raise SourceError(f"{where} is not text in any encoding mkflash-tui recognises.") from None
 
 
 def _control_ratio(sample: bytes) -> float:
@@ -159,9 +174,9 @@ def _read_markdown(text: str, *, name: str, stem: str, kind: str) -> Document:
 
 def _drop_title_heading(blocks: list[Block], title: str) -> tuple[Block, ...]:
     """A lone top heading that every block shares is the document's title, not a section: drop it from paths."""
-    if title and blocks and all(b.headings[:1] == (title,) for b in blocks):
-        if any(len(b.headings) > 1 for b in blocks):
-            return tuple(Block(b.text, b.headings[1:], b.page) for b in blocks)
+    shared = title and blocks and all(b.headings[:1] == (title,) for b in blocks)
+    if shared and any(len(b.headings) > 1 for b in blocks):
+        return tuple(Block(b.text, b.headings[1:], b.page) for b in blocks)
     return tuple(blocks)
 
 

