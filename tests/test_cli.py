@@ -178,3 +178,16 @@ def test_ctrl_c_writes_what_finished_exit_130(tmp_path: Path) -> None:
     anki.import_apkg(tmp_path / "ok.apkg")
     assert len(anki.notes()) == report["cards"]
     anki.close()
+
+
+def test_expensive_run_asks_first_and_yes_starts_it(tmp_path: Path) -> None:
+    (tmp_path / "big.md").write_text(sections(400, sentences=40))
+    with FakeOpenAI() as server:
+        args = ["generate", "big.md", "--base-url", server.base_url, "--api-key", "k", "--model", "gpt-4o"]
+        proc = run_cli(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and "Pass --yes or --max-cost" in proc.stderr and "estimated $" in proc.stderr
+        assert server.requests == []
+        proc = run_cli(*args, "--yes", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["estimated_cost_usd"] > 0.5 and report["cost_usd"] is not None

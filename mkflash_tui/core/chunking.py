@@ -58,6 +58,7 @@ class _Chunker:
         self.limit = limit
         self.overlap = overlap
         self.max_unit = limit - overlap - 2  # any unit fits after an overlap and separators
+        self.document_hash = document.hash  # computed once: it hashes the whole text
 
     def count(self, text: str) -> int:
         return count_tokens(self.encoding, text)
@@ -159,7 +160,7 @@ class _Chunker:
             first = body[0]
             chunks.append(
                 Chunk(
-                    id=make_chunk_id(self.document.hash, len(chunks)),
+                    id=make_chunk_id(self.document_hash, len(chunks)),
                     index=len(chunks),
                     text=text,
                     tokens=self.count(text),
