@@ -7,9 +7,11 @@ mkflash-tui generate [FILE|-] [flags]   headless: write a deck and exit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .config import UsageError, add_run_arguments, settings_from_args
@@ -93,9 +95,17 @@ def generate_main(argv: list[str]) -> int:
     except (SourceError, ChunkingError) as exc:
         return _fail(str(exc))
     try:
-        return run_headless(job)
+        code = run_headless(job)
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    return _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Leave without the interpreter's teardown (~0.25 s with the SDK loaded); everything is written by now."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def app_main(argv: list[str]) -> int:
@@ -120,7 +130,7 @@ def app_main(argv: list[str]) -> int:
     # Until the Textual app lands, the bare command runs the headless engine with a deck name that is free.
     if settings.output is None:
         settings.output = _free_path(job.default_output())
-    return run_headless(job)
+    return _exit_now(run_headless(job))
 
 
 def _free_path(path: Path) -> Path:

@@ -53,14 +53,11 @@ class Progress:
         self.stream = stream
         self.live = live
         self.total = len(run.chunks)
-        self.cards = 0
         self._last_draw = 0.0
         self._started = time.monotonic()
 
     def __call__(self, event: Event) -> None:
         if self.live:
-            if isinstance(event, ChunkFinished):
-                self.cards += len(event.cards)
             if isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
                 self._line(f"chunk {event.index + 1} failed: {event.reason}")
             self._draw()
@@ -76,7 +73,6 @@ class Progress:
         elif isinstance(event, ChunkRetrying):
             self._line(f"RETRY chunk {event.index + 1}/{n} in {event.wait:.1f}s: {event.reason}")
         elif isinstance(event, ChunkFinished):
-            self.cards += len(event.cards)
             what = (
                 "skipped (no cards allotted)"
                 if event.skipped
@@ -105,7 +101,8 @@ class Progress:
         bar = "█" * filled + "░" * (width - filled)
         failed = f" · {counts['failed']} failed" if counts["failed"] else ""
         self.stream.write(
-            f"\r\x1b[K{bar} {done}/{self.total} chunks · {self.cards} cards{failed} · {now - self._started:.1f}s"
+            f"\r\x1b[K{bar} {done}/{self.total} chunks · {len(self.run.cards())} cards{failed} · "
+            f"{now - self._started:.1f}s"
         )
         self.stream.flush()
 

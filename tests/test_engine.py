@@ -311,3 +311,25 @@ async def test_long_document_is_shrunk_to_fit_the_summary_call(server: FakeOpenA
     middle = [c for c in job.chunks[2:-2] if c.body in body]
     assert middle  # and some of the middle is sampled
     assert len(server.requests) == 1
+
+
+async def test_headless_progress_on_a_terminal_and_in_a_pipe(server: FakeOpenAI) -> None:
+    import io
+
+    from mkflash_tui.headless import Progress
+
+    for live in (True, False):
+        job = make_job(server, sections(3))
+        run = job.make_run()
+        stream = io.StringIO()
+        progress = Progress(run, stream, live=live)
+        run.subscribe(progress)
+        await run.run()
+        await run.aclose()
+        progress.close()
+        text = stream.getvalue()
+        total = len(job.chunks)
+        if live:
+            assert f"{total}/{total} chunks · {len(run.cards())} cards" in text and "\r" in text
+        else:
+            assert text.count("START chunk") == total and text.count("END chunk") == total and "\r" not in text
