@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -173,19 +174,17 @@ async def _drive(run: Run, interrupted: list[bool]) -> None:
         interrupted[0] = True
         run.cancel()
 
-    try:
+    # asyncio signal handlers exist on Unix, in the main thread only; elsewhere Ctrl-C cancels the main task.
+    handle_signals = sys.platform != "win32" and threading.current_thread() is threading.main_thread()
+    if handle_signals:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    except (NotImplementedError, RuntimeError):
-        pass
     try:
         await run.run()
     except asyncio.CancelledError:
         interrupted[0] = True
     finally:
-        try:
+        if handle_signals:
             loop.remove_signal_handler(signal.SIGINT)
-        except (NotImplementedError, RuntimeError):
-            pass
         await run.aclose()
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mkflash_tui.config import Settings
 from mkflash_tui.core.models import CardKind, normalise_for_dedup
-from mkflash_tui.core.providers.offline import STOPWORDS, OfflineProvider
+from mkflash_tui.core.providers.offline import OfflineProvider
+from mkflash_tui.core.text import STOPWORDS
 from mkflash_tui.job import prepare
 
 PINNED = Path(__file__).parent / "data" / "demo_cards.json"

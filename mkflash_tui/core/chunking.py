@@ -13,14 +13,12 @@ from collections import deque
 from dataclasses import dataclass, replace
 
 from .models import Chunk, Document, make_chunk_id
+from .text import SENTENCE_END
 from .tokens import Encoding, count_tokens
 
 DEFAULT_CHUNK_TOKENS = 1500
 DEFAULT_OVERLAP_TOKENS = 100
 MIN_CHUNK_TOKENS = 64
-
-# A sentence ends after . ! ? (and any closing quote or bracket) followed by space; the space is the cut.
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?。！？…])|(?<=[.!?。！？…][\"'”’)\]]))\s+")
 
 
 class ChunkingError(ValueError):
@@ -82,7 +80,7 @@ class _Chunker:
     def split(self, unit: _Unit) -> list[_Unit]:
         """Split a unit one level finer, recursively until every piece fits ``max_unit``."""
         if unit.level == 0:
-            pieces = [p for p in _SENTENCE_END.split(unit.text) if p.strip()]
+            pieces = [p for p in SENTENCE_END.split(unit.text) if p.strip()]
             level = 1
         elif unit.level == 1:
             pieces = self.word_groups(unit.text)

@@ -40,6 +40,7 @@ from .parsing import OutputError
 from .pricing import context_tokens as model_context_tokens
 from .prompts import CardRequest
 from .providers.base import Provider, RequestRejected, RunRefused, TransientError
+from .text import sentences, words
 
 DEFAULT_CONCURRENCY = 64
 TOKENS_PER_CARD = 80  # default card density: one card per this many tokens of text
@@ -535,8 +536,6 @@ class Run:
 
 def _verbatim_quote(quote: str, chunk_text: str, card_text: str) -> str:
     """The model's quote if it really occurs in the chunk, else the chunk sentence that best supports the card."""
-    from .providers.offline import sentences, words
-
     flat_chunk = " ".join(chunk_text.split())
     flat_quote = " ".join(quote.split()).strip().strip('"“”')
     if flat_quote and flat_quote in flat_chunk:
