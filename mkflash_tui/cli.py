@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
@@ -110,33 +109,21 @@ def _exit_now(code: int) -> NoReturn:
 
 def app_main(argv: list[str]) -> int:
     args = app_parser().parse_args(argv)
-    if not args.input and not args.demo:
-        return _fail("give a file to read (or --demo); see mkflash-tui --help.")
     try:
         settings = settings_from_args(args)
     except UsageError as exc:
         return _fail(str(exc))
-    if settings.online:
-        _preload_openai()
-    from .core.chunking import ChunkingError
-    from .core.sources import SourceError
-    from .headless import run_headless
-    from .job import prepare
+    if settings.input == "-":
+        return _fail("the app reads keys from the terminal; for stdin use: mkflash-tui generate - -o deck.apkg")
+    if settings.input:
+        from .core.sources import SourceError, check_readable
 
-    try:
-        job = prepare(settings)
-    except (SourceError, ChunkingError) as exc:
-        return _fail(str(exc))
-    # Until the Textual app lands, the bare command runs the headless engine with a deck name that is free.
-    if settings.output is None:
-        settings.output = _free_path(job.default_output())
-    return _exit_now(run_headless(job))
+        try:
+            check_readable(settings.input)
+        except SourceError as exc:
+            return _fail(str(exc))
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return _fail("the app needs a terminal; for scripts use: mkflash-tui generate FILE -o deck.apkg")
+    from .tui.app import run_app
 
-
-def _free_path(path: Path) -> Path:
-    """``path``, or ``stem-2.ext``, ``stem-3.ext`` … if it exists: a default never overwrites anything."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
+    return run_app(settings)

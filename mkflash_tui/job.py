@@ -70,12 +70,12 @@ class Job:
             force=self.settings.force if force is None else force,
         )
 
-    def make_run(self, *, stream: bool = True, **run_kwargs) -> Run:
+    def make_run(self, *, stream: bool = True, pace: float = 0.0, **run_kwargs) -> Run:
         """A new Run with its provider; the OpenAI client is created later, inside the event loop."""
         return Run(
             self.document,
             self.chunks,
-            make_provider(self.settings, self.document, stream=stream),
+            make_provider(self.settings, self.document, stream=stream, pace=pace),
             RunSettings(
                 concurrency=self.settings.concurrency,
                 cards_total=self.cards_total,
@@ -114,8 +114,11 @@ def estimate(settings: Settings, chunks: list[Chunk], cards_total: int) -> Estim
     return Estimate(len(chunks), cards_total, input_tokens, output_tokens, price)
 
 
-def make_provider(settings: Settings, document: Document, *, stream: bool = True):
-    """The provider the settings ask for. ``stream``: report tokens as they arrive (costs CPU per token)."""
+def make_provider(settings: Settings, document: Document, *, stream: bool = True, pace: float = 0.0):
+    """The provider the settings ask for. ``stream``: report tokens as they arrive (costs CPU per token).
+
+    ``pace``: seconds the offline generator takes per call, so a person can watch the demo happen.
+    """
     if settings.online:
         from .core.providers.openai_compat import OpenAICompatProvider
 
@@ -130,4 +133,4 @@ def make_provider(settings: Settings, document: Document, *, stream: bool = True
         )
     from .core.providers.offline import OfflineProvider
 
-    return OfflineProvider(b.text for b in document.blocks)
+    return OfflineProvider((b.text for b in document.blocks), pace=pace)

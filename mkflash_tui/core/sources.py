@@ -28,13 +28,7 @@ def read_source(name: str, *, stdin: BinaryIO | None = None) -> Document:
         stream = stdin if stdin is not None else sys.stdin.buffer
         data = stream.read(MAX_BYTES + 1)
         return parse_bytes(data, name="-", stem="stdin", suffix="")
-    path = Path(name).expanduser()
-    if not path.exists():
-        raise SourceError(f"{name}: no such file.")
-    if path.is_dir():
-        raise SourceError(f"{name} is a directory; give a text, Markdown, HTML or PDF file.")
-    if not os.access(path, os.R_OK):
-        raise SourceError(f"{name}: permission denied; mkflash-tui cannot read it.")
+    path = check_readable(name)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
@@ -43,6 +37,18 @@ def read_source(name: str, *, stdin: BinaryIO | None = None) -> Document:
     except OSError as exc:
         raise SourceError(f"{name}: cannot read it ({exc.strerror or exc}).") from None
     return parse_bytes(data, name=name, stem=path.stem or "deck", suffix=path.suffix.lower())
+
+
+def check_readable(name: str) -> Path:
+    """The path ``name`` names, if it is a file this process may read; otherwise raise ``SourceError``."""
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise SourceError(f"{name}: no such file.")
+    if path.is_dir():
+        raise SourceError(f"{name} is a directory; give a text, Markdown, HTML or PDF file.")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"{name}: permission denied; mkflash-tui cannot read it.")
+    return path
 
 
 def parse_bytes(data: bytes, *, name: str, stem: str, suffix: str) -> Document:

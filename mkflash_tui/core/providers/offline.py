@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from ..models import CardDraft, CardKind, Summary, Usage
+from ..models import CardDraft, CardKind, Summary, Usage, short_hash
 from ..prompts import CardRequest
 from ..text import STOPWORDS, WORD, is_content, sentences, words
 from .base import GenerationResult, ProgressCallback, SummaryResult
@@ -83,7 +83,7 @@ class OfflineProvider:
 
     async def summarize(self, document_text: str, fallback_title: str) -> SummaryResult:
         if self.pace:
-            await asyncio.sleep(self.pace)
+            await asyncio.sleep(self.pace / 4)
         return SummaryResult(Summary(fallback_title, self.extractive_summary(document_text)), Usage())
 
     def extractive_summary(self, text: str, count: int = 3, max_chars: int = 600) -> str:
@@ -102,10 +102,17 @@ class OfflineProvider:
         return summary[:max_chars].rstrip()
 
     async def generate(self, request: CardRequest, on_tokens: ProgressCallback) -> GenerationResult:
-        if self.pace:
-            await asyncio.sleep(self.pace)
         drafts = self.cards_for(request.chunk_text, request.cards_wanted)
-        on_tokens(sum(len(d.front.split()) + len(d.back.split()) for d in drafts))
+        tokens = sum(len(d.front.split()) + len(d.back.split()) for d in drafts)
+        if self.pace:
+            # Chunks take between half and one and a half ``pace`` (fixed per text), "streaming" as they go,
+            # so the demo shows calls overlapping and finishing out of order, the way a real server does.
+            seconds = self.pace * (0.5 + int(short_hash(request.chunk_text, 4), 16) / 0xFFFF)
+            steps = 8
+            for step in range(1, steps + 1):
+                await asyncio.sleep(seconds / steps)
+                on_tokens(tokens * step // steps)
+        on_tokens(tokens)
         return GenerationResult(drafts, Usage(), "", "stop")
 
     def cards_for(self, text: str, wanted: int) -> list[CardDraft]:

@@ -1,0 +1,65 @@
+"""What the user decided about the cards: deletions (with multi-level undo), edits and a text filter.
+
+The review never copies cards: it keeps the ids of deleted ones and edits cards in place, so whatever the run
+holds, minus what was deleted, is exactly what gets exported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .models import Card
+
+
+@dataclass(slots=True)
+class Review:
+    """Decisions over a growing list of cards. ``version`` changes whenever what would be exported changes."""
+
+    deleted: dict[str, Card] = field(default_factory=dict)
+    undo_stack: list[str] = field(default_factory=list)
+    version: int = 0
+    listeners: list[Callable[[str, Card], None]] = field(default_factory=list)
+
+    def keep(self, cards: Iterable[Card]) -> list[Card]:
+        """``cards`` without the deleted ones, in the same order."""
+        return [c for c in cards if c.id not in self.deleted]
+
+    def delete(self, card: Card) -> None:
+        """Remove ``card`` from the export; ``undo`` brings it back."""
+        if card.id in self.deleted:
+            return
+        self.deleted[card.id] = card
+        self.undo_stack.append(card.id)
+        self._changed("delete", card)
+
+    def undo(self) -> Card | None:
+        """Restore the most recently deleted card still deleted; None when there is nothing to undo."""
+        while self.undo_stack:
+            card = self.deleted.pop(self.undo_stack.pop(), None)
+            if card is not None:
+                self._changed("undo", card)
+                return card
+        return None
+
+    def edit(self, card: Card, front: str, back: str) -> bool:
+        """Change a card's text in place; returns whether anything changed. Empty fronts are refused."""
+        front, back = front.strip(), back.strip()
+        if not front:
+            raise ValueError("a card needs a front")
+        if (front, back) == (card.front, card.back):
+            return False
+        card.front, card.back = front, back
+        self._changed("edit", card)
+        return True
+
+    def _changed(self, what: str, card: Card) -> None:
+        self.version += 1
+        for listener in self.listeners:
+            listener(what, card)
+
+
+def matches(card: Card, query: str) -> bool:
+    """Whether every word of ``query`` occurs (case-insensitively) in the card's front, back, quote or source."""
+    haystack = " ".join((card.front, card.back, card.quote, card.location)).casefold()
+    return all(term in haystack for term in query.casefold().split())

@@ -1,0 +1,1 @@
+"""The Textual face of mkflash-tui. Imports Textual; ``core`` never imports this package."""

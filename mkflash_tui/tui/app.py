@@ -1,0 +1,204 @@
+"""MkflashApp: start (pick a file or paste) → confirm the cost (paid providers) → generate and review → export.
+
+``make_app`` is what the entry point and the tests both call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from functools import partial
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Center, Middle
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..config import Settings
+from ..core.chunking import ChunkingError
+from ..core.sources import SourceError, parse_bytes
+from ..job import Job, prepare
+from .screens.confirm import ConfirmScreen
+from .screens.dialogs import HelpScreen, QuitDialog
+from .screens.run import RunScreen
+from .screens.start import StartChoice, StartScreen
+
+DEMO_PACE = 1.6  # seconds per offline call in --demo, so a person can watch chunks run side by side
+
+
+class LoadingScreen(Screen):
+    """The first thing painted: what is being read, while the text is read and chunked in a thread."""
+
+    BINDINGS = [Binding("ctrl+q", "app.quit", "Quit")]
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def compose(self) -> ComposeResult:
+        with Middle(), Center():
+            yield Static(f"[b]mkflash-tui[/b]\n\n{self.what}", id="loading")
+        yield Footer()
+
+
+class MkflashApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "mkflash-tui"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, settings: Settings, *, pace: float | None = None, run_options: dict | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.pace = DEMO_PACE if pace is None and settings.demo else (pace or 0.0)
+        self.run_options = run_options or {}  # e.g. an injected clock, for tests and screenshots
+        self.job: Job | None = None
+
+    def get_default_screen(self) -> Screen:
+        what = "Opening the demo text…" if self.settings.demo else f"Reading {self.settings.input}…"
+        return LoadingScreen(what if (self.settings.input or self.settings.demo) else "")
+
+    def on_mount(self) -> None:
+        if self.settings.input or self.settings.demo:
+            self.load(self.settings)
+        else:
+            self.show_start(self.settings)
+
+    # ------------------------------------------------------------------ flow
+
+    def show_start(self, settings: Settings, message: str = "") -> None:
+        self.push_screen(StartScreen(settings, message), self._started)
+
+    def _started(self, choice: StartChoice | None) -> None:
+        if choice is None:
+            return
+        self.load(choice.settings, pasted=choice.pasted)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load(self, settings: Settings, pasted: str | None = None) -> None:
+        """Read and chunk in a thread (tiktoken and PDFs take a moment), then confirm or start."""
+        try:
+            document = None
+            if pasted is not None:
+                document = parse_bytes(pasted.encode("utf-8"), name="pasted text", stem="pasted", suffix=".md")
+            job = prepare(settings, document)
+        except (SourceError, ChunkingError) as exc:
+            self.call_from_thread(self._load_failed, settings, str(exc))
+            return
+        self.call_from_thread(self.job_ready, job)
+
+    def _load_failed(self, settings: Settings, message: str) -> None:
+        self.notify(message, title="Cannot use this input", severity="error", timeout=10)
+        self.show_start(settings, message)
+
+    def job_ready(self, job: Job) -> None:
+        self.job = job
+        needs_confirm = job.settings.online and (
+            not job.settings.yes or (job.settings.max_cost is not None and not _within(job))
+        )
+        if needs_confirm:
+            self.push_screen(ConfirmScreen(job), partial(self._confirmed, job))
+        else:
+            self.start_run(job)
+
+    def _confirmed(self, job: Job, start: bool | None) -> None:
+        if start:
+            self.start_run(job)
+        else:
+            self.show_start(job.settings)
+
+    def start_run(self, job: Job) -> None:
+        run = job.make_run(stream=True, pace=self.pace, **self.run_options)
+        self.push_screen(RunScreen(job, run))
+
+    @property
+    def run_screen(self) -> RunScreen | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, RunScreen):
+                return screen
+        return None
+
+    # ------------------------------------------------------------------ actions
+
+    async def action_quit(self) -> None:
+        screen = self.run_screen
+        if screen is None:
+            self.exit(0)
+            return
+        if isinstance(self.screen, QuitDialog):
+            return
+        reasons = []
+        if not screen.finished:
+            counts = screen.run.counts()
+            reasons.append(f"Generation is still running ({counts['done']} of {counts['total']} chunks done).")
+        if screen.unsaved:
+            reasons.append(f"{screen.unsaved} cards were never exported.")
+        if not reasons:
+            await self.shutdown()
+            return
+
+        async def decide(choice: str | None) -> None:
+            if choice == "quit":
+                await self.shutdown()
+            elif choice == "export":
+                screen.action_export()
+
+        self.push_screen(QuitDialog(reasons), decide)
+
+    async def shutdown(self) -> None:
+        screen = self.run_screen
+        if screen is not None:
+            screen.run.cancel()  # the screen closes the client when it unmounts
+        self.exit(0)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Every key and what it does", self.action_help)
+        run_screen = screen if isinstance(screen, RunScreen) else None
+        if run_screen is None:
+            return
+
+        def in_review(method):
+            def call() -> None:
+                run_screen.action_view("review")
+                run_screen.call_after_refresh(method)
+
+            return call
+
+        yield SystemCommand("Generate view", "Chunks and their calls, live (key 1)",
+                            partial(run_screen.action_view, "generate"))  # fmt: skip
+        yield SystemCommand("Review view", "The cards, as they arrive (key 2)",
+                            partial(run_screen.action_view, "review"))  # fmt: skip
+        yield SystemCommand("Export deck", "Write the cards to .apkg, .csv, .md or .json (key x)",
+                            run_screen.action_export)  # fmt: skip
+        yield SystemCommand("Cancel run", "Stop every call; finished cards stay (key c)", run_screen.action_cancel_run)
+        yield SystemCommand("Retry failed chunks", "Send failed chunks again (key r)", run_screen.action_retry_failed)
+        yield SystemCommand("Delete card", "Delete the highlighted card (key d)", in_review(run_screen.delete_card))
+        yield SystemCommand("Undo delete", "Bring back the last deleted card (key u)",
+                            in_review(run_screen.undo_delete))  # fmt: skip
+        yield SystemCommand("Edit card", "Edit the highlighted card's front and back (key e)",
+                            in_review(run_screen.edit_card))  # fmt: skip
+        yield SystemCommand("Filter cards", "Show only cards containing some words (key /)",
+                            in_review(lambda: run_screen.query_one("#review").action_filter()))  # fmt: skip
+
+
+def _within(job: Job) -> bool:
+    cost, limit = job.estimate.cost_usd, job.settings.max_cost
+    return limit is None or (cost is not None and cost <= limit)
+
+
+def make_app(settings: Settings, **kwargs) -> MkflashApp:
+    """The app for ``settings``; keyword arguments go to ``MkflashApp`` (pace, run_options)."""
+    return MkflashApp(dataclasses.replace(settings), **kwargs)
+
+
+def run_app(settings: Settings) -> int:
+    """Run the app in this terminal; returns the exit code."""
+    app = make_app(settings)
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)

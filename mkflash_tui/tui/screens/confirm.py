@@ -1,0 +1,71 @@
+"""ConfirmScreen: what a run on a paid provider will send and cost, before anything is sent."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ...job import Job
+from .. import format as fmt
+
+
+class ConfirmScreen(Screen[bool]):
+    """Enter starts the run; Esc goes back. Dismisses with True to start."""
+
+    BINDINGS = [
+        Binding("enter", "start", "Start"),
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+    @property
+    def over_budget(self) -> bool:
+        cost, limit = self.job.estimate.cost_usd, self.job.settings.max_cost
+        return limit is not None and (cost is None or cost > limit)
+
+    def compose(self) -> ComposeResult:
+        job, estimate, settings = self.job, self.job.estimate, self.job.settings
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", justify="right")
+        table.add_column()
+        table.add_row("Document", f"{job.document.title}  ({job.document.name})")
+        table.add_row("Model", f"{settings.model} at {settings.base_url or 'api.openai.com'}")
+        table.add_row("Chunks", f"{estimate.chunks} of up to {settings.chunk_tokens} tokens, "
+                      f"{settings.concurrency} at a time")  # fmt: skip
+        table.add_row("Cards", f"about {estimate.cards}")
+        table.add_row("Input tokens", f"{estimate.input_tokens:,} (estimated)")
+        table.add_row("Output tokens", f"{estimate.output_tokens:,} (estimated)")
+        if estimate.cost_usd is None:
+            price = Text(f"unknown: no price on file for {settings.model}", style="yellow")
+        else:
+            price = Text(f"about {fmt.usd(estimate.cost_usd)}", style="bold")
+        table.add_row("Cost", price)
+        if settings.key_source:
+            table.add_row("Key", f"from {settings.key_source}")
+        if self.over_budget:
+            hint = Text(f"This is above --max-cost {fmt.usd(settings.max_cost)}: Esc to go back.", style="bold red")
+        else:
+            hint = Text("Enter starts the run · Esc goes back", style="bold")
+        with Vertical(id="confirm-box", classes="dialog"):
+            yield Static("Send this document to the model?", classes="dialog-title")
+            yield Static(table)
+            yield Static(hint, id="confirm-hint")
+        yield Footer()
+
+    def action_start(self) -> None:
+        if self.over_budget:
+            self.app.bell()
+            return
+        self.dismiss(True)
+
+    def action_back(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,270 @@
+"""Modal dialogs: export, edit a card, quit, one chunk in full, and help."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
+
+from ...core.engine import Run
+from ...core.export import ExportError, ExportFormat, export_cards
+from ...core.models import Card, ChunkState
+from .. import format as fmt
+
+if TYPE_CHECKING:
+    from .run import RunScreen
+
+
+class ExportDialog(ModalScreen[None]):
+    """Deck name and path (with defaults), options, Enter writes. An existing file needs a second Enter."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+
+    def __init__(self, owner: RunScreen) -> None:
+        super().__init__()
+        self.owner = owner
+        self.job = owner.job
+        self._confirm_overwrite: Path | None = None
+        self._done = False
+
+    def compose(self) -> ComposeResult:
+        options = self.job.export_options()
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label("Export deck", classes="dialog-title")
+            yield Label("Deck name")
+            yield Input(options.deck, id="deck")
+            yield Label("File (.apkg, .csv, .md or .json)")
+            yield Input(str(self.job.output), id="path")
+            with Horizontal(classes="options"):
+                yield Checkbox("reversed cards too", options.reverse, id="reverse")
+                yield Checkbox("subdeck per chapter", options.subdecks, id="subdecks")
+            yield Static(self._summary(), id="export-message")
+            with Horizontal(classes="buttons"):
+                yield Button("Export", variant="primary", id="export")
+                yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
+        self.query_one("#path", Input).cursor_position = len(self.query_one("#path", Input).value)
+
+    def _summary(self) -> Text:
+        cards = self.owner.cards()
+        text = Text(f"{fmt.plural(len(cards), 'card')} to write.")
+        if not self.owner.finished:
+            text.append(" Generation is still running; cards made later are not included.", style="italic")
+        return text
+
+    def _message(self, text: str | Text, style: str = "") -> None:
+        self.query_one("#export-message", Static).update(Text(text, style=style) if isinstance(text, str) else text)
+
+    @on(Input.Changed)
+    def _changed(self) -> None:
+        if self._confirm_overwrite is not None:
+            self._confirm_overwrite = None
+            self._message(self._summary())
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#export")
+    async def _export(self) -> None:
+        if self._done:
+            self.dismiss()
+            return
+        deck = self.query_one("#deck", Input).value.strip()
+        raw_path = self.query_one("#path", Input).value.strip()
+        if not deck:
+            self._message("Give the deck a name.", "bold red")
+            return
+        if not raw_path:
+            self._message("Give a file name for the deck.", "bold red")
+            return
+        path = Path(raw_path).expanduser()
+        cards = self.owner.cards()
+        if not cards:
+            self._message("There are no cards to export yet.", "bold red")
+            return
+        force = False
+        if path.exists() and not path.is_dir():
+            if self._confirm_overwrite != path:
+                self._confirm_overwrite = path
+                self._message(f"{path} already exists. Press Enter again to overwrite it.", "bold yellow")
+                return
+            force = True
+        options = dataclasses.replace(
+            self.job.export_options(force=force),
+            deck=deck,
+            reverse=self.query_one("#reverse", Checkbox).value,
+            subdecks=self.query_one("#subdecks", Checkbox).value,
+            format=ExportFormat.for_path(path, self.job.settings.format if path == self.job.output else None),
+        )
+        try:
+            result = await asyncio.to_thread(export_cards, cards, path, options)
+        except (ExportError, OSError) as exc:
+            self._confirm_overwrite = None
+            self._message(str(exc) if isinstance(exc, ExportError) else f"Cannot write {path}: {exc.strerror}.",
+                          "bold red")  # fmt: skip
+            return
+        self.owner.mark_exported()
+        self._done = True
+        where = result.path.resolve()
+        message = f"Wrote {fmt.plural(result.notes, 'note')} ({fmt.plural(result.cards, 'card')}) to {where}"
+        self._message(Text.assemble((message, "bold green"), "\nEnter or Esc closes."))
+        self.query_one("#export", Button).label = "Done"
+        self.app.notify(message, title="Exported")
+
+
+class EditCardDialog(ModalScreen[tuple[str, str] | None]):
+    """Front and back in two text areas; Ctrl+S saves, Esc cancels."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, card: Card) -> None:
+        super().__init__()
+        self.card = card
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog edit"):
+            yield Label(f"Edit card {self.card.chunk_index + 1}.{self.card.ordinal + 1}", classes="dialog-title")
+            yield Label("Front" if self.card.kind == "basic" else "Cloze text ({{c1::answer}})")
+            yield TextArea(self.card.front, id="front", soft_wrap=True, show_line_numbers=False)
+            yield Label("Back" if self.card.kind == "basic" else "Extra")
+            yield TextArea(self.card.back, id="back", soft_wrap=True, show_line_numbers=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Save (Ctrl+S)", variant="primary", id="save")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#front", TextArea).focus()
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        front = self.query_one("#front", TextArea).text
+        if not front.strip():
+            self.notify("A card needs a front.", severity="error")
+            return
+        self.dismiss((front, self.query_one("#back", TextArea).text))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class QuitDialog(ModalScreen[str]):
+    """Asked when quitting would stop a run or leave cards unexported. Dismisses with quit, export or stay."""
+
+    BINDINGS = [
+        Binding("q,y", "choose('quit')", "Quit"),
+        Binding("x", "choose('export')", "Export first"),
+        Binding("escape,n", "choose('stay')", "Stay"),
+    ]
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__()
+        self.reasons = reasons
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label("Quit mkflash-tui?", classes="dialog-title")
+            yield Static("\n".join(self.reasons))
+            with Horizontal(classes="buttons"):
+                yield Button("Quit (q)", variant="error", id="quit")
+                yield Button("Export first (x)", variant="primary", id="export")
+                yield Button("Stay (Esc)", id="stay")
+
+    def on_mount(self) -> None:
+        self.query_one("#stay", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "stay")
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+
+class ChunkDialog(ModalScreen[None]):
+    """One chunk in full: state, reason, its text and the model's raw output."""
+
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+
+    def __init__(self, run: Run, chunk_id: str) -> None:
+        super().__init__()
+        self.run = run
+        self.chunk_id = chunk_id
+
+    def compose(self) -> ComposeResult:
+        status = self.run.status[self.chunk_id]
+        chunk = status.chunk
+        text = Text()
+        text.append(f"Chunk {chunk.index + 1} of {len(self.run.chunks)}", style="bold")
+        text.append(f" · {status.state.value}")
+        if status.attempt > 1:
+            text.append(f" · attempt {status.attempt}")
+        text.append(f" · {chunk.tokens} tokens · {fmt.plural(status.cards_wanted, 'card')} wanted\n")
+        if chunk.location:
+            text.append(f"From {chunk.location}\n", style="dim")
+        if status.reason:
+            style = "bold red" if status.state is ChunkState.FAILED else "yellow"
+            text.append(f"\n{status.reason}\n", style=style)
+        if status.cards:
+            text.append("\nCards\n", style="bold")
+            for card in status.cards:
+                text.append(f"• {card.front}", style="")
+                text.append(f" — {card.back}\n" if card.back else "\n", style="dim")
+        text.append("\nText\n", style="bold")
+        text.append(chunk.body.strip() + "\n")
+        if status.raw_output:
+            text.append("\nRaw model output\n", style="bold")
+            text.append(status.raw_output[:20_000] + "\n", style="dim")
+        with Vertical(id="dialog", classes="dialog wide"):
+            with VerticalScroll():
+                yield Static(text)
+            yield Label("Esc closes", classes="hint")
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, read from the bindings themselves so it cannot drift from what the keys do."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        from .run import ReviewView, RunScreen
+
+        text = Text()
+        text.append("mkflash-tui turns a text into an Anki deck. ", style="bold")
+        text.append(
+            "Chunks are sent to the model all at once; watch them in Generate, review cards in Review "
+            "while the rest are still coming, then export.\n"
+        )
+        for title, bindings in (
+            ("Everywhere", RunScreen.BINDINGS),
+            ("Generate view", [("Enter / click", "show a chunk in full (text, error, raw output)")]),
+            ("Review view", ReviewView.BINDINGS),
+            ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)")]),
+            ("App", [("Ctrl+P", "command palette: every action by name"), ("Ctrl+Q", "quit at once")]),
+        ):
+            text.append(f"\n{title}\n", style="bold underline")
+            for binding in bindings:
+                if isinstance(binding, tuple):
+                    key, description = binding
+                else:
+                    key = self.app.get_key_display(binding)
+                    description = binding.description or binding.action
+                text.append(f"  {key:<14}", style="bold")
+                text.append(f"{description}\n")
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label("Help", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(text)
+            yield Label("Esc closes", classes="hint")

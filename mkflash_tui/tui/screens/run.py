@@ -1,0 +1,434 @@
+"""RunScreen: the Generate view (key 1) and the Review view (key 2) over one Run.
+
+The screen schedules the Run's coroutines as Textual workers (the summary, then one worker per chunk, all in
+named groups on the app's loop) and draws the run's events. Events only mark things dirty and queue log lines;
+a 10 Hz timer repaints, so a burst of hundreds of events costs one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Tab, Tabs
+from textual.worker import Worker, WorkerState
+
+from ...core.engine import Run, RunCancelled
+from ...core.models import (
+    ChunkFailed,
+    ChunkFinished,
+    ChunkRetrying,
+    ChunkStarted,
+    ChunkState,
+    Event,
+    LimitChanged,
+    RunFinished,
+    SummaryFailed,
+    SummaryFinished,
+    SummaryStarted,
+)
+from ...core.review import Review, matches
+from ...job import Job
+from .. import format as fmt
+from ..widgets.cards import CardDetail, CardTable
+from ..widgets.chunk_board import ChunkBoard
+from ..widgets.run_bar import RunBar
+
+REFRESH_SECONDS = 0.1
+MAX_FAILURE_NOTICES = 3  # per refresh; more are summed up in one notification
+
+
+class ReviewView(Vertical):
+    """The card table, a filter line and the detail pane. Its keys work only while it has the focus."""
+
+    BINDINGS = [
+        Binding("d", "delete", "Delete"),
+        Binding("u", "undo", "Undo"),
+        Binding("e", "edit", "Edit"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter: words that must all appear (Esc clears)", id="filter")
+        with Horizontal(id="review-body"):
+            yield CardTable(id="cards")
+            with VerticalScroll(id="detail-scroll"):
+                yield CardDetail(id="detail")
+
+    def action_delete(self) -> None:
+        self.screen.delete_card()
+
+    def action_undo(self) -> None:
+        self.screen.undo_delete()
+
+    def action_edit(self) -> None:
+        self.screen.edit_card()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.value or field.display:
+            field.value = ""
+            field.display = False
+            self.screen.apply_filter("")
+            self.query_one(CardTable).focus()
+
+
+class RunScreen(Screen):
+    """Drives one Run and shows it. ``job`` carries the settings, the document and the export defaults."""
+
+    BINDINGS = [
+        Binding("1", "view('generate')", "Generate"),
+        Binding("2", "view('review')", "Review"),
+        Binding("x", "export", "Export"),
+        Binding("c", "cancel_run", "Cancel"),
+        Binding("r", "retry_failed", "Retry failed"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    def __init__(self, job: Job, run: Run) -> None:
+        super().__init__()
+        self.job = job
+        self.run = run
+        self.review = Review()
+        self.exported: tuple[int, int] | None = None  # (review version, card count) of the last export
+        self.finished = False
+        self._log_lines: list[str] = []
+        self._dirty_cards = False
+        self._failures: list[ChunkFailed] = []
+        self._chunk_of_worker: dict[Worker, str] = {}
+        self._pending = 0
+        self._filter = ""
+        self._fatal_shown = False
+        run.subscribe(self._on_event)
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield RunBar(self.run, self.job.settings.describe_provider(), id="run-bar")
+        tabs = Tabs(Tab("1 Generate", id="generate"), Tab("2 Review", id="review"), id="view-tabs")
+        tabs.can_focus = False
+        yield tabs
+        with ContentSwitcher(initial="generate", id="views"):
+            with Vertical(id="generate"):
+                yield ChunkBoard(self.run, id="board")
+                yield Log(id="log", max_lines=5000)
+            yield ReviewView(id="review")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one(CardDetail).show(None)
+        self.set_interval(REFRESH_SECONDS, self.refresh_views)
+        self.query_one(ChunkBoard).focus()
+        self.start()
+
+    async def on_unmount(self) -> None:
+        # Leaving the app (or this run) stops every call and closes the client's connections.
+        self.run.cancel()
+        await self.run.aclose()
+
+    # ------------------------------------------------------------------ driving the run
+
+    def start(self) -> None:
+        """Summary first (as a worker), then one worker per chunk."""
+        self.run_worker(self._summary_then_chunks(), group="summary", name="summary", exit_on_error=False)
+
+    async def _summary_then_chunks(self) -> None:
+        if self.run.provider.online:
+            # The SDK takes ~0.7 s to import; doing it in a thread keeps the screen responsive meanwhile.
+            await asyncio.to_thread(importlib.import_module, "openai")
+        try:
+            await self.run.summarize()
+        except RunCancelled:
+            pass  # the chunk workers mark every chunk cancelled or refused, and the bar says why
+        self.schedule([c.id for c in self.run.chunks])
+
+    def schedule(self, chunk_ids: list[str]) -> None:
+        self.finished = False
+        self.query_one(RunBar).finished_at = None
+        for chunk_id in chunk_ids:
+            index = self.run.status[chunk_id].chunk.index
+            worker = self.run_worker(
+                self.run.process_chunk(chunk_id), group="chunks", name=f"chunk {index + 1}", exit_on_error=False
+            )
+            self._chunk_of_worker[worker] = chunk_id
+        self._pending += len(chunk_ids)
+        if not chunk_ids:
+            self._all_done()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "summary" and event.state is WorkerState.ERROR:
+            self.app.notify(f"The summary step failed: {worker.error}", title="Error", severity="error")
+            self.schedule([c.id for c in self.run.chunks])
+            return
+        if worker.group != "chunks" or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            return
+        chunk_id = self._chunk_of_worker.pop(worker, None)
+        if event.state is WorkerState.ERROR and chunk_id is not None:
+            # A bug, not a server fault: show it on the chunk's panel and tell the user.
+            status = self.run.status[chunk_id]
+            status.state = ChunkState.FAILED
+            status.reason = f"internal error: {worker.error}"
+            status.finished_at = self.run.now()
+            self._log_lines.append(f"{self.run.now():7.2f}s FAILED {worker.name}: {worker.error!r}")
+            self.app.notify(f"{worker.name} failed: {worker.error!r}", title="Internal error", severity="error")
+        self._pending -= 1
+        if self._pending == 0:
+            self._all_done()
+
+    def _all_done(self) -> None:
+        self.finished = True
+        self.query_one(RunBar).finished_at = self.run.now()
+        self.run.report_finished()
+
+    def _on_event(self, event: Event) -> None:
+        """Called by the run for every event, on this loop: record, never draw."""
+        run = self.run
+        total = len(run.chunks)
+        stamp = f"{event.at:7.2f}s"
+        if isinstance(event, ChunkStarted):
+            label = run.chunks[event.index].label
+            attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self._log_lines.append(f"{stamp} START chunk {event.index + 1}/{total}{attempt} {label}")
+        elif isinstance(event, ChunkFinished):
+            what = "skipped (no cards allotted)" if event.skipped else fmt.plural(len(event.cards), "card")
+            self._log_lines.append(f"{stamp} END   chunk {event.index + 1}/{total} {what} in {event.seconds:.1f}s")
+            self._dirty_cards = True
+        elif isinstance(event, ChunkRetrying):
+            self._log_lines.append(
+                f"{stamp} RETRY chunk {event.index + 1}/{total} in {event.wait:.1f}s: {event.reason}"
+            )
+        elif isinstance(event, ChunkFailed):
+            word = "CANCELLED" if event.cancelled else "FAILED"
+            self._log_lines.append(f"{stamp} {word} chunk {event.index + 1}/{total}: {event.reason}")
+            if not event.cancelled and not run.fatal:
+                self._failures.append(event)
+        elif isinstance(event, SummaryStarted):
+            self._log_lines.append(f"{stamp} START summary of the whole document")
+        elif isinstance(event, SummaryFinished):
+            self._log_lines.append(f"{stamp} END   summary: {event.summary.title}")
+        elif isinstance(event, SummaryFailed):
+            if not run.fatal:
+                self._log_lines.append(f"{stamp} summary failed ({event.reason}); going on with the title alone")
+        elif isinstance(event, LimitChanged):
+            self._log_lines.append(f"{stamp} LIMIT concurrency now {event.limit}")
+        elif isinstance(event, RunFinished):
+            self._log_lines.append(
+                f"{stamp} DONE  {event.done}/{total} chunks, {fmt.plural(event.cards, 'card')}"
+                + (f", {event.failed} failed" if event.failed else "")
+            )
+            self.call_later(self._announce_finish, event)
+
+    def _announce_finish(self, event: RunFinished) -> None:
+        if event.fatal:
+            return
+        cards = len(self.cards())
+        if event.cancelled:
+            self.app.notify(f"Run cancelled; {fmt.plural(cards, 'card')} kept. Press r to resume the rest.")
+        elif event.failed:
+            self.app.notify(
+                f"{fmt.plural(event.failed, 'chunk')} failed; press r to retry them. "
+                f"{fmt.plural(cards, 'card')} ready; x exports.",
+                severity="warning",
+            )
+        else:
+            self.app.notify(f"Done: {fmt.plural(cards, 'card')} from {fmt.plural(event.done, 'chunk')}. x exports.")
+
+    def refresh_views(self) -> None:
+        """The timer: flush queued log lines, repaint the board and the bar, add new cards to the table."""
+        if self._log_lines:
+            lines, self._log_lines = self._log_lines, []
+            self.query_one(Log).write_lines(lines)
+        self.query_one(ChunkBoard).refresh()
+        self.query_one(RunBar).refresh()
+        if self.run.fatal and not self._fatal_shown:
+            self._fatal_shown = True
+            self.app.notify(self.run.fatal, title="The server refused the run", severity="error", timeout=30)
+        if self._failures:
+            failures, self._failures = self._failures, []
+            for failure in failures[:MAX_FAILURE_NOTICES]:
+                self.app.notify(f"Chunk {failure.index + 1} failed: {failure.reason}", severity="error")
+            if len(failures) > MAX_FAILURE_NOTICES:
+                self.app.notify(f"… and {len(failures) - MAX_FAILURE_NOTICES} more chunks failed.", severity="error")
+        if self._dirty_cards:
+            self._dirty_cards = False
+            self._sync_cards()
+
+    # ------------------------------------------------------------------ review
+
+    def cards(self):
+        """What an export would write right now: the run's cards minus deletions, edits applied."""
+        return self.review.keep(self.run.cards())
+
+    def _visible(self):
+        cards = self.cards()
+        return [c for c in cards if matches(c, self._filter)] if self._filter else cards
+
+    def _sync_cards(self) -> None:
+        table = self.query_one(CardTable)
+        visible = self._visible()
+        ids = [c.id for c in visible]
+        shown = list(table.cards)
+        if ids[: len(shown)] == shown:
+            table.append(visible[len(shown) :])
+        else:
+            # A card from an earlier chunk arrived later: rebuild in document order, cursor stays on its card.
+            table.show(visible)
+        self._update_detail()
+        self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(self.cards())})"
+
+    def _update_detail(self) -> None:
+        table = self.query_one(CardTable)
+        note = ""
+        if self._filter and not table.row_count:
+            note = f"No card matches “{self._filter}”. Esc clears the filter."
+        self.query_one(CardDetail).show(table.current, note=note)
+
+    @on(DataTable.RowHighlighted, "#cards")
+    def _row_highlighted(self) -> None:
+        self._update_detail()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.apply_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(CardTable).focus()
+
+    def apply_filter(self, query: str) -> None:
+        self._filter = query.strip()
+        self.query_one(CardTable).show(self._visible())
+        self._update_detail()
+
+    def delete_card(self) -> None:
+        table = self.query_one(CardTable)
+        card = table.current
+        if card is None:
+            self.app.bell()
+            return
+        self.review.delete(card)
+        table.remove(card.id)
+        self._after_change()
+        self.app.notify(f"Deleted card {card.chunk_index + 1}.{card.ordinal + 1}; u undoes.", timeout=2)
+
+    def undo_delete(self) -> None:
+        card = self.review.undo()
+        if card is None:
+            self.app.notify("Nothing to undo.", timeout=2)
+            return
+        self.query_one(CardTable).show(self._visible(), focus_id=card.id)
+        self._after_change()
+        self.app.notify("Card restored.", timeout=2)
+
+    def edit_card(self) -> None:
+        from .dialogs import EditCardDialog
+
+        card = self.query_one(CardTable).current
+        if card is None:
+            self.app.bell()
+            return
+
+        def save(result: tuple[str, str] | None) -> None:
+            if result is None:
+                return
+            try:
+                changed = self.review.edit(card, *result)
+            except ValueError as exc:
+                self.app.notify(f"Not saved: {exc}.", severity="error")
+                return
+            if changed:
+                self.query_one(CardTable).refresh_card(card)
+                self._after_change()
+
+        self.app.push_screen(EditCardDialog(card), save)
+
+    def _after_change(self) -> None:
+        self._update_detail()
+        self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(self.cards())})"
+
+    # ------------------------------------------------------------------ actions
+
+    def action_view(self, name: str) -> None:
+        self.query_one("#view-tabs", Tabs).active = name
+
+    @on(Tabs.TabActivated, "#view-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        name = event.tab.id or "generate"
+        self.query_one(ContentSwitcher).current = name
+        if name == "review":
+            self._sync_cards()
+            table = self.query_one(CardTable)
+            table.focus()
+            if table.row_count and table.cursor_row >= table.row_count:
+                table.move_cursor(row=0)
+            self._update_detail()
+        else:
+            self.query_one(ChunkBoard).focus()
+
+    def action_cancel_run(self) -> None:
+        if self.finished:
+            self.app.notify("Nothing is running.", timeout=2)
+            return
+        self.run.cancel()
+        self.app.notify("Cancelling: finished cards stay.", timeout=3)
+
+    def action_retry_failed(self) -> None:
+        if not self.finished:
+            self.app.notify("Wait for the run to finish (or press c), then r retries what failed.", timeout=3)
+            return
+        ids = self.run.retry_failed()
+        if not ids:
+            message = self.run.fatal or "No failed chunks to retry."
+            self.app.notify(message, timeout=4)
+            return
+        self.app.notify(f"Retrying {fmt.plural(len(ids), 'chunk')}.", timeout=3)
+        self.schedule(ids)
+
+    def action_export(self) -> None:
+        from .dialogs import ExportDialog
+
+        self.app.push_screen(ExportDialog(self))
+
+    @on(ChunkBoard.Opened)
+    def _open_chunk(self, event: ChunkBoard.Opened) -> None:
+        from .dialogs import ChunkDialog
+
+        self.app.push_screen(ChunkDialog(self.run, event.chunk_id))
+
+    # ------------------------------------------------------------------ state for quitting
+
+    @property
+    def unsaved(self) -> int:
+        """Cards that would be lost by quitting now: all of them unless the last export is current."""
+        cards = self.cards()
+        if not cards or self.exported == (self.review.version, len(cards)):
+            return 0
+        return len(cards)
+
+    def mark_exported(self) -> None:
+        self.exported = (self.review.version, len(self.cards()))
+
+    def status_line(self) -> Text:
+        counts = self.run.counts()
+        return Text(f"{counts['done']}/{counts['total']} chunks done")

@@ -1,0 +1,111 @@
+"""CardTable (one row per card, keyed by the card's immutable id) and CardDetail (the highlighted card in full)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable, Static
+
+from ...core.export import effective_kind
+from ...core.models import Card, CardKind
+
+FRONT_WIDTH = 34
+BACK_WIDTH = 26
+
+
+def _cell(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class CardTable(DataTable):
+    """Cards in the order they were shown; rows are keyed by card id so edits and deletes find them."""
+
+    DEFAULT_CSS = """
+    CardTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.cards: dict[str, Card] = {}
+
+    def on_mount(self) -> None:
+        self.add_column("#", key="chunk", width=4)
+        self.add_column("type", key="type", width=5)
+        self.add_column("front", key="front", width=FRONT_WIDTH)
+        self.add_column("back", key="back", width=BACK_WIDTH)
+
+    def _cells(self, card: Card) -> tuple[object, ...]:
+        kind = "cloze" if effective_kind(card) is CardKind.CLOZE else "basic"
+        front = _cell(card.front, FRONT_WIDTH) + (" ✎" if card.edited else "")
+        back = _cell(card.back, BACK_WIDTH) if kind == "basic" else Text("—", style="dim")
+        return (Text(str(card.chunk_index + 1), justify="right"), kind, front, back)
+
+    def append(self, cards: list[Card]) -> None:
+        for card in cards:
+            if card.id not in self.cards:
+                self.cards[card.id] = card
+                self.add_row(*self._cells(card), key=card.id)
+
+    def show(self, cards: list[Card], *, focus_id: str | None = None) -> None:
+        """Replace every row, keeping the cursor on ``focus_id`` (or the current card, or the same row)."""
+        # Until the user has been in the table, new cards arriving out of order leave the cursor on row 0.
+        keep = focus_id or (self.current_id if self.has_focus else None)
+        row = self.cursor_row if self.has_focus else 0
+        self.clear()
+        self.cards = {}
+        self.append(cards)
+        if keep in self.cards:
+            self.move_cursor(row=self.get_row_index(keep), animate=False, scroll=True)
+        elif self.row_count:
+            self.move_cursor(row=min(row, self.row_count - 1), animate=False)
+
+    def remove(self, card_id: str) -> None:
+        if card_id in self.cards:
+            del self.cards[card_id]
+            self.remove_row(card_id)
+
+    def refresh_card(self, card: Card) -> None:
+        if card.id in self.cards:
+            for key, value in zip(("chunk", "type", "front", "back"), self._cells(card), strict=True):
+                self.update_cell(card.id, key, value)
+
+    @property
+    def current_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        row = min(self.cursor_row, self.row_count - 1)
+        return self.coordinate_to_cell_key((row, 0)).row_key.value
+
+    @property
+    def current(self) -> Card | None:
+        card_id = self.current_id
+        return self.cards.get(card_id) if card_id else None
+
+
+class CardDetail(Static):
+    """The highlighted card: front, back, the sentence it came from and where that sentence is."""
+
+    DEFAULT_CSS = """
+    CardDetail { padding: 0 1; }
+    """
+
+    def show(self, card: Card | None, *, note: str = "") -> None:
+        if card is None:
+            self.update(Text(note or "No card yet: cards appear here as chunks finish.", style="dim"))
+            return
+        theme = self.app.current_theme
+        kind = effective_kind(card)
+        text = Text()
+        text.append("Front" if kind is CardKind.BASIC else "Cloze", style=f"bold {theme.primary}")
+        if card.edited:
+            text.append("  (edited)", style="italic dim")
+        text.append("\n" + card.front + "\n\n")
+        if card.back:
+            text.append("Back" if kind is CardKind.BASIC else "Extra", style=f"bold {theme.primary}")
+            text.append("\n" + card.back + "\n\n")
+        if card.quote:
+            text.append("Source\n", style=f"bold {theme.primary}")
+            text.append(f"“{card.quote}”\n\n", style="italic")
+        where = card.location or "the start of the document"
+        text.append(f"From {where} · chunk {card.chunk_index + 1}", style="dim")
+        self.update(text)

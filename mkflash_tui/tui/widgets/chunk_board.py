@@ -1,0 +1,247 @@
+"""ChunkBoard: one panel per chunk, drawn by a single scrolling widget.
+
+A widget per chunk costs a layout and a render each; at 500 chunks that makes the event loop stutter. This
+widget draws every panel itself through the line API, only for the rows on screen, and is refreshed on a timer
+by its screen, so a burst of events costs one repaint.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ...core.engine import Run
+from ...core.models import ChunkState
+
+PANEL_WIDTH = 38  # preferred panel width; the board fits as many columns as the width allows
+PANEL_LINES = 3
+ROW_HEIGHT = PANEL_LINES + 1  # a blank line between rows of panels
+
+STATE_LABEL = {
+    ChunkState.QUEUED: "○ queued",
+    ChunkState.RUNNING: "◐ running",
+    ChunkState.RETRYING: "↻ retrying",
+    ChunkState.DONE: "● done",
+    ChunkState.FAILED: "✕ failed",
+    ChunkState.SKIPPED: "– skipped",
+    ChunkState.CANCELLED: "⊘ cancelled",
+}
+
+
+def _fit(text: str, width: int) -> str:
+    if width <= 0:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def _count(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
+
+
+class ChunkBoard(ScrollView, can_focus=True):
+    """A grid of chunk panels read straight from ``run.status``; ``Enter`` or a click opens a chunk."""
+
+    COMPONENT_CLASSES = {
+        "chunk-board--panel",
+        "chunk-board--cursor",
+        "chunk-board--queued",
+        "chunk-board--running",
+        "chunk-board--retrying",
+        "chunk-board--done",
+        "chunk-board--failed",
+        "chunk-board--dim",
+    }
+
+    BINDINGS = [
+        Binding("enter", "open", "Chunk details", show=False),
+        Binding("left", "move(-1, 0)", show=False),
+        Binding("right", "move(1, 0)", show=False),
+        Binding("up", "move(0, -1)", show=False),
+        Binding("down", "move(0, 1)", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    ChunkBoard { background: $surface; }
+    ChunkBoard > .chunk-board--panel { background: $panel; color: $foreground; }
+    ChunkBoard > .chunk-board--cursor { background: $boost; }
+    ChunkBoard > .chunk-board--queued { color: $foreground-muted; }
+    ChunkBoard > .chunk-board--running { color: $primary; text-style: bold; }
+    ChunkBoard > .chunk-board--retrying { color: $warning; text-style: bold; }
+    ChunkBoard > .chunk-board--done { color: $success; text-style: bold; }
+    ChunkBoard > .chunk-board--failed { color: $error; text-style: bold; }
+    ChunkBoard > .chunk-board--dim { color: $foreground-muted; }
+    """
+
+    cursor: reactive[int] = reactive(0, layout=False)
+
+    class Opened(Message):
+        """The user asked to see one chunk in full."""
+
+        def __init__(self, chunk_id: str) -> None:
+            super().__init__()
+            self.chunk_id = chunk_id
+
+    def __init__(self, run: Run, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+        self.ids = [c.id for c in run.chunks]
+
+    # ------------------------------------------------------------------ geometry
+
+    @property
+    def columns(self) -> int:
+        return max(1, (self.scrollable_content_region.width + 1) // (PANEL_WIDTH + 1))
+
+    def _panel_width(self) -> int:
+        width = self.scrollable_content_region.width
+        if not width:  # not laid out (hidden): draw panels at their preferred width
+            return PANEL_WIDTH
+        columns = self.columns
+        return max(10, (width - (columns - 1)) // columns)
+
+    def _update_virtual_size(self) -> None:
+        rows = -(-len(self.ids) // self.columns)
+        self.virtual_size = Size(self.scrollable_content_region.width, max(0, rows * ROW_HEIGHT - 1))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._update_virtual_size()
+
+    def on_mount(self) -> None:
+        self._update_virtual_size()
+
+    def index_at(self, x: int, y: int) -> int | None:
+        """The chunk index drawn at content coordinates (x, y), if any."""
+        row, line = divmod(y, ROW_HEIGHT)
+        if line >= PANEL_LINES:
+            return None
+        column = x // (self._panel_width() + 1)
+        if column >= self.columns:
+            return None
+        index = row * self.columns + column
+        return index if index < len(self.ids) else None
+
+    # ------------------------------------------------------------------ drawing
+
+    def render_line(self, y: int) -> Strip:
+        scroll_y = self.scroll_offset.y
+        y += scroll_y
+        width = self.scrollable_content_region.width
+        row, line = divmod(y, ROW_HEIGHT)
+        if line >= PANEL_LINES:
+            return Strip.blank(width, self.rich_style)
+        columns, panel_width = self.columns, self._panel_width()
+        segments: list[Segment] = []
+        gap = Segment(" ", self.rich_style)
+        for column in range(columns):
+            index = row * columns + column
+            if column:
+                segments.append(gap)
+            if index >= len(self.ids):
+                segments.append(Segment(" " * panel_width, self.rich_style))
+                continue
+            segments.extend(self._panel_line(index, line, panel_width))
+        return Strip(segments).adjust_cell_length(width, self.rich_style)
+
+    def _panel_line(self, index: int, line: int, width: int) -> list[Segment]:
+        status = self.run.status[self.ids[index]]
+        state = status.state
+        base = self.get_component_rich_style("chunk-board--panel")
+        if index == self.cursor and self.has_focus:
+            base = base + self.get_component_rich_style("chunk-board--cursor", partial=True)
+        state_style = base + self.get_component_rich_style(_state_class(state), partial=True)
+        dim = base + self.get_component_rich_style("chunk-board--dim", partial=True)
+        bar = Segment("▌", state_style)
+        inner = width - 2
+        if line == 0:
+            label = STATE_LABEL[state]
+            if state in (ChunkState.RUNNING, ChunkState.RETRYING) and status.attempt > 1:
+                label += f" {status.attempt}"
+            left = f"{index + 1:>3} "
+            elapsed = _elapsed(self.run, status)
+            middle_width = max(0, inner - len(left) - len(elapsed))
+            return [
+                bar,
+                Segment(" ", base),
+                Segment(left, base + Style(bold=True)),
+                Segment(_fit(label, middle_width).ljust(middle_width), state_style),
+                Segment(elapsed, dim),
+            ]
+        if line == 1:
+            text = _fit(status.chunk.label, inner)
+            return [bar, Segment(" ", base), Segment(text.ljust(inner), base)]
+        if state in (ChunkState.FAILED, ChunkState.CANCELLED):
+            text, style = status.reason or state.value, state_style if state is ChunkState.FAILED else dim
+        elif state is ChunkState.DONE:
+            cards = len(status.cards)
+            text = f"{cards} card{'s' if cards != 1 else ''} · {_count(status.tokens)} tok"
+            style = dim
+        elif state is ChunkState.SKIPPED:
+            text, style = "no cards allotted", dim
+        elif state is ChunkState.QUEUED:
+            text, style = f"{status.chunk.tokens} tokens in", dim
+        else:
+            text, style = f"{_count(status.tokens)} tok streamed", dim
+        return [bar, Segment(" ", base), Segment(_fit(text, inner).ljust(inner), style)]
+
+    def panel_text(self, index: int) -> str:
+        """The plain text of chunk ``index``'s panel, as drawn (for tests and screen readers)."""
+        width = self._panel_width()
+        return "\n".join("".join(seg.text for seg in self._panel_line(index, line, width)).rstrip()
+                         for line in range(PANEL_LINES))  # fmt: skip
+
+    # ------------------------------------------------------------------ interaction
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.refresh()
+        columns = self.columns
+        row, column = divmod(new, columns)
+        width = self._panel_width()
+        self.scroll_to_region(Region(column * (width + 1), row * ROW_HEIGHT, width, PANEL_LINES), animate=False)
+
+    def action_move(self, dx: int, dy: int) -> None:
+        target = self.cursor + dx + dy * self.columns
+        if 0 <= target < len(self.ids):
+            self.cursor = target
+
+    def action_open(self) -> None:
+        if self.ids:
+            self.post_message(self.Opened(self.ids[self.cursor]))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        index = self.index_at(offset.x + self.scroll_offset.x, offset.y + self.scroll_offset.y)
+        if index is not None:
+            self.cursor = index
+            self.post_message(self.Opened(self.ids[index]))
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+
+def _state_class(state: ChunkState) -> str:
+    if state in (ChunkState.DONE, ChunkState.SKIPPED):
+        return "chunk-board--done"
+    if state is ChunkState.CANCELLED:
+        return "chunk-board--queued"
+    return f"chunk-board--{state.value}"
+
+
+def _elapsed(run: Run, status) -> str:
+    if status.started_at is None:
+        return ""
+    running = status.state in (ChunkState.RUNNING, ChunkState.RETRYING)
+    end = run.now() if running or status.finished_at is None else status.finished_at
+    return f"{max(0.0, end - status.started_at):.1f}s"

@@ -1,0 +1,417 @@
+"""Pilot tests of the Textual app against the fake OpenAI server, with real concurrency and held requests.
+
+What the user does with the cards (delete, undo, edit, filter) is checked on the exported deck, imported with
+Anki's own library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from anki_check import AnkiCollection
+from conftest import sections
+from fake_openai import FakeOpenAI, Fault, chunk_of
+from textual.widgets import DataTable, Input, TextArea
+from tui_support import app_settings, screen_text, started, wait_for
+
+from mkflash_tui.core.export import note_guid
+from mkflash_tui.core.models import ChunkState
+from mkflash_tui.core.providers.offline import OfflineProvider
+from mkflash_tui.tui.app import make_app
+from mkflash_tui.tui.screens.confirm import ConfirmScreen
+from mkflash_tui.tui.screens.dialogs import EditCardDialog, ExportDialog, HelpScreen, QuitDialog
+from mkflash_tui.tui.screens.run import RunScreen
+from mkflash_tui.tui.screens.start import StartScreen
+from mkflash_tui.tui.widgets.cards import CardTable
+from mkflash_tui.tui.widgets.chunk_board import ChunkBoard
+
+SIZE = (120, 40)
+
+
+def notes_file(tmp_path: Path, n: int = 5) -> Path:
+    path = tmp_path / "notes.md"
+    path.write_text(sections(n))
+    return path
+
+
+def online(server: FakeOpenAI, path: Path, *flags: str):
+    # --chunk-tokens 120 / no overlap: one section per chunk, so a hold can pick a chunk by its text.
+    return app_settings(str(path), "--base-url", server.base_url, "--api-key", "sk-test", "--chunk-tokens", "120",
+                        "--overlap-tokens", "0", "--yes", *flags)  # fmt: skip
+
+
+def holds_per_chunk(server: FakeOpenAI, n: int):
+    return [server.hold(lambda body, i=i: f"The part {i} fact" in (chunk_of(body) or "")) for i in range(n)]
+
+
+def notifications(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def exported_notes(tmp_path: Path, deck: Path):
+    anki = AnkiCollection(tmp_path / "anki")
+    try:
+        anki.import_apkg(deck)
+        return anki.notes()
+    finally:
+        anki.close()
+
+
+async def test_demo_starts_at_once_and_exports_what_review_kept(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the demo run")
+        screen = await started(pilot, app)
+        made = screen.cards()
+        assert len(made) == 11
+        await pilot.press("2")
+        table = screen.query_one(CardTable)
+        assert app.focused is table and table.cursor_row == 0 and table.row_count == 11
+        doomed = table.current
+        await pilot.press("d")
+        assert table.row_count == 10
+        await pilot.press("x")
+        assert isinstance(app.screen, ExportDialog)
+        assert app.screen.query_one("#path", Input).value == "demo.apkg"
+        assert app.screen.query_one("#deck", Input).value == "How Volcanoes Work"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "demo.apkg").exists(), what="the deck")
+        await wait_for(pilot, lambda: "Wrote 10 notes" in str(app.screen.query_one("#export-message").render()))
+    notes = exported_notes(tmp_path, tmp_path / "demo.apkg")
+    assert len(notes) == 10
+    assert note_guid(doomed.id) not in {n.guid for n in notes}
+
+
+async def test_panels_change_state_in_order_and_review_works_while_chunks_are_held(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 5)
+    with FakeOpenAI() as server:
+        holds = holds_per_chunk(server, 5)
+        app = make_app(online(server, path))
+        async with app.run_test(size=SIZE) as pilot:
+            for hold in holds:
+                assert await hold.wait_arrived_async(1)
+            screen = await started(pilot, app)
+            board = screen.query_one(ChunkBoard)
+            assert len(screen.run.chunks) == 5
+            await wait_for(pilot, lambda: all("running" in board.panel_text(i) for i in range(5)), what="running")
+            assert server.peak_in_flight == 5  # every chunk in flight at once: concurrency, not a queue
+
+            holds[2].release()
+            await wait_for(pilot, lambda: "done" in board.panel_text(2), what="chunk 3 done")
+            assert " card" in board.panel_text(2).splitlines()[2]
+            assert all("running" in board.panel_text(i) for i in (0, 1, 3, 4))
+
+            # Review while four chunks are still held: chunk 3's cards are there and can be deleted.
+            await pilot.press("2")
+            table = screen.query_one(CardTable)
+            await wait_for(pilot, lambda: table.row_count == len(screen.run.status[screen.run.chunks[2].id].cards))
+            assert table.row_count > 0 and {c.chunk_index for c in table.cards.values()} == {2}
+            await pilot.press("d")
+            assert len(screen.cards()) == table.row_count
+
+            holds[0].release()
+            await wait_for(pilot, lambda: "done" in board.panel_text(0), what="chunk 1 done")
+            assert all("running" in board.panel_text(i) for i in (1, 3, 4))
+            for hold in holds:
+                hold.release()
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            await pilot.pause(0.3)  # the log is flushed on the screen's timer
+            assert all("done" in board.panel_text(i) for i in range(5))
+            log = "\n".join(str(line) for line in screen.query_one("#log").lines)
+            assert log.index("END   chunk 3/5") < log.index("END   chunk 1/5")
+            assert log.count("START chunk") == 5 and log.count("END   chunk") == 5
+
+
+async def test_delete_undo_edit_and_filter_reach_the_deck(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 4)
+    with FakeOpenAI() as server:
+        app = make_app(online(server, path, "--cards", "12"))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            await pilot.press("2")
+            table = screen.query_one(CardTable)
+            cards = screen.cards()
+            assert table.row_count == len(cards) >= 8
+
+            # Three deletes, two undos (several levels): only the first deleted card stays deleted.
+            first, second, third = cards[0], cards[1], cards[2]
+            for _ in range(3):
+                await pilot.press("d")
+            assert table.row_count == len(cards) - 3
+            await pilot.press("u", "u")
+            assert table.row_count == len(cards) - 1
+            assert table.current.id == second.id  # the cursor follows the restored card
+
+            # Edit front and back of the highlighted card.
+            await pilot.press("e")
+            assert isinstance(app.screen, EditCardDialog)
+            app.screen.query_one("#front", TextArea).text = "Edited front?"
+            app.screen.query_one("#back", TextArea).text = "Edited back"
+            await pilot.press("ctrl+s")
+            assert table.current.front == "Edited front?"
+
+            # Filter to one card and delete it there.
+            target = cards[-1]
+            await pilot.press("slash")
+            assert app.focused is screen.query_one("#filter", Input)
+            query = next(w for w in target.back.split() if "x" in w)  # e.g. "3x5": this card's own element
+            await pilot.press(*query)
+            await pilot.press("enter")
+            assert app.focused is table
+            assert table.row_count == 1 and table.current.id == target.id
+            await pilot.press("d")
+            await pilot.press("escape")
+            assert table.row_count == len(cards) - 2
+
+            await pilot.press("x", "enter")
+            await wait_for(pilot, lambda: (tmp_path / "notes.apkg").exists(), what="the deck")
+    notes = {n.guid: n for n in exported_notes(tmp_path, tmp_path / "notes.apkg")}
+    assert len(notes) == len(cards) - 2
+    assert note_guid(first.id) not in notes and note_guid(target.id) not in notes
+    assert note_guid(third.id) in notes
+    edited = notes[note_guid(second.id)]
+    assert "Edited front?" in edited.fields["Front"] and "Edited back" in edited.fields["Back"]
+
+
+async def test_a_failed_chunk_is_shown_and_r_retries_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 4)
+    broken = {"on": True}
+
+    def fault_for(number, body):
+        if broken["on"] and "The part 1 fact" in (chunk_of(body) or ""):
+            return Fault(status=400, message="this chunk is cursed")
+        return None
+
+    with FakeOpenAI(fault_for=fault_for) as server:
+        app = make_app(online(server, path))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await started(pilot, app)
+            board = screen.query_one(ChunkBoard)
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            await pilot.pause(0.2)
+            assert "failed" in board.panel_text(1) and "rejected the request" in board.panel_text(1)
+            assert any("Chunk 2 failed" in m and "cursed" in m for m in notifications(app))
+            assert "1 failed" in str(screen.query_one("#run-bar").render())
+            broken["on"] = False
+            await pilot.press("r")
+            await wait_for(pilot, lambda: screen.finished and screen.run.counts()["failed"] == 0, what="retry")
+            await pilot.pause(0.2)
+            assert "done" in board.panel_text(1)
+
+
+async def test_an_error_inside_a_worker_reaches_the_user(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    real = OfflineProvider.generate
+
+    async def explode(self, request, on_tokens):
+        if "Part 2" in request.location:
+            raise RuntimeError("boom in the engine")
+        return await real(self, request, on_tokens)
+
+    monkeypatch.setattr(OfflineProvider, "generate", explode)
+    path = notes_file(tmp_path, 4)
+    app = make_app(app_settings(str(path), "--chunk-tokens", "120", "--overlap-tokens", "0"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run")
+        await pilot.pause(0.2)
+        status = screen.run.status[screen.run.chunks[2].id]
+        assert status.state is ChunkState.FAILED
+        assert "boom in the engine" in screen.query_one(ChunkBoard).panel_text(2)
+        assert any("boom in the engine" in m for m in notifications(app))
+        assert screen.run.counts()["done"] == 3
+
+
+async def test_cancel_keeps_finished_cards_and_retry_resumes(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 4)
+    with FakeOpenAI() as server:
+        holds = holds_per_chunk(server, 4)
+        app = make_app(online(server, path))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await started(pilot, app)
+            board = screen.query_one(ChunkBoard)
+            holds[0].release()
+            await wait_for(pilot, lambda: screen.run.status[screen.run.chunks[0].id].state is ChunkState.DONE)
+            kept = len(screen.cards())
+            await pilot.press("c")
+            await wait_for(pilot, lambda: screen.finished, what="the cancel")
+            await pilot.pause(0.2)
+            assert "cancelled" in board.panel_text(2)
+            assert len(screen.cards()) == kept > 0
+            for hold in holds:
+                hold.release()
+            await pilot.press("r")
+            await wait_for(pilot, lambda: screen.finished and screen.run.counts()["done"] == 4, what="the retry")
+            assert len(screen.cards()) > kept
+
+
+async def test_export_needs_a_second_enter_to_overwrite(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.apkg").write_bytes(b"precious")
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run")
+        await pilot.press("x", "enter")
+        message = str(app.screen.query_one("#export-message").render())
+        assert "already exists" in message and "Enter again" in message
+        assert (tmp_path / "demo.apkg").read_bytes() == b"precious"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "demo.apkg").read_bytes() != b"precious", what="the overwrite")
+    assert len(exported_notes(tmp_path, tmp_path / "demo.apkg")) == 11
+
+
+async def test_quit_asks_while_cards_are_unexported(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run")
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitDialog)
+        assert "11 cards were never exported" in str(app.screen.reasons)
+        await pilot.press("escape")
+        assert app.screen is screen and app.is_running
+        await pilot.press("x", "enter")
+        await wait_for(pilot, lambda: (tmp_path / "demo.apkg").exists())
+        await pilot.press("escape", "q")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, QuitDialog)
+    assert app.return_code == 0
+
+
+async def test_quit_while_running_asks_and_stops_the_calls(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 3)
+    with FakeOpenAI() as server:
+        hold = server.hold(lambda body: chunk_of(body) is not None)
+        app = make_app(online(server, path))
+        async with app.run_test(size=SIZE) as pilot:
+            assert await hold.wait_arrived_async(3)
+            await pilot.press("q")
+            assert isinstance(app.screen, QuitDialog)
+            assert "still running (0 of 3" in str(app.screen.reasons)
+            await pilot.press("q")
+            await pilot.pause(0.2)
+        hold.release()
+    assert app.return_code == 0
+
+
+async def test_paid_provider_confirms_the_cost_before_sending(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 3)
+    with FakeOpenAI() as server:
+        settings = app_settings(str(path), "--base-url", server.base_url, "--api-key", "sk-test")
+        app = make_app(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
+            text = await screen_text(pilot)
+            assert "Input tokens" in text and "$" in text and "gpt-4o-mini" in text
+            await pilot.pause(0.2)
+            assert server.requests == []
+            await pilot.press("enter")
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            assert screen.run.counts()["done"] == len(screen.run.chunks)
+            assert len(server.summary_requests()) == 1
+
+
+async def test_unknown_model_price_and_escape_goes_back_to_start(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 2)
+    settings = app_settings(str(path), "--base-url", "http://127.0.0.1:9/v1", "--model", "llama3.1:8b")
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
+        text = await screen_text(pilot)
+        assert "unknown" in text and "llama3.1:8b" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, StartScreen)
+        assert app.screen.query_one("#path", Input).value == str(path)
+
+
+async def test_start_screen_picks_a_file_and_reports_a_bad_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    notes_file(tmp_path, 3)
+    (tmp_path / "empty.txt").write_text("   \n")
+    app = make_app(app_settings(), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, StartScreen)
+        field = app.screen.query_one("#path", Input)
+        await pilot.press(*"not")
+        await pilot.pause(0.1)
+        await pilot.press("right")  # accepts the completion
+        assert field.value == "notes.md"
+        field.value = "empty.txt"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen) and "no text" in str(
+            app.screen.query_one("#start-message").render()), what="the error")  # fmt: skip
+        assert any("no text to make cards from" in m for m in notifications(app))
+        app.screen.query_one("#path", Input).value = "notes.md"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the run")
+        assert app.run_screen.job.document.name == "notes.md"
+
+
+async def test_start_screen_takes_pasted_text(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings(), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#start-tabs").active = "tab-paste"
+        await pilot.pause()
+        app.screen.query_one("#pasted", TextArea).text = sections(2)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the run")
+        assert app.run_screen.cards()
+        assert app.run_screen.job.default_output() == Path("pasted.apkg")
+
+
+async def test_views_help_and_command_palette(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run")
+        await pilot.press("2")
+        assert isinstance(app.focused, DataTable)
+        await pilot.press("1")
+        assert isinstance(app.focused, ChunkBoard)
+        await pilot.press("enter")  # the highlighted chunk in full
+        assert "Chunk 1 of" in await screen_text(pilot)
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_text = await screen_text(pilot)
+        for words in ("Delete", "Undo", "Edit", "Filter", "Export", "Retry failed", "Cancel"):
+            assert words in help_text
+        await pilot.press("escape")
+        titles = {c.title for c in app.get_system_commands(screen)}
+        assert {"Export deck", "Cancel run", "Retry failed chunks", "Delete card", "Undo delete", "Edit card",
+                "Filter cards", "Generate view", "Review view", "Help", "Quit"} <= titles  # fmt: skip
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Export deck")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), what="the export dialog from the palette")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_small_and_large_terminals(tmp_path, monkeypatch, size) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=size) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run")
+        board = screen.query_one(ChunkBoard)
+        assert board.columns == max(1, (board.scrollable_content_region.width + 1) // 39)
+        await pilot.press("2")
+        table = screen.query_one(CardTable)
+        assert table.size.height >= 5 and screen.query_one("#detail").size.width > 20
+        assert isinstance(screen, RunScreen)
