@@ -142,6 +142,7 @@ class FakeOpenAI:
         models: set[str] | None = None,
         reject_response_format: set[str] | None = None,
         chars_per_delta: int = 12,
+        port: int = 0,
     ) -> None:
         self.latency = latency
         self.rng = random.Random(seed)
@@ -164,7 +165,7 @@ class FakeOpenAI:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port  # 0: any free port
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -183,7 +184,7 @@ class FakeOpenAI:
             app.router.add_post("/v1/chat/completions", self._handle)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
             loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()

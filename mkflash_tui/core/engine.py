@@ -345,7 +345,7 @@ class Run:
         status.raw_output = result.raw
         status.state = ChunkState.DONE
         status.finished_at = self.now()
-        seconds = status.finished_at - (status.started_at or status.finished_at)
+        seconds = status.finished_at - (status.finished_at if status.started_at is None else status.started_at)
         self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(status.cards), result.usage, seconds))
         return status
 

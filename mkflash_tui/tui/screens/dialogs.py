@@ -41,12 +41,12 @@ class ExportDialog(ModalScreen[None]):
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Export deck", classes="dialog-title")
             yield Label("Deck name")
-            yield Input(options.deck, id="deck")
+            yield Input(options.deck, id="deck", compact=True)
             yield Label("File (.apkg, .csv, .md or .json)")
-            yield Input(str(self.job.output), id="path")
+            yield Input(str(self.job.output), id="path", compact=True)
             with Horizontal(classes="options"):
-                yield Checkbox("reversed cards too", options.reverse, id="reverse")
-                yield Checkbox("subdeck per chapter", options.subdecks, id="subdecks")
+                yield Checkbox("reversed cards too", options.reverse, id="reverse", compact=True)
+                yield Checkbox("subdeck per chapter", options.subdecks, id="subdecks", compact=True)
             yield Static(self._summary(), id="export-message")
             with Horizontal(classes="buttons"):
                 yield Button("Export", variant="primary", id="export")
@@ -252,7 +252,7 @@ class HelpScreen(ModalScreen[None]):
             ("Generate view", [("Enter / click", "show a chunk in full (text, error, raw output)")]),
             ("Review view", ReviewView.BINDINGS),
             ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)")]),
-            ("App", [("Ctrl+P", "command palette: every action by name"), ("Ctrl+Q", "quit at once")]),
+            ("App", [("Ctrl+P", "command palette: every action by name"), ("Ctrl+Q", "quit, from any screen")]),
         ):
             text.append(f"\n{title}\n", style="bold underline")
             for binding in bindings:
@@ -260,7 +260,7 @@ class HelpScreen(ModalScreen[None]):
                     key, description = binding
                 else:
                     key = self.app.get_key_display(binding)
-                    description = binding.description or binding.action
+                    description = binding.tooltip or binding.description or binding.action
                 text.append(f"  {key:<14}", style="bold")
                 text.append(f"{description}\n")
         with Vertical(id="dialog", classes="dialog wide"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from urllib.parse import urlsplit
 
 from rich.text import Text
 from textual import on
@@ -48,11 +49,11 @@ class ReviewView(Vertical):
     """The card table, a filter line and the detail pane. Its keys work only while it has the focus."""
 
     BINDINGS = [
-        Binding("d", "delete", "Delete"),
-        Binding("u", "undo", "Undo"),
-        Binding("e", "edit", "Edit"),
-        Binding("slash", "filter", "Filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("d", "delete", "Delete", tooltip="delete the highlighted card (it will not be exported)"),
+        Binding("u", "undo", "Undo", tooltip="bring back the last deleted card (several levels)"),
+        Binding("e", "edit", "Edit", tooltip="edit the card's front and back (Ctrl+S saves)"),
+        Binding("slash", "filter", "Filter", tooltip="show only cards containing all the words typed"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -89,13 +90,13 @@ class RunScreen(Screen):
     """Drives one Run and shows it. ``job`` carries the settings, the document and the export defaults."""
 
     BINDINGS = [
-        Binding("1", "view('generate')", "Generate"),
-        Binding("2", "view('review')", "Review"),
-        Binding("x", "export", "Export"),
-        Binding("c", "cancel_run", "Cancel"),
-        Binding("r", "retry_failed", "Retry failed"),
-        Binding("question_mark", "app.help", "Help"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("1", "view('generate')", "Generate", tooltip="the chunks, their calls and the log"),
+        Binding("2", "view('review')", "Review", tooltip="the cards so far, while the rest are generated"),
+        Binding("x", "export", "Export", tooltip="write the deck (.apkg, .csv, .md or .json)"),
+        Binding("c", "cancel_run", "Cancel", tooltip="stop every call; finished cards stay"),
+        Binding("r", "retry_failed", "Retry", tooltip="send the failed or cancelled chunks again"),
+        Binding("question_mark", "app.help", "Help", tooltip="this screen"),
+        Binding("q", "app.quit", "Quit", tooltip="quit (asks first if generating or cards are unexported)"),
     ]
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -119,7 +120,7 @@ class RunScreen(Screen):
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield RunBar(self.run, self.job.settings.describe_provider(), id="run-bar")
+        yield RunBar(self.run, _provider_label(self.job), id="run-bar")
         tabs = Tabs(Tab("1 Generate", id="generate"), Tab("2 Review", id="review"), id="view-tabs")
         tabs.can_focus = False
         yield tabs
@@ -432,3 +433,11 @@ class RunScreen(Screen):
     def status_line(self) -> Text:
         counts = self.run.counts()
         return Text(f"{counts['done']}/{counts['total']} chunks done")
+
+
+def _provider_label(job: Job) -> str:
+    settings = job.settings
+    if not settings.online:
+        return "offline generator" + (" (demo)" if settings.demo else "")
+    host = urlsplit(settings.base_url).netloc if settings.base_url else "api.openai.com"
+    return f"{settings.model} · {host or settings.base_url}"

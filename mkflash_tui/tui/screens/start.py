@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
@@ -85,14 +84,14 @@ class StartScreen(Screen[StartChoice]):
     def compose(self) -> ComposeResult:
         s = self.settings
         yield Static(
-            "[b]mkflash-tui[/b]  turn any text into an Anki deck. Pick a file or paste text, then Enter.",
+            "[b]mkflash-tui[/b]  pick a file or paste text, then Enter.",
             id="start-title",
         )
         with TabbedContent(id="start-tabs"):
             with TabPane("File", id="tab-file"):
                 yield Input(s.input or "", placeholder="path to a .txt, .md, .html or .pdf file (→ completes)",
                             suggester=PathSuggester(), id="path")  # fmt: skip
-                yield DocumentTree(Path.cwd(), id="tree")
+                yield DocumentTree(".", id="tree")
             with TabPane("Paste", id="tab-paste"):
                 yield TextArea(id="pasted", soft_wrap=True, show_line_numbers=False)
             with TabPane("Settings", id="tab-settings"), Grid(id="settings-grid"):
@@ -127,13 +126,8 @@ class StartScreen(Screen[StartChoice]):
 
     @on(DirectoryTree.FileSelected)
     def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
-        path = event.path
-        try:
-            path = path.relative_to(Path.cwd())
-        except ValueError:
-            pass
         field = self.query_one("#path", Input)
-        field.value = str(path)
+        field.value = str(event.path)
         field.focus()
 
     @on(Input.Submitted)

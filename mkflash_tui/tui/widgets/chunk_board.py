@@ -71,7 +71,7 @@ class ChunkBoard(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     ChunkBoard { background: $surface; }
     ChunkBoard > .chunk-board--panel { background: $panel; color: $foreground; }
-    ChunkBoard > .chunk-board--cursor { background: $boost; }
+    ChunkBoard > .chunk-board--cursor { background: $primary-muted; }
     ChunkBoard > .chunk-board--queued { color: $foreground-muted; }
     ChunkBoard > .chunk-board--running { color: $primary; text-style: bold; }
     ChunkBoard > .chunk-board--retrying { color: $warning; text-style: bold; }

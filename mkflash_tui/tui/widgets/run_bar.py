@@ -31,13 +31,13 @@ class RunBar(Widget):
         done = counts["done"]
         theme = self.app.current_theme
         title = run.summary.title if run.summary else run.document.title
-        head = Text.assemble((title, "bold"), "  ", (self.provider, theme.secondary or ""))
+        head = Text.assemble((title, "bold"), "  ", (self.provider, "dim"))
         if run.fatal:
             head.append("  stopped: ", style=f"bold {theme.error}")
             head.append(run.fatal, style=theme.error or "")
         elif run.cancelled:
             head.append("  cancelled", style=f"bold {theme.warning}")
-        width = max(10, min(40, self.size.width // 4))
+        width = max(8, min(40, self.size.width // 6))
         filled = round(width * done / total) if total else width
         failed_cells = round(width * counts["failed"] / total) if total else 0
         bar = Text()
@@ -47,20 +47,16 @@ class RunBar(Widget):
         cards = len(run.cards())
         elapsed = self.finished_at if self.finished_at is not None else run.now()
         usage = run.stats.usage
-        line = Text.assemble(
-            bar,
-            f" {done}/{total} chunks",
-            ("", ""),
-        )
+        line = Text.assemble(bar, f" {done}/{total} chunks")
         if counts["failed"]:
             line.append(f" · {counts['failed']} failed", style=f"bold {theme.error}")
         running = sum(1 for s in run.status.values() if s.state in (ChunkState.RUNNING, ChunkState.RETRYING))
+        line.append(f" · {running}/{run.limiter.limit} in flight", style="dim")
         line.append(f" · {fmt.plural(cards, 'card')} · {fmt.seconds(elapsed)}")
         streamed = usage.completion_tokens or sum(s.tokens for s in run.status.values())
         line.append(f" · {fmt.tokens(usage.prompt_tokens)}↑ {fmt.tokens(streamed)}↓ tok")
         if run.provider.online:
             line.append(f" · {fmt.usd(cost_usd(run.provider.model, usage.prompt_tokens, usage.completion_tokens))}")
-        line.append(f" · {running} running, limit {run.limiter.limit}", style="dim")
         head.truncate(self.size.width, overflow="ellipsis")
         line.truncate(self.size.width, overflow="ellipsis")
         return Text("\n").join([head, line])

@@ -1,0 +1,89 @@
+"""Make the SVG screenshots in this folder from the real app (headless, 120×36, offline demo).
+
+    python screenshots/make_screenshots.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from mkflash_tui.cli import app_parser
+from mkflash_tui.config import settings_from_args
+from mkflash_tui.tui.app import make_app
+
+HERE = Path(__file__).resolve().parent
+SIZE = (120, 36)
+
+
+def settings(*flags: str):
+    return settings_from_args(app_parser().parse_args(list(flags)), environ={})
+
+
+async def until(pilot, predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app never got there")
+        await pilot.pause(0.05)
+
+
+async def shoot(app, name: str, steps) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await steps(pilot)
+        for screen in app.screen_stack:
+            for widget in screen.query("Input, TextArea"):
+                widget.cursor_blink = False
+        await pilot.pause(0.2)
+        app.save_screenshot(filename=f"{name}.svg", path=str(HERE))
+        print(f"screenshots/{name}.svg")
+
+
+async def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="mkflash-shots-"))
+    os.chdir(workdir)
+    (workdir / "lecture-notes.md").write_bytes((HERE.parent / "mkflash_tui" / "data" / "demo.md").read_bytes())
+    (workdir / "reading").mkdir()
+
+    async def start(pilot) -> None:
+        await pilot.press(*"lec", "right")
+
+    await shoot(make_app(settings()), "start", start)
+
+    async def confirm(pilot) -> None:
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "ConfirmScreen")
+
+    await shoot(make_app(settings("lecture-notes.md", "--api-key", "sk-not-a-real-key")), "confirm", confirm)
+
+    async def generating(pilot) -> None:
+        await until(pilot, lambda: pilot.app.run_screen is not None and pilot.app.run_screen.run.counts()["done"] >= 3)
+
+    await shoot(make_app(settings("--demo")), "generate", generating)
+
+    def finished(pilot) -> bool:
+        return pilot.app.run_screen is not None and pilot.app.run_screen.finished
+
+    async def review(pilot) -> None:
+        await until(pilot, lambda: finished(pilot))
+        await pilot.press("2", "down", "down")
+
+    await shoot(make_app(settings("--demo"), pace=0), "review", review)
+
+    async def export(pilot) -> None:
+        await until(pilot, lambda: finished(pilot))
+        await pilot.press("x")
+
+    await shoot(make_app(settings("--demo"), pace=0), "export", export)
+
+    async def help_screen(pilot) -> None:
+        await until(pilot, lambda: finished(pilot))
+        await pilot.press("question_mark")
+
+    await shoot(make_app(settings("--demo"), pace=0), "help", help_screen)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,126 @@
+"""SVG snapshots of every screen at 80×24 and 160×48, in the dark and the light theme, cursor blink off.
+
+Times come from a manual clock and the generate view is caught mid-run by holding requests at the fake
+server, so every picture is the same on every run. Update with ``pytest tests/test_snapshots.py
+--snapshot-update`` after checking the differences by eye (pytest writes a report on failure).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import sections
+from fake_openai import FakeOpenAI, chunk_of
+from tui_support import ManualClock, app_settings, started, wait_for
+
+from mkflash_tui.tui.app import make_app
+
+SIZES = [(80, 24), (160, 48)]
+THEMES = ["textual-dark", "textual-light"]
+SNAPSHOT_PORT = 47613  # the generate view shows the server's address, so it must not change between runs
+
+pytestmark = [pytest.mark.parametrize("size", SIZES, ids=["80x24", "160x48"]),
+              pytest.mark.parametrize("theme", THEMES, ids=["dark", "light"])]  # fmt: skip
+
+
+def steady(theme: str):
+    """A run_before that sets the theme and stops cursors blinking, then lets everything settle."""
+
+    async def prepare(pilot) -> None:
+        pilot.app.theme = theme
+        await pilot.pause(0.1)
+        for screen in pilot.app.screen_stack:
+            for widget in screen.query("Input, TextArea"):
+                widget.cursor_blink = False
+        await pilot.pause(0.1)
+
+    return prepare
+
+
+def library(tmp_path: Path) -> Path:
+    folder = tmp_path / "library"
+    folder.mkdir()
+    (folder / "lecture-notes.md").write_text(sections(3))
+    (folder / "chapter-3.html").write_text("<h1>Chapter 3</h1><p>Photosynthesis makes sugar from light.</p>")
+    (folder / "papers").mkdir()
+    return folder
+
+
+def test_start_screen(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(library(tmp_path))
+    app = make_app(app_settings())
+
+    async def run_before(pilot) -> None:
+        await pilot.press(*"lec")
+        await steady(theme)(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_confirm_screen(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(library(tmp_path))
+    app = make_app(app_settings("lecture-notes.md", "--api-key", "sk-snapshot-key", "--model", "gpt-4o"))
+
+    async def run_before(pilot) -> None:
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "ConfirmScreen", what="confirm")
+        await steady(theme)(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.md").write_text(sections(6))
+    clock = ManualClock()
+    with FakeOpenAI(port=SNAPSHOT_PORT) as server:
+        holds = [server.hold(lambda body, i=i: f"The part {i} fact" in (chunk_of(body) or "")) for i in range(6)]
+        settings = app_settings("notes.md", "--base-url", server.base_url, "--api-key", "sk-snapshot",
+                                "--chunk-tokens", "120", "--overlap-tokens", "0", "--yes")  # fmt: skip
+        app = make_app(settings, run_options={"clock": clock})
+
+        async def run_before(pilot) -> None:
+            screen = await started(pilot, pilot.app)
+            for hold in holds:
+                assert await hold.wait_arrived_async(1)
+            # Finish chunks 2, 1, 4 and 6 one at a time (the log's order is the release order); 3 and 5 stay held.
+            for i in (1, 0, 3, 5):
+                clock.advance(0.7 + i / 10)
+                holds[i].release()
+                chunk_id = screen.run.chunks[i].id
+                await wait_for(pilot, lambda chunk_id=chunk_id: screen.run.status[chunk_id].state.finished)
+            clock.advance(1.25)
+            await pilot.pause(0.3)
+            await steady(theme)(pilot)
+
+        try:
+            assert snap_compare(app, terminal_size=size, run_before=run_before)
+        finally:
+            for hold in holds:
+                hold.release()
+
+
+def test_review_view(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0, run_options={"clock": ManualClock()})
+
+    async def run_before(pilot) -> None:
+        screen = await started(pilot, pilot.app)
+        await wait_for(pilot, lambda: screen.finished, what="the demo run")
+        await pilot.press("2", "down", "down")
+        await steady(theme)(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_export_dialog(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0, run_options={"clock": ManualClock()})
+
+    async def run_before(pilot) -> None:
+        screen = await started(pilot, pilot.app)
+        await wait_for(pilot, lambda: screen.finished, what="the demo run")
+        await pilot.press("x")
+        await steady(theme)(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
