@@ -8,6 +8,7 @@ a 10 Hz timer repaints, so a burst of hundreds of events costs one frame.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 from urllib.parse import urlsplit
 
@@ -42,6 +43,8 @@ from ..widgets.chunk_board import ChunkBoard
 from ..widgets.run_bar import RunBar
 
 REFRESH_SECONDS = 0.1
+GC_THRESHOLDS = (20_000, 50, 100)  # fewer collector passes while hundreds of calls allocate (default 700, 10, 10)
+START_BATCH = 4  # chunk workers started per event-loop turn
 MAX_FAILURE_NOTICES = 3  # per refresh; more are summed up in one notification
 
 
@@ -153,30 +156,43 @@ class RunScreen(Screen):
         if self.run.provider.online:
             # The SDK takes ~0.7 s to import; doing it in a thread keeps the screen responsive meanwhile.
             await asyncio.to_thread(importlib.import_module, "openai")
+        # What is loaded by now (Textual, the SDK, the document) lives as long as the app. Frozen, it is left
+        # out of the collector's full passes, which otherwise rescan it all and stall the loop for 100+ ms.
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             await self.run.summarize()
         except RunCancelled:
             pass  # the chunk workers mark every chunk cancelled or refused, and the bar says why
-        self.schedule([c.id for c in self.run.chunks])
+        await self.schedule([c.id for c in self.run.chunks])
 
-    def schedule(self, chunk_ids: list[str]) -> None:
+    async def schedule(self, chunk_ids: list[str]) -> None:
+        """One worker per chunk, started a batch per loop turn.
+
+        Each call spends ~2 ms in the SDK building its request before its first await; started all at once,
+        500 of them would hold the loop for a second. A batch per turn keeps every turn short.
+        """
         self.finished = False
         self.query_one(RunBar).finished_at = None
-        for chunk_id in chunk_ids:
-            index = self.run.status[chunk_id].chunk.index
-            worker = self.run_worker(
-                self.run.process_chunk(chunk_id), group="chunks", name=f"chunk {index + 1}", exit_on_error=False
-            )
-            self._chunk_of_worker[worker] = chunk_id
         self._pending += len(chunk_ids)
         if not chunk_ids:
             self._all_done()
+            return
+        for start in range(0, len(chunk_ids), START_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            for chunk_id in chunk_ids[start : start + START_BATCH]:
+                index = self.run.status[chunk_id].chunk.index
+                worker = self.run_worker(
+                    self.run.process_chunk(chunk_id), group="chunks", name=f"chunk {index + 1}", exit_on_error=False
+                )
+                self._chunk_of_worker[worker] = chunk_id
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "summary" and event.state is WorkerState.ERROR:
             self.app.notify(f"The summary step failed: {worker.error}", title="Error", severity="error")
-            self.schedule([c.id for c in self.run.chunks])
+            self.run_worker(self.schedule([c.id for c in self.run.chunks]), group="schedule")
             return
         if worker.group != "chunks" or event.state not in (
             WorkerState.SUCCESS,
@@ -286,17 +302,23 @@ class RunScreen(Screen):
         return [c for c in cards if matches(c, self._filter)] if self._filter else cards
 
     def _sync_cards(self) -> None:
+        """Bring the table up to date. While the Review view is hidden only its tab's count changes: the table
+        is built once when it is shown, then new cards are appended at the bottom (rows never jump while the
+        user reads them)."""
+        cards = self.cards()
+        self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(cards)})"
+        if self.query_one(ContentSwitcher).current != "review":
+            return
         table = self.query_one(CardTable)
-        visible = self._visible()
-        ids = [c.id for c in visible]
-        shown = list(table.cards)
-        if ids[: len(shown)] == shown:
-            table.append(visible[len(shown) :])
+        visible = [c for c in cards if matches(c, self._filter)] if self._filter else cards
+        if len(visible) == len(table.cards):
+            return
+        visible_ids = {c.id for c in visible}
+        if any(card_id not in visible_ids for card_id in table.cards):
+            table.show(visible)  # a card was superseded by an identical one from an earlier chunk
         else:
-            # A card from an earlier chunk arrived later: rebuild in document order, cursor stays on its card.
-            table.show(visible)
+            table.append(visible)
         self._update_detail()
-        self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(self.cards())})"
 
     def _update_detail(self) -> None:
         table = self.query_one(CardTable)
@@ -404,7 +426,7 @@ class RunScreen(Screen):
             self.app.notify(message, timeout=4)
             return
         self.app.notify(f"Retrying {fmt.plural(len(ids), 'chunk')}.", timeout=3)
-        self.schedule(ids)
+        self.run_worker(self.schedule(ids), group="schedule")
 
     def action_export(self) -> None:
         from .dialogs import ExportDialog

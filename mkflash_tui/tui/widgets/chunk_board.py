@@ -93,6 +93,7 @@ class ChunkBoard(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.run = run
         self.ids = [c.id for c in run.chunks]
+        self._style_cache: dict[tuple[str, ChunkState, bool], tuple[Style, Style, Style]] = {}
 
     # ------------------------------------------------------------------ geometry
 
@@ -150,14 +151,27 @@ class ChunkBoard(ScrollView, can_focus=True):
             segments.extend(self._panel_line(index, line, panel_width))
         return Strip(segments).adjust_cell_length(width, self.rich_style)
 
+    def _styles(self, state: ChunkState, cursor: bool) -> tuple[Style, Style, Style]:
+        """(base, state, dim) styles; looked up once per theme, not for every line drawn."""
+        key = (self.app.theme, state, cursor)
+        styles = self._style_cache.get(key)
+        if styles is None:
+            base = self.get_component_rich_style("chunk-board--panel")
+            if cursor:
+                base = base + self.get_component_rich_style("chunk-board--cursor", partial=True)
+            state_style = base + self.get_component_rich_style(_state_class(state), partial=True)
+            dim = base + self.get_component_rich_style("chunk-board--dim", partial=True)
+            styles = self._style_cache[key] = (base, state_style, dim)
+        return styles
+
+    def notify_style_update(self) -> None:
+        self._style_cache.clear()
+        super().notify_style_update()
+
     def _panel_line(self, index: int, line: int, width: int) -> list[Segment]:
         status = self.run.status[self.ids[index]]
         state = status.state
-        base = self.get_component_rich_style("chunk-board--panel")
-        if index == self.cursor and self.has_focus:
-            base = base + self.get_component_rich_style("chunk-board--cursor", partial=True)
-        state_style = base + self.get_component_rich_style(_state_class(state), partial=True)
-        dim = base + self.get_component_rich_style("chunk-board--dim", partial=True)
+        base, state_style, dim = self._styles(state, index == self.cursor and self.has_focus)
         bar = Segment("▌", state_style)
         inner = width - 2
         if line == 0:
