@@ -191,3 +191,16 @@ def test_expensive_run_asks_first_and_yes_starts_it(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["estimated_cost_usd"] > 0.5 and report["cost_usd"] is not None
+
+
+def test_the_app_checks_its_input_before_opening(tmp_path: Path) -> None:
+    (tmp_path / "ok.md").write_text(sections(1))
+    for args, message in (
+        (["missing.md"], "missing.md: no such file."),
+        (["."], "is a directory"),
+        (["-"], "for stdin use: mkflash-tui generate -"),
+        (["ok.md"], "the app needs a terminal"),  # run_cli has no terminal
+    ):
+        proc = run_cli(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
