@@ -66,7 +66,45 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["generate"]:
         return generate_main(argv[1:])
+    if argv[:1] == ["sessions"]:
+        return sessions_main(argv[1:])
     return app_main(argv)
+
+
+def sessions_main(argv: list[str]) -> int:
+    """``mkflash-tui sessions`` lists past sessions; ``mkflash-tui sessions rm ID`` removes one."""
+    import datetime
+
+    from .config import add_store_arguments
+    from .core.store import Store, StoreError, default_data_dir
+
+    parser = _Parser(prog="mkflash-tui sessions", description="List past sessions, or remove one (rm ID).")
+    parser.add_argument("action", nargs="?", choices=("list", "rm"), default="list")
+    parser.add_argument("id", nargs="?", help="the session to remove")
+    add_store_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        store = Store(args.data_dir or default_data_dir())
+    except StoreError as exc:
+        return _fail(str(exc))
+    if args.action == "rm":
+        if not args.id:
+            return _fail("say which session to remove: mkflash-tui sessions rm ID.")
+        if not store.remove_session(args.id):
+            return _fail(f"there is no session {args.id}; mkflash-tui sessions lists them.")
+        print(f"removed session {args.id}")
+        return 0
+    sessions = store.sessions()
+    if not sessions:
+        print(f"no sessions yet in {store.folder}")
+        return 0
+    print(f"{'ID':<9} {'DATE':<16} {'CHUNKS':>9} {'CARDS':>6}  {'EXPORTED':<9} TITLE")
+    for s in sessions:
+        date = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
+        chunks = f"{s.chunks_done}/{s.chunks_total}"
+        exported = "yes" if s.exported_to else "no"
+        print(f"{s.id:<9} {date:<16} {chunks:>9} {s.cards:>6}  {exported:<9} {s.title} ({s.input_name})")
+    return 0
 
 
 def _fail(message: str) -> int:

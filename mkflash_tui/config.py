@@ -49,6 +49,9 @@ class Settings:
     tags: list[str] = field(default_factory=list)
     reverse: bool = False
     subdecks: bool = False
+    data_dir: Path | None = None  # None: MKFLASH_DATA_DIR or the platform's user data directory
+    fresh: bool = False
+    no_cache: bool = False
 
     @property
     def online(self) -> bool:
@@ -139,6 +142,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", dest="tags", action="append", default=[], help="add a tag to every note (repeatable)")
     parser.add_argument("--reverse", action="store_true", help="basic cards also get a reversed card")
     parser.add_argument("--subdecks", action="store_true", help="one subdeck per top-level heading (Deck::Chapter)")
+    add_store_arguments(parser)
+    parser.add_argument("--fresh", action="store_true", help="start a new session instead of resuming; ask again")
+    parser.add_argument("--no-cache", action="store_true", help="do not answer from earlier runs' results")
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="where sessions are kept (env MKFLASH_DATA_DIR)")
 
 
 def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
@@ -169,6 +179,9 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     settings.tags = list(args.tags)
     settings.reverse = args.reverse
     settings.subdecks = args.subdecks
+    settings.data_dir = args.data_dir or (Path(env["MKFLASH_DATA_DIR"]) if env.get("MKFLASH_DATA_DIR") else None)
+    settings.fresh = args.fresh
+    settings.no_cache = args.no_cache
 
     if settings.demo:
         if settings.input:

@@ -26,7 +26,9 @@ from .core.models import (
     SummaryFinished,
 )
 from .core.pricing import cost_usd
-from .job import Job
+from .core.review import apply_decisions
+from .core.store import StoreError
+from .job import Job, open_store
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -210,15 +212,26 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     stop = confirm_spend(job, stderr)
     if stop is not None:
         return stop
-    stderr.write(f"mkflash-tui: {job.document.title}: {len(job.chunks)} chunks with {settings.describe_provider()}\n")
-    run = job.make_run(stream=False)  # no per-token display here, so save the per-token parsing
+    try:
+        store = open_store(settings)
+    except StoreError as exc:
+        stderr.write(f"mkflash-tui: {exc}\n")
+        return EXIT_USAGE
+    session_id, resumed = job.open_session(store)
+    stderr.write(f"mkflash-tui: {job.document.title}: {len(job.chunks)} chunks with {settings.describe_provider()}"
+                 f" ({'resuming' if resumed else 'new'} session {session_id})\n")  # fmt: skip
+    # No per-token display here, so save the per-token parsing.
+    run = job.make_run(stream=False, store=store, session_id=session_id)
     progress = Progress(run, stderr, live=stderr.isatty())
     run.subscribe(progress)
     interrupted = [False]
     asyncio.run(_drive(run, interrupted))
     progress.close()
 
-    cards = run.cards()
+    cards = apply_decisions(run.cards(), store.decisions(session_id))
+    if run.from_cache:
+        stderr.write(f"mkflash-tui: {run.from_cache} of {len(run.chunks)} chunks answered from earlier runs "
+                     "(no calls; --fresh asks again)\n")  # fmt: skip
     result = None
     export_error = None
     if cards or not run.fatal:
@@ -239,7 +252,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         stderr.write(f"mkflash-tui: could not write the deck: {export_error}\n")
         code = code or EXIT_USAGE
     if result:
+        store.mark_exported(session_id, result.path)
         stderr.write(f"mkflash-tui: wrote {result.notes} notes to {result.path}\n")
+    store.close()
     if failures and not run.fatal:
         failed = [f for f in failures if f.reason != "cancelled"]
         if failed:
@@ -262,6 +277,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                         {"chunk": f.chunk.index + 1, "reason": f.reason, "raw_output": f.raw_output} for f in failures
                     ],
                     "requests": run.stats.requests,
+                    "session": session_id,
+                    "resumed": resumed,
+                    "from_cache": run.from_cache,
                     "retries": run.stats.retries,
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,

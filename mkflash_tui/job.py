@@ -16,8 +16,9 @@ from .core.export import ExportFormat, ExportOptions
 from .core.models import Chunk, Document
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
-from .core.prompts import fixed_prompt_tokens
+from .core.prompts import PROMPT_VERSION, fixed_prompt_tokens
 from .core.sources import parse_bytes, read_source
+from .core.store import Store, default_data_dir
 from .core.tokens import encoding_for_model
 
 OUTPUT_TOKENS_PER_CARD = 60
@@ -70,7 +71,33 @@ class Job:
             force=self.settings.force if force is None else force,
         )
 
-    def make_run(self, *, stream: bool = True, pace: float = 0.0, **run_kwargs) -> Run:
+    def session_spec(self) -> dict:
+        """The settings that make two runs the same run (never the key)."""
+        s = self.settings
+        return {
+            "provider": s.provider,
+            "base_url": s.base_url,
+            "model": s.model if s.online else "offline",
+            "chunk_tokens": s.chunk_tokens,
+            "overlap_tokens": s.overlap_tokens,
+            "cards": self.cards_total,
+            "instructions": s.instructions,
+            "prompt": PROMPT_VERSION,
+        }
+
+    def open_session(self, store: Store) -> tuple[str, bool]:
+        """This job's session in ``store``: the last one with the same input and settings, or a new one."""
+        return store.open_session(
+            self.session_spec(),
+            input_name=self.document.name,
+            input_hash=self.document.hash,
+            title=self.document.title,
+            chunks_total=len(self.chunks),
+            fresh=self.settings.fresh,
+        )
+
+    def make_run(self, *, stream: bool = True, pace: float = 0.0, store: Store | None = None,
+                 session_id: str | None = None, **run_kwargs) -> Run:  # fmt: skip
         """A new Run with its provider; the OpenAI client is created later, inside the event loop."""
         return Run(
             self.document,
@@ -82,8 +109,16 @@ class Job:
                 instructions=self.settings.instructions,
                 context_tokens=self.settings.context_tokens,
             ),
+            journal=store,
+            session_id=session_id,
+            use_cache=not (self.settings.fresh or self.settings.no_cache),
             **run_kwargs,
         )
+
+
+def open_store(settings: Settings) -> Store:
+    """The session store for these settings. Raises StoreError with a sentence for the user."""
+    return Store(settings.data_dir or default_data_dir())
 
 
 def load_document(settings: Settings, stdin=None) -> Document:

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _no_real_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Tests never use a key or server from the developer's environment.
+def _no_real_openai_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Tests never use a key or server from the developer's environment, and each gets its own session store.
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKFLASH_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture

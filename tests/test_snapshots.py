@@ -102,7 +102,8 @@ def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
 
 def test_review_view(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
     monkeypatch.chdir(tmp_path)
-    app = make_app(app_settings("--demo"), pace=0, run_options={"clock": ManualClock()})
+    # One call at a time: the log behind the view lists START/END in the same order on every run.
+    app = make_app(app_settings("--demo", "--concurrency", "1"), pace=0, run_options={"clock": ManualClock()})
 
     async def run_before(pilot) -> None:
         screen = await started(pilot, pilot.app)
@@ -115,7 +116,8 @@ def test_review_view(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
 
 def test_export_dialog(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
     monkeypatch.chdir(tmp_path)
-    app = make_app(app_settings("--demo"), pace=0, run_options={"clock": ManualClock()})
+    # One call at a time: the log behind the view lists START/END in the same order on every run.
+    app = make_app(app_settings("--demo", "--concurrency", "1"), pace=0, run_options={"clock": ManualClock()})
 
     async def run_before(pilot) -> None:
         screen = await started(pilot, pilot.app)

@@ -416,3 +416,36 @@ async def test_small_and_large_terminals(tmp_path, monkeypatch, size) -> None:
         table = screen.query_one(CardTable)
         assert table.size.height >= 5 and screen.query_one("#detail").size.width > 20
         assert isinstance(screen, RunScreen)
+
+
+async def test_a_second_run_offers_to_resume_with_the_review_kept(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the first run")
+        await pilot.press("2")
+        table = screen.query_one(CardTable)
+        deleted = table.current
+        await pilot.press("d")
+        edited = table.current
+        await pilot.press("e")
+        app.screen.query_one("#front", TextArea).text = "Kept edit?"
+        await pilot.press("ctrl+s")
+        assert screen.run.from_cache == 0
+
+    for choice, cached in (("enter", 6), ("f", 0)):
+        app = make_app(app_settings("--demo"), pace=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda app=app: type(app.screen).__name__ == "ResumeDialog", what="the question")
+            assert "6 of 6 chunks done" in await screen_text(pilot)
+            await pilot.press(choice)
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda screen=screen: screen.finished, what="the second run")
+            assert screen.run.from_cache == cached
+            cards = {c.id: c for c in screen.cards()}
+            if choice == "enter":  # resumed: the deletion and the edit are still there
+                assert deleted.id not in cards and cards[edited.id].front == "Kept edit?"
+                assert len(cards) == 10
+            else:  # a fresh session starts from the model's cards
+                assert deleted.id in cards and cards[edited.id].front != "Kept edit?"

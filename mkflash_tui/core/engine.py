@@ -13,9 +13,11 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .models import (
     Card,
+    CardDraft,
     Chunk,
     ChunkFailed,
     ChunkFinished,
@@ -38,8 +40,9 @@ from .models import (
 )
 from .parsing import OutputError
 from .pricing import context_tokens as model_context_tokens
-from .prompts import CardRequest
+from .prompts import PROMPT_VERSION, CardRequest
 from .providers.base import Provider, RequestRejected, RunRefused, TransientError
+from .store import cache_key
 from .text import sentences, words
 
 DEFAULT_CONCURRENCY = 64
@@ -154,6 +157,23 @@ def shrink_for_summary(chunks: list[Chunk], budget_tokens: int) -> str:
 Listener = Callable[[Event], None]
 
 
+class Journal(Protocol):
+    """Where a run keeps its answers (``core.store.Store`` in practice): read before calling, written before
+    a chunk is reported finished."""
+
+    def cached_summary(self, key: str) -> Summary | None: ...
+
+    def save_summary(self, key: str, summary: Summary) -> None: ...
+
+    def cached_chunk(self, key: str) -> Any: ...
+
+    def save_chunk(self, session_id: str | None, chunk_id: str, index: int, key: str, drafts: Iterable[CardDraft],
+                   raw: str, usage: Usage, cards: int) -> None: ...  # fmt: skip
+
+    def chunk_state(self, session_id: str | None, chunk_id: str, index: int, state: str, reason: str = "",
+                    cards: int = 0) -> None: ...  # fmt: skip
+
+
 class Run:
     """One generation job. Not thread-safe: use it from one event loop."""
 
@@ -167,8 +187,14 @@ class Run:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
         rng: random.Random | None = None,
+        journal: Journal | None = None,
+        session_id: str | None = None,
+        use_cache: bool = True,
     ) -> None:
         self.document = document
+        self.journal = journal
+        self.session_id = session_id
+        self.use_cache = use_cache  # False (--fresh, --no-cache): ask again, but still keep the answers
         self.chunks = chunks
         self.provider = provider
         self.settings = settings or RunSettings()
@@ -183,6 +209,7 @@ class Run:
             c.id: ChunkStatus(c, wanted) for c, wanted in zip(chunks, allot_cards(chunks, total), strict=True)
         }
         self.stats = RunStats()
+        self.from_cache = 0  # chunks answered from the store, with no call
         self.summary: Summary | None = None
         self.fatal: str | None = None
         self.cancelled = False
@@ -231,6 +258,12 @@ class Run:
                 return self.summary
             if self.fatal or self.cancelled:
                 raise RunCancelled(self.fatal or "cancelled")
+            key = cache_key("summary", self.provider.cache_identity, PROMPT_VERSION, self.document.hash)
+            cached = self.journal.cached_summary(key) if self.journal and self.use_cache else None
+            if cached is not None:
+                self.summary = cached
+                self._emit(SummaryFinished(self.now(), cached, Usage()))
+                return cached
             self._track(asyncio.current_task())
             self._emit(SummaryStarted(self.now()))
             budget = model_context_tokens(self.provider.model, self.settings.context_tokens) - SUMMARY_RESERVE_TOKENS
@@ -254,6 +287,8 @@ class Run:
             finally:
                 self._untrack(asyncio.current_task())
             self.summary = Summary(result.summary.title or fallback.title, result.summary.summary)
+            if self.journal:
+                self.journal.save_summary(key, self.summary)
             self.stats.usage += result.usage
             self._emit(SummaryFinished(self.now(), self.summary, result.usage))
             return self.summary
@@ -297,6 +332,13 @@ class Run:
             summary=self.summary.summary,
             instructions=self.settings.instructions,
         )
+        key = cache_key("chunk", self.provider.cache_identity, request.key_material())
+        cached = self.journal.cached_chunk(key) if self.journal and self.use_cache else None
+        if cached is not None:
+            # Answered before (an earlier run or the one a crash interrupted): no call, same cards, same ids.
+            self.from_cache += 1
+            status.started_at = status.finished_at = self.now()
+            return await self._finish(status, key, cached.drafts, cached.raw, Usage(), "stop", store=False)
         task = asyncio.current_task()
         self._track(task)
         status.started_at = None
@@ -341,12 +383,24 @@ class Run:
             self._untrack(task)
         status.usage += result.usage
         self.stats.usage += result.usage
-        status.cards = self._make_cards(chunk, result.drafts)
-        status.raw_output = result.raw
+        return await self._finish(status, key, result.drafts, result.raw, result.usage, result.finish_reason)
+
+    async def _finish(self, status: ChunkStatus, key: str, drafts: list[CardDraft], raw: str, usage: Usage,
+                      finish_reason: str | None, *, store: bool = True) -> ChunkStatus:  # fmt: skip
+        """Make the cards, commit them (when there is a journal), and only then report the chunk finished."""
+        chunk = status.chunk
+        cards = self._make_cards(chunk, drafts)
+        if self.journal and store:
+            self.journal.save_chunk(self.session_id, chunk.id, chunk.index, key, drafts, raw, usage, len(cards))
+            await asyncio.sleep(0)  # let the loop breathe between commits when many chunks finish at once
+        elif self.journal:
+            self.journal.chunk_state(self.session_id, chunk.id, chunk.index, "done", cards=len(cards))
+        status.cards = cards
+        status.raw_output = raw
         status.state = ChunkState.DONE
         status.finished_at = self.now()
         seconds = status.finished_at - (status.finished_at if status.started_at is None else status.started_at)
-        self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(status.cards), result.usage, seconds))
+        self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(cards), usage, seconds))
         return status
 
     async def _with_retries(self, call, *, on_retry, on_attempt=None):
@@ -416,6 +470,8 @@ class Run:
 
     def _fail(self, status: ChunkStatus, reason: str, *, raw: str = "", cancelled: bool = False) -> ChunkStatus:
         status.state = ChunkState.CANCELLED if cancelled else ChunkState.FAILED
+        if self.journal:
+            self.journal.chunk_state(self.session_id, status.chunk.id, status.chunk.index, status.state.value, reason)
         status.reason = reason
         status.raw_output = raw
         status.finished_at = self.now()

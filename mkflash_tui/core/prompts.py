@@ -83,7 +83,15 @@ class CardRequest:
 
     def key_material(self) -> str:
         return json.dumps(
-            [PROMPT_VERSION, self.chunk_text, self.location, self.cards_wanted, self.summary, self.instructions],
+            [
+                PROMPT_VERSION,
+                self.chunk_text,
+                self.location,
+                self.cards_wanted,
+                self.title,
+                self.summary,
+                self.instructions,
+            ],
             ensure_ascii=False,
         )
 

@@ -63,3 +63,16 @@ def matches(card: Card, query: str) -> bool:
     """Whether every word of ``query`` occurs (case-insensitively) in the card's front, back, quote or source."""
     haystack = " ".join((card.front, card.back, card.quote, card.location)).casefold()
     return all(term in haystack for term in query.casefold().split())
+
+
+def apply_decisions(cards: Iterable[Card], decisions: dict[str, tuple[bool, str | None, str | None]]) -> list[Card]:
+    """``cards`` as the user left them in an earlier session: deleted ones dropped, edits applied in place."""
+    kept = []
+    for card in cards:
+        deleted, front, back = decisions.get(card.id, (False, None, None))
+        if deleted:
+            continue
+        if front is not None:
+            card.front, card.back = front, back or ""
+        kept.append(card)
+    return kept

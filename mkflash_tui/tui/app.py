@@ -19,9 +19,10 @@ from textual.widgets import Footer, Static
 from ..config import Settings
 from ..core.chunking import ChunkingError
 from ..core.sources import SourceError, parse_bytes
-from ..job import Job, prepare
+from ..core.store import Store, StoreError
+from ..job import Job, open_store, prepare
 from .screens.confirm import ConfirmScreen
-from .screens.dialogs import HelpScreen, QuitDialog
+from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog
 from .screens.run import RunScreen
 from .screens.start import StartChoice, StartScreen
 
@@ -54,6 +55,8 @@ class MkflashApp(App[int]):
         self.pace = DEMO_PACE if pace is None and settings.demo else (pace or 0.0)
         self.run_options = run_options or {}  # e.g. an injected clock, for tests and screenshots
         self.job: Job | None = None
+        self.store: Store | None = None
+        self.store_error: str | None = None
 
     def get_default_screen(self) -> Screen:
         what = "Opening the demo text…" if self.settings.demo else f"Reading {self.settings.input}…"
@@ -94,6 +97,26 @@ class MkflashApp(App[int]):
 
     def job_ready(self, job: Job) -> None:
         self.job = job
+        if self.store is None and self.store_error is None:
+            try:
+                self.store = open_store(job.settings)
+            except StoreError as exc:
+                self.store_error = str(exc)
+                self.notify(f"{exc} Cards will not be kept after you quit.", severity="warning", timeout=10)
+        earlier = None
+        if self.store is not None and not job.settings.fresh:
+            earlier = self.store.find_session(job.session_spec(), job.document.hash)
+        if earlier is not None and earlier.chunks_done:
+            self.push_screen(ResumeDialog(earlier), partial(self._resume_chosen, job))
+        else:
+            self._confirm_or_start(job)
+
+    def _resume_chosen(self, job: Job, resume: bool | None) -> None:
+        if not resume:
+            job.settings.fresh = True
+        self._confirm_or_start(job)
+
+    def _confirm_or_start(self, job: Job) -> None:
         needs_confirm = job.settings.online and (
             not job.settings.yes or (job.settings.max_cost is not None and not _within(job))
         )
@@ -109,8 +132,10 @@ class MkflashApp(App[int]):
             self.show_start(job.settings)
 
     def start_run(self, job: Job) -> None:
-        run = job.make_run(stream=True, pace=self.pace, **self.run_options)
-        self.push_screen(RunScreen(job, run))
+        session_id, resumed = job.open_session(self.store) if self.store is not None else (None, False)
+        run = job.make_run(stream=True, pace=self.pace, store=self.store, session_id=session_id, **self.run_options)
+        decisions = self.store.decisions(session_id) if self.store is not None and resumed else {}
+        self.push_screen(RunScreen(job, run, store=self.store, decisions=decisions))
 
     @property
     def run_screen(self) -> RunScreen | None:
@@ -151,6 +176,10 @@ class MkflashApp(App[int]):
         if screen is not None:
             screen.run.cancel()  # the screen closes the client when it unmounts
         self.exit(0)
+
+    def on_unmount(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -58,6 +58,7 @@ class Provider(Protocol):
     name: str
     model: str
     online: bool
+    cache_identity: tuple[str, ...]  # (provider, base URL, model): what decides answers besides the request
 
     async def summarize(self, document_text: str, fallback_title: str) -> SummaryResult: ...
 

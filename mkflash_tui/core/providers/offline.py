@@ -78,6 +78,8 @@ class OfflineProvider:
         self.salience = Salience(paragraphs)
         self.pace = pace
 
+    cache_identity = ("offline", "", "offline")
+
     async def aclose(self) -> None:
         return None
 

@@ -57,6 +57,11 @@ class OpenAICompatProvider:
         self.stream_usage = True
         self._client: Any = None
 
+    @property
+    def cache_identity(self) -> tuple[str, ...]:
+        """What, besides the request, decides the answer: never the key."""
+        return ("openai", self.base_url or "https://api.openai.com/v1", self.model)
+
     def __repr__(self) -> str:  # never show the key
         return f"OpenAICompatProvider(model={self.model!r}, base_url={self.base_url!r})"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
 from ...core.engine import Run
 from ...core.export import ExportError, ExportFormat, export_cards
 from ...core.models import Card, ChunkState
+from ...core.store import SessionInfo
 from .. import format as fmt
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ class ExportDialog(ModalScreen[None]):
             self._message(str(exc) if isinstance(exc, ExportError) else f"Cannot write {path}: {exc.strerror}.",
                           "bold red")  # fmt: skip
             return
-        self.owner.mark_exported()
+        self.owner.mark_exported(result.path)
         self._done = True
         where = result.path.resolve()
         message = f"Wrote {fmt.plural(result.notes, 'note')} ({fmt.plural(result.cards, 'card')}) to {where}"
@@ -268,3 +270,38 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(text)
             yield Label("Esc closes", classes="hint")
+
+
+class ResumeDialog(ModalScreen[bool]):
+    """An earlier session over the same text and settings exists: resume it (no repeated calls) or start fresh."""
+
+    BINDINGS = [
+        Binding("enter,r", "choose(True)", "Resume"),
+        Binding("f", "choose(False)", "Start fresh"),
+    ]
+
+    def __init__(self, session: SessionInfo) -> None:
+        super().__init__()
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        s = self.session
+        when = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label("Resume the earlier session?", classes="dialog-title")
+            yield Static(
+                f"{s.title} was started on {when}: {s.chunks_done} of {s.chunks_total} chunks done, "
+                f"{fmt.plural(s.cards, 'card')}{', exported' if s.exported_to else ', never exported'}.\n\n"
+                "Resuming reuses every finished chunk (no calls, no cost) and keeps your deletions and edits. "
+                "Starting fresh asks the model again."
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Resume (Enter)", variant="primary", id="resume")
+                yield Button("Start fresh (f)", id="fresh")
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "resume")
+
+    def action_choose(self, resume: bool) -> None:
+        self.dismiss(resume)

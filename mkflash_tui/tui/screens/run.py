@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from rich.text import Text
@@ -23,6 +24,7 @@ from textual.worker import Worker, WorkerState
 
 from ...core.engine import Run, RunCancelled
 from ...core.models import (
+    Card,
     ChunkFailed,
     ChunkFinished,
     ChunkRetrying,
@@ -36,6 +38,7 @@ from ...core.models import (
     SummaryStarted,
 )
 from ...core.review import Review, matches
+from ...core.store import Store
 from ...job import Job
 from .. import format as fmt
 from ..widgets.cards import CardDetail, CardTable
@@ -104,11 +107,16 @@ class RunScreen(Screen):
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
-    def __init__(self, job: Job, run: Run) -> None:
+    def __init__(self, job: Job, run: Run, *, store: Store | None = None,
+                 decisions: dict[str, tuple[bool, str | None, str | None]] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.job = job
         self.run = run
+        self.store = store
+        self.decisions = decisions or {}  # from the resumed session, applied to cards as they arrive
         self.review = Review()
+        if store is not None:
+            self.review.listeners.append(self._commit_decision)
         self.exported: tuple[int, int] | None = None  # (review version, card count) of the last export
         self.finished = False
         self._log_lines: list[str] = []
@@ -230,6 +238,8 @@ class RunScreen(Screen):
         elif isinstance(event, ChunkFinished):
             what = "skipped (no cards allotted)" if event.skipped else fmt.plural(len(event.cards), "card")
             self._log_lines.append(f"{stamp} END   chunk {event.index + 1}/{total} {what} in {event.seconds:.1f}s")
+            if self.decisions:
+                self._apply_earlier_decisions(event.cards)
             self._dirty_cards = True
         elif isinstance(event, ChunkRetrying):
             self._log_lines.append(
@@ -449,8 +459,22 @@ class RunScreen(Screen):
             return 0
         return len(cards)
 
-    def mark_exported(self) -> None:
+    def mark_exported(self, path: Path) -> None:
         self.exported = (self.review.version, len(self.cards()))
+        if self.store is not None:
+            self.store.mark_exported(self.run.session_id, path)
+
+    def _commit_decision(self, what: str, card: Card) -> None:
+        assert self.store is not None
+        self.store.record_decision(self.run.session_id, card, deleted=what == "delete")
+
+    def _apply_earlier_decisions(self, cards) -> None:
+        for card in cards:
+            deleted, front, back = self.decisions.get(card.id, (False, None, None))
+            if front is not None:
+                card.front, card.back = front, back or ""
+            if deleted:
+                self.review.deleted[card.id] = card  # deleted before: stays deleted, but not on the undo stack
 
     def status_line(self) -> Text:
         counts = self.run.counts()
