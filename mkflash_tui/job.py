@@ -5,6 +5,7 @@ Both faces (headless CLI and TUI) call ``prepare``; neither holds run logic of i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -88,12 +89,7 @@ class Job:
     def open_session(self, store: Store) -> tuple[str, bool]:
         """This job's session in ``store``: the last one with the same input and settings, or a new one."""
         return store.open_session(
-            self.session_spec(),
-            input_name=self.document.name,
-            input_hash=self.document.hash,
-            title=self.document.title,
-            chunks_total=len(self.chunks),
-            fresh=self.settings.fresh,
+            self.session_spec(), self.document, chunks_total=len(self.chunks), fresh=self.settings.fresh
         )
 
     def make_run(self, *, stream: bool = True, pace: float = 0.0, store: Store | None = None,
@@ -169,3 +165,18 @@ def make_provider(settings: Settings, document: Document, *, stream: bool = True
     from .core.providers.offline import OfflineProvider
 
     return OfflineProvider((b.text for b in document.blocks), pace=pace)
+
+
+def settings_for_session(base: Settings, spec: dict) -> Settings:
+    """``base`` with the settings a stored session was made with (its ``session_spec``), to reopen it."""
+    settings = dataclasses.replace(base, input=None, demo=False, fresh=False, output=None, deck=None)
+    settings.provider = spec["provider"]
+    settings.provider_reason = "the session's provider"
+    settings.base_url = spec.get("base_url")
+    if spec["provider"] == "openai":
+        settings.model = spec["model"]
+    settings.chunk_tokens = spec["chunk_tokens"]
+    settings.overlap_tokens = spec["overlap_tokens"]
+    settings.cards = spec["cards"]
+    settings.instructions = spec.get("instructions", "")
+    return settings

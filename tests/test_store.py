@@ -120,8 +120,7 @@ async def test_64_chunks_commit_at_once_while_a_reader_reads(tmp_path: Path) -> 
     chunks = chunk_document(document, encoding_for_model("gpt-4o-mini"), 120, 0)
     assert len(chunks) == 64
     store = Store(tmp_path / "data")
-    session, _ = store.open_session({"t": 1}, input_name="big.md", input_hash=document.hash, title="t",
-                                    chunks_total=64)  # fmt: skip
+    session, _ = store.open_session({"t": 1}, document, chunks_total=64)
     errors: list[BaseException] = []
     reads = [0]
     stop = threading.Event()
@@ -168,9 +167,10 @@ def test_a_version_1_database_opens_and_migrates(tmp_path: Path) -> None:
         db.execute("INSERT INTO sessions VALUES ('old1', 'k', 'notes.md', 'h', 'Old notes', '{}', 3, 1.0, 2.0)")
         db.execute("INSERT INTO chunks VALUES ('old1', 'c0', 0, 'done', '', 4)")
     store = Store(folder)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     [info] = store.sessions()
     assert (info.id, info.title, info.chunks_done, info.cards, info.exported_to) == ("old1", "Old notes", 1, 4, None)
+    assert store.session_source("old1") is None  # kept without its text: cannot be reopened, still listed
     store.mark_exported("old1", Path("deck.apkg"))
     assert store.sessions()[0].exported_to == "deck.apkg"
 

@@ -449,3 +449,34 @@ async def test_a_second_run_offers_to_resume_with_the_review_kept(tmp_path, monk
                 assert len(cards) == 10
             else:  # a fresh session starts from the model's cards
                 assert deleted.id in cards and cards[edited.id].front != "Kept edit?"
+
+
+async def test_sessions_screen_reopens_a_pasted_text_session_in_review(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings(), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#start-tabs").active = "tab-paste"
+        await pilot.pause()
+        app.screen.query_one("#pasted", TextArea).text = sections(3)
+        await pilot.press("ctrl+s")
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the first run")
+        made = len(screen.cards())
+        await pilot.press("2", "d")
+
+    app = make_app(app_settings(), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SessionsScreen", what="the sessions screen")
+        text = await screen_text(pilot)
+        assert "Test Document" in text and "pasted text" in text
+        await pilot.press("enter")
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the reopened run")
+        await pilot.pause(0.2)
+        assert screen.run.from_cache == len(screen.run.chunks)  # nothing generated again
+        assert len(screen.cards()) == made - 1  # the deletion was kept
+        assert screen.query_one("#views").current == "review" and app.focused is screen.query_one(CardTable)
+        await pilot.press("x", "enter")
+        await wait_for(pilot, lambda: (tmp_path / "pasted.apkg").exists(), what="the export")
+    assert len(exported_notes(tmp_path, tmp_path / "pasted.apkg")) == made - 1

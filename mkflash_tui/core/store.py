@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import Card, CardDraft, CardKind, Summary, Usage
+from .models import Block, Card, CardDraft, CardKind, Document, Summary, Usage
 
 DB_NAME = "mkflash.sqlite3"
 
@@ -47,6 +47,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN exported_to TEXT;
     ALTER TABLE sessions ADD COLUMN exported_at REAL;
+    """,
+    # 3: keep the document itself, so a session can be reopened after its file has moved or gone
+    """
+    ALTER TABLE sessions ADD COLUMN document TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -173,9 +177,10 @@ class Store:
 
     # ------------------------------------------------------------------ sessions
 
-    def open_session(self, spec: dict, *, input_name: str, input_hash: str, title: str, chunks_total: int,
+    def open_session(self, spec: dict, document: Document, *, chunks_total: int,
                      fresh: bool = False) -> tuple[str, bool]:  # fmt: skip
         """The latest session with the same input and settings (resumed), or a new one. Returns (id, resumed)."""
+        input_name, input_hash, title = document.name, document.hash, document.title
         spec_key = cache_key("session", input_hash, spec)
         if not fresh:
             row = self.db.execute(
@@ -187,10 +192,18 @@ class Store:
         now = time.time()
         self._write(
             "INSERT INTO sessions (id, spec_key, input_name, input_hash, title, settings, chunks_total, created, "
-            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_id, spec_key, input_name, input_hash, title, json.dumps(spec), chunks_total, now, now),
-        )
+            "updated, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_id, spec_key, input_name, input_hash, title, json.dumps(spec), chunks_total, now, now,
+             document_to_json(document)),
+        )  # fmt: skip
         return session_id, False
+
+    def session_source(self, session_id: str) -> tuple[dict, Document] | None:
+        """The settings and the document a session was made from (None if unknown or kept by an old version)."""
+        row = self.db.execute("SELECT settings, document FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None or not row[1]:
+            return None
+        return json.loads(row[0]), document_from_json(row[1])
 
     def find_session(self, spec: dict, input_hash: str) -> SessionInfo | None:
         """The session ``open_session`` would resume, if any."""
@@ -244,6 +257,18 @@ class Store:
     def _write(self, sql: str, params: tuple) -> None:
         with self._transaction():
             self.db.execute(sql, params)
+
+
+def document_to_json(document: Document) -> str:
+    blocks = [[b.text, list(b.headings), b.page] for b in document.blocks]
+    meta = {"title": document.title, "name": document.name, "stem": document.stem, "kind": document.kind}
+    return json.dumps({**meta, "blocks": blocks}, ensure_ascii=False)
+
+
+def document_from_json(text: str) -> Document:
+    data = json.loads(text)
+    blocks = tuple(Block(t, tuple(h), p) for t, h, p in data["blocks"])
+    return Document(blocks, data["title"], data["name"], data["stem"], data["kind"])
 
 
 class _Transaction:

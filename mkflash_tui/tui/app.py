@@ -18,11 +18,12 @@ from textual.widgets import Footer, Static
 
 from ..config import Settings
 from ..core.chunking import ChunkingError
+from ..core.models import Document
 from ..core.sources import SourceError, parse_bytes
 from ..core.store import Store, StoreError
-from ..job import Job, open_store, prepare
+from ..job import Job, open_store, prepare, settings_for_session
 from .screens.confirm import ConfirmScreen
-from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog
+from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
 from .screens.run import RunScreen
 from .screens.start import StartChoice, StartScreen
 
@@ -79,17 +80,53 @@ class MkflashApp(App[int]):
         self.load(choice.settings, pasted=choice.pasted)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def load(self, settings: Settings, pasted: str | None = None) -> None:
+    def load(self, settings: Settings, pasted: str | None = None, document: Document | None = None,
+             reopen: bool = False) -> None:  # fmt: skip
         """Read and chunk in a thread (tiktoken and PDFs take a moment), then confirm or start."""
         try:
-            document = None
             if pasted is not None:
                 document = parse_bytes(pasted.encode("utf-8"), name="pasted text", stem="pasted", suffix=".md")
             job = prepare(settings, document)
         except (SourceError, ChunkingError) as exc:
             self.call_from_thread(self._load_failed, settings, str(exc))
             return
-        self.call_from_thread(self.job_ready, job)
+        if reopen:
+            self.call_from_thread(self.start_run, job, view="review")
+        else:
+            self.call_from_thread(self.job_ready, job)
+
+    # ------------------------------------------------------------------ sessions
+
+    def _ensure_store(self, settings: Settings) -> Store | None:
+        if self.store is None and self.store_error is None:
+            try:
+                self.store = open_store(settings)
+            except StoreError as exc:
+                self.store_error = str(exc)
+                self.notify(f"{exc} Cards will not be kept after you quit.", severity="warning", timeout=10)
+        return self.store
+
+    def action_sessions(self) -> None:
+        store = self._ensure_store(self.settings)
+        if store is None:
+            return
+        if isinstance(self.screen, SessionsScreen):
+            return
+        self.push_screen(SessionsScreen(store.sessions()), self.reopen)
+
+    def reopen(self, session_id: str | None) -> None:
+        """Open an earlier session in the review view: its answers come from the store, its decisions kept."""
+        if session_id is None or self.store is None:
+            return
+        source = self.store.session_source(session_id)
+        if source is None:
+            self.notify("That session was kept by an older version without its text; open its file again to "
+                        "resume it.", severity="warning", timeout=8)  # fmt: skip
+            return
+        spec, document = source
+        if isinstance(self.screen, StartScreen):
+            self.pop_screen()
+        self.load(settings_for_session(self.settings, spec), document=document, reopen=True)
 
     def _load_failed(self, settings: Settings, message: str) -> None:
         self.notify(message, title="Cannot use this input", severity="error", timeout=10)
@@ -97,12 +134,7 @@ class MkflashApp(App[int]):
 
     def job_ready(self, job: Job) -> None:
         self.job = job
-        if self.store is None and self.store_error is None:
-            try:
-                self.store = open_store(job.settings)
-            except StoreError as exc:
-                self.store_error = str(exc)
-                self.notify(f"{exc} Cards will not be kept after you quit.", severity="warning", timeout=10)
+        self._ensure_store(job.settings)
         earlier = None
         if self.store is not None and not job.settings.fresh:
             earlier = self.store.find_session(job.session_spec(), job.document.hash)
@@ -131,11 +163,16 @@ class MkflashApp(App[int]):
         else:
             self.show_start(job.settings)
 
-    def start_run(self, job: Job) -> None:
+    def start_run(self, job: Job, view: str = "generate") -> None:
+        self.job = job
+        self._ensure_store(job.settings)
         session_id, resumed = job.open_session(self.store) if self.store is not None else (None, False)
         run = job.make_run(stream=True, pace=self.pace, store=self.store, session_id=session_id, **self.run_options)
         decisions = self.store.decisions(session_id) if self.store is not None and resumed else {}
-        self.push_screen(RunScreen(job, run, store=self.store, decisions=decisions))
+        if self.run_screen is not None:
+            self.switch_screen(RunScreen(job, run, store=self.store, decisions=decisions, view=view))
+        else:
+            self.push_screen(RunScreen(job, run, store=self.store, decisions=decisions, view=view))
 
     @property
     def run_screen(self) -> RunScreen | None:
@@ -188,6 +225,8 @@ class MkflashApp(App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "Every key and what it does", self.action_help)
+        yield SystemCommand("Sessions", "Reopen an earlier run in the review view and export it again",
+                            self.action_sessions)  # fmt: skip
         run_screen = screen if isinstance(screen, RunScreen) else None
         if run_screen is None:
             return

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static, TextArea
 
 from ...core.engine import Run
 from ...core.export import ExportError, ExportFormat, export_cards
@@ -305,3 +305,35 @@ class ResumeDialog(ModalScreen[bool]):
 
     def action_choose(self, resume: bool) -> None:
         self.dismiss(resume)
+
+
+class SessionsScreen(ModalScreen[str | None]):
+    """Earlier sessions, newest first; Enter reopens one in the review view."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Back")]
+
+    def __init__(self, sessions: list[SessionInfo]) -> None:
+        super().__init__()
+        self.sessions = sessions
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label("Sessions", classes="dialog-title")
+            if not self.sessions:
+                yield Static("No sessions yet: every run is kept here, with its cards and your edits.")
+            table: DataTable = DataTable(cursor_type="row", id="sessions")
+            table.add_columns("date", "chunks", "cards", "exported", "title", "from")
+            for s in self.sessions:
+                date = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
+                table.add_row(date, f"{s.chunks_done}/{s.chunks_total}", str(s.cards),
+                              "yes" if s.exported_to else "no", s.title, s.input_name, key=s.id)  # fmt: skip
+            yield table
+            yield Label("Enter reopens the session in the review view (no calls for finished chunks) · Esc goes back",
+                        classes="hint")  # fmt: skip
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.dismiss(event.row_key.value)

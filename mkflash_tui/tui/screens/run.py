@@ -108,8 +108,10 @@ class RunScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
     def __init__(self, job: Job, run: Run, *, store: Store | None = None,
-                 decisions: dict[str, tuple[bool, str | None, str | None]] | None = None) -> None:  # fmt: skip
+                 decisions: dict[str, tuple[bool, str | None, str | None]] | None = None,
+                 view: str = "generate") -> None:  # fmt: skip
         super().__init__()
+        self.initial_view = view
         self.job = job
         self.run = run
         self.store = store
@@ -148,6 +150,8 @@ class RunScreen(Screen):
         self.set_interval(REFRESH_SECONDS, self.refresh_views)
         self.query_one(ChunkBoard).focus()
         self.start()
+        if self.initial_view != "generate":
+            self.call_after_refresh(self.action_view, self.initial_view)
 
     async def on_unmount(self) -> None:
         # Leaving the app (or this run) stops every call and closes the client's connections.

@@ -72,6 +72,7 @@ class StartScreen(Screen[StartChoice]):
 
     BINDINGS = [
         Binding("ctrl+s", "go", "Start"),
+        Binding("ctrl+o", "app.sessions", "Sessions"),
         Binding("question_mark", "app.help", "Help", show=False),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
