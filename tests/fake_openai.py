@@ -143,6 +143,9 @@ class FakeOpenAI:
         reject_response_format: set[str] | None = None,
         chars_per_delta: int = 12,
         port: int = 0,
+        rate_limit: tuple[int, float] | None = None,
+        rate_headers: bool = True,
+        max_in_flight: int | None = None,
     ) -> None:
         self.latency = latency
         self.rng = random.Random(seed)
@@ -166,6 +169,16 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.port = port  # 0: any free port
+        # A token bucket of ``R`` requests refilled at R per ``window`` seconds (OpenAI's request limit, with the
+        # minute scaled down so a test takes seconds); answers carry x-ratelimit-* headers unless told not to.
+        self.rate_limit = rate_limit
+        self.rate_headers = rate_headers
+        self._tokens = float(rate_limit[0]) if rate_limit else 0.0
+        self._refilled = time.monotonic()
+        self.max_in_flight = max_in_flight  # more calls than this at once get 429 (a server with N slots)
+        self.admitted = 0
+        self.admitted_at: list[float] = []
+        self.rejected_429 = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -256,6 +269,9 @@ class FakeOpenAI:
             body = json.loads(raw)
         except ValueError:
             return _error(400, "invalid JSON body", "invalid_request_error")
+        limited = self._admit()
+        if limited is not None:
+            return limited
         with self._lock:
             number = len(self.requests)
             self.requests.append(body)
@@ -277,6 +293,41 @@ class FakeOpenAI:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self.admitted -= 1
+
+    def _admit(self) -> web.Response | None:
+        """Apply the rate and concurrency limits; a 429 response if this request is over one of them."""
+        with self._lock:
+            now = time.monotonic()
+            if self.rate_limit:
+                capacity, window = self.rate_limit
+                self._tokens = min(capacity, self._tokens + (now - self._refilled) * capacity / window)
+                self._refilled = now
+                if self._tokens < 1:
+                    self.rejected_429 += 1
+                    wait = (1 - self._tokens) * window / capacity
+                    headers = {"retry-after-ms": str(max(1, round(wait * 1000)))}
+                    headers.update(self._limit_headers())
+                    return _error(429, "Rate limit reached for requests", "rate_limit_exceeded", headers)
+            if self.max_in_flight is not None and self.admitted >= self.max_in_flight:
+                self.rejected_429 += 1
+                return _error(429, "Too many concurrent requests", "rate_limit_exceeded", {"retry-after-ms": "50"})
+            if self.rate_limit:
+                self._tokens -= 1
+            self.admitted += 1
+            self.admitted_at.append(now)
+            return None
+
+    def _limit_headers(self) -> dict[str, str]:
+        if not (self.rate_limit and self.rate_headers):
+            return {}
+        capacity, window = self.rate_limit
+        reset = (capacity - self._tokens) * window / capacity
+        return {
+            "x-ratelimit-limit-requests": str(capacity),
+            "x-ratelimit-remaining-requests": str(max(0, int(self._tokens))),
+            "x-ratelimit-reset-requests": f"{reset:.3f}s",
+        }
 
     async def _answer(self, request: web.Request, body: dict[str, Any], fault: Fault | None) -> web.StreamResponse:
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -302,6 +353,8 @@ class FakeOpenAI:
         prompt_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
         completion_tokens = max(1, len(content) // 4)
         model = body.get("model", "fake")
+        with self._lock:
+            limit_headers = self._limit_headers()
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -317,9 +370,12 @@ class FakeOpenAI:
                         "completion_tokens": completion_tokens,
                         "total_tokens": prompt_tokens + completion_tokens,
                     },
-                }
+                },
+                headers=limit_headers,
             )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **limit_headers}
+        )
         await response.prepare(request)
 
         def event(delta: dict[str, Any], finish_reason: str | None = None, usage: Any = None) -> bytes:

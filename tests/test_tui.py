@@ -12,6 +12,7 @@ import pytest
 from anki_check import AnkiCollection
 from conftest import sections
 from fake_openai import FakeOpenAI, Fault, chunk_of
+from test_sources import make_pdf
 from textual.widgets import DataTable, Input, TextArea
 from tui_support import app_settings, screen_text, started, wait_for
 
@@ -480,3 +481,22 @@ async def test_sessions_screen_reopens_a_pasted_text_session_in_review(tmp_path,
         await pilot.press("x", "enter")
         await wait_for(pilot, lambda: (tmp_path / "pasted.apkg").exists(), what="the export")
     assert len(exported_notes(tmp_path, tmp_path / "pasted.apkg")) == made - 1
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("blob.txt", bytes(range(256)) * 40, "looks like a binary file"),
+    ("scan.pdf", make_pdf([""]), "has no text layer"),
+    ("notes", None, "is a directory"),
+])  # fmt: skip
+async def test_hostile_files_in_the_app_get_a_notification(tmp_path, monkeypatch, name, data, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    if data is None:
+        (tmp_path / name).mkdir()
+    else:
+        (tmp_path / name).write_bytes(data)
+    app = make_app(app_settings(), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#path", Input).value = name
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(message in m for m in notifications(app)), what="the notification")
+        assert isinstance(app.screen, StartScreen) and app.is_running

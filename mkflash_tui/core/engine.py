@@ -8,6 +8,7 @@ typed events the run reports. Limiter, retries, cancellation, retry-failed and r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import random
 import time
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .limiter import Limiter
 from .models import (
     Card,
     CardDraft,
@@ -41,9 +43,10 @@ from .models import (
 from .parsing import OutputError
 from .pricing import context_tokens as model_context_tokens
 from .prompts import PROMPT_VERSION, CardRequest
-from .providers.base import Provider, RequestRejected, RunRefused, TransientError
+from .providers.base import GenerationResult, Provider, RequestRejected, RunRefused, TransientError
 from .store import cache_key
 from .text import sentences, words
+from .throttle import Throttle
 
 DEFAULT_CONCURRENCY = 64
 TOKENS_PER_CARD = 80  # default card density: one card per this many tokens of text
@@ -59,7 +62,8 @@ class RunSettings:
     cards_total: int | None = None
     instructions: str = ""
     context_tokens: int | None = None
-    max_attempts: int = 6
+    max_attempts: int = 6  # attempts for server errors, timeouts and dropped connections
+    max_rate_limited: int = 30  # 429s one call may wait out (the throttle adapts meanwhile)
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_total_wait: float = 300.0
@@ -213,7 +217,7 @@ class Run:
         self.summary: Summary | None = None
         self.fatal: str | None = None
         self.cancelled = False
-        self._limiter = None  # created lazily inside the running loop
+        self._throttle: Throttle | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._summary_lock: asyncio.Lock | None = None
         self._finished_reported = False
@@ -234,17 +238,21 @@ class Run:
     # ------------------------------------------------------------------ limiter
 
     @property
-    def limiter(self):
-        if self._limiter is None:
-            from .limiter import Limiter
-
-            self._limiter = Limiter(
-                max(1, self.settings.concurrency), on_change=lambda n: self._emit(LimitChanged(self.now(), n))
+    def throttle(self) -> Throttle:
+        """The run's adaptive limits (created inside the running loop, on first use)."""
+        if self._throttle is None:
+            self._throttle = Throttle(
+                self.settings.concurrency, on_change=lambda n: self._emit(LimitChanged(self.now(), n))
             )
-        return self._limiter
+        return self._throttle
+
+    @property
+    def limiter(self) -> Limiter:
+        return self.throttle.limiter
 
     def set_concurrency(self, limit: int) -> None:
-        """Resize the shared limiter while the run goes on."""
+        """Resize the shared limiter (and the most it may grow back to) while the run goes on."""
+        self.throttle.ceiling = max(1, limit)
         self.limiter.set_limit(limit)
 
     # ------------------------------------------------------------------ summary
@@ -364,10 +372,25 @@ class Run:
             status.state = ChunkState.RETRYING
             self._emit(ChunkRetrying(self.now(), chunk.id, chunk.index, attempt, wait, reason))
 
+        current = [request]
+
+        def repair(error: OutputError) -> None:
+            current[0] = dataclasses.replace(request, repair_of=error.raw or "(empty)")
+
         try:
-            result = await self._with_retries(
-                lambda: self.provider.generate(request, on_tokens), on_retry=on_retry, on_attempt=on_attempt
-            )
+            try:
+                result = await self._with_retries(
+                    lambda: self.provider.generate(current[0], on_tokens),
+                    on_retry=on_retry,
+                    on_attempt=on_attempt,
+                    on_output_error=repair,
+                )
+            except OutputError as exc:
+                if not getattr(exc, "truncated", False) or len(chunk.body) < 200:
+                    raise
+                # Cut off at the model's output limit: ask for the two halves of the chunk separately.
+                on_retry(status.attempt + 1, 0.0, "answer cut off at the output limit; asking for each half")
+                result = await self._generate_halves(request, on_tokens, on_retry, on_attempt)
         except asyncio.CancelledError:
             self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
             raise
@@ -384,6 +407,28 @@ class Run:
         status.usage += result.usage
         self.stats.usage += result.usage
         return await self._finish(status, key, result.drafts, result.raw, result.usage, result.finish_reason)
+
+    async def _generate_halves(self, request: CardRequest, on_tokens, on_retry, on_attempt) -> GenerationResult:
+        """Two calls, one per half of the chunk, each for half the cards; their cards together."""
+        text = request.chunk_text
+        middle = len(text) // 2
+        cut = text.rfind("\n\n", 0, middle + 1)
+        if cut < len(text) // 4:
+            cut = text.rfind(". ", 0, middle + 1) + 1 or middle
+        halves = (text[:cut].strip(), text[cut:].strip())
+        wanted = request.cards_wanted
+        drafts: list[CardDraft] = []
+        raws: list[str] = []
+        usage = Usage()
+        for half, count in zip(halves, (wanted - wanted // 2, max(1, wanted // 2)), strict=True):
+            part = dataclasses.replace(request, chunk_text=half, cards_wanted=count, repair_of="")
+            result = await self._with_retries(
+                lambda part=part: self.provider.generate(part, on_tokens), on_retry=on_retry, on_attempt=on_attempt
+            )
+            drafts.extend(result.drafts)
+            raws.append(result.raw)
+            usage += result.usage
+        return GenerationResult(drafts, usage, "\n".join(raws), "stop")
 
     async def _finish(self, status: ChunkStatus, key: str, drafts: list[CardDraft], raw: str, usage: Usage,
                       finish_reason: str | None, *, store: bool = True) -> ChunkStatus:  # fmt: skip
@@ -403,34 +448,52 @@ class Run:
         self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(cards), usage, seconds))
         return status
 
-    async def _with_retries(self, call, *, on_retry, on_attempt=None):
-        """The single retry layer: backoff with full jitter, Retry-After honoured, slot released while waiting."""
+    async def _with_retries(self, call, *, on_retry, on_attempt=None, on_output_error=None):
+        """The single retry layer: backoff with full jitter, Retry-After honoured, slot released while waiting.
+
+        ``call`` makes one attempt; ``on_output_error(error)`` may adjust the next attempt (a repair request).
+        """
         settings = self.settings
         waited = 0.0
         repairs = 0
         attempt = 0
+        failures = 0  # attempts that failed for a reason other than a rate limit
+        limited = 0
         while True:
             attempt += 1
             if self.fatal:
                 raise RunRefused(self.fatal)
             async with self.limiter:
+                generation = self.throttle.generation()
+                await self.throttle.pace()
                 self.stats.max_concurrency_reached = max(self.stats.max_concurrency_reached, self.limiter.in_use)
                 if on_attempt:
                     on_attempt(attempt)
                 if self.provider.online:
                     self.stats.requests += 1
                 try:
-                    return await call()
+                    result = await call()
                 except TransientError as exc:
+                    if exc.rate_limited:
+                        self.throttle.rate_limited(generation, exc.rate_info)
+                        limited += 1
+                    else:
+                        failures += 1
                     error: Exception = exc
                     hint = exc.retry_after
                 except OutputError as exc:
                     self.stats.usage += getattr(exc, "usage", Usage())
-                    if repairs >= settings.output_repairs:
+                    if repairs >= settings.output_repairs or getattr(exc, "truncated", False):
                         raise
                     repairs += 1
+                    failures += 1
+                    if on_output_error:
+                        on_output_error(exc)
                     error, hint = exc, 0.0
-            if attempt >= settings.max_attempts:
+                else:
+                    self.throttle.succeeded(getattr(result, "rate_info", None))
+                    return result
+            if failures >= settings.max_attempts or limited >= settings.max_rate_limited:
                 raise error
             if hint is not None:
                 wait = hint + self._rng.uniform(0, min(1.0, 0.1 + hint * 0.1)) if hint > 0 else 0.0

@@ -13,6 +13,10 @@ PROMPT_VERSION = "1"
 
 CHUNK_OPEN = "<<<CHUNK"
 CHUNK_CLOSE = "CHUNK>>>"
+REPAIR_PROMPT = (
+    "That answer could not be read as the JSON asked for. Reply again with only the JSON object "
+    '{"cards": [...]}, valid JSON, with every card complete.'
+)
 DOC_OPEN = "<<<DOCUMENT"
 DOC_CLOSE = "DOCUMENT>>>"
 
@@ -80,6 +84,7 @@ class CardRequest:
     title: str
     summary: str
     instructions: str = ""
+    repair_of: str = ""  # the unreadable answer a repair request shows back (not part of the cache key)
 
     def key_material(self) -> str:
         return json.dumps(
@@ -99,7 +104,7 @@ class CardRequest:
 def summary_messages(document_text: str, json_hint: bool = False) -> list[dict[str, str]]:
     """Messages for the one summary call over the (possibly shrunk) document."""
     system = SUMMARY_SYSTEM + (JSON_ONLY_HINT if json_hint else "")
-    user = f"{DOC_OPEN}\n{document_text}\n{DOC_CLOSE}"
+    user = f"{DOC_OPEN}\n{inert(document_text)}\n{DOC_CLOSE}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -119,9 +124,20 @@ def card_messages(request: CardRequest, json_hint: bool = False) -> list[dict[st
         f"Document summary: {request.summary}\n"
         f"{where}"
         f"Write {request.cards_wanted} flashcard{'s' if request.cards_wanted != 1 else ''} "
-        f"from this passage:\n{CHUNK_OPEN}\n{request.chunk_text}\n{CHUNK_CLOSE}"
+        f"from this passage:\n{CHUNK_OPEN}\n{inert(request.chunk_text)}\n{CHUNK_CLOSE}"
     )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    if request.repair_of:
+        # A repair request: show the model its unreadable answer and ask for the JSON alone.
+        messages.append({"role": "assistant", "content": request.repair_of[:20_000]})
+        messages.append({"role": "user", "content": REPAIR_PROMPT})
+    return messages
+
+
+def inert(text: str) -> str:
+    """``text`` with anything that looks like our delimiters defused, so a document cannot close its own
+    passage and speak outside it."""
+    return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
 
 
 def fixed_prompt_tokens() -> int:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ..models import CardDraft, Summary, Usage
 from ..prompts import CardRequest
+from ..throttle import RateInfo
 
 
 class ProviderError(Exception):
@@ -21,10 +22,12 @@ class ProviderError(Exception):
 class TransientError(ProviderError):
     """Worth retrying: rate limits, 5xx, timeouts, dropped connections."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, rate_limited: bool = False) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, rate_limited: bool = False,
+                 rate_info: RateInfo | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        self.rate_info = rate_info
 
 
 class RequestRejected(ProviderError):
@@ -41,12 +44,14 @@ class GenerationResult:
     usage: Usage
     raw: str = ""
     finish_reason: str | None = None
+    rate_info: RateInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SummaryResult:
     summary: Summary
     usage: Usage = field(default_factory=Usage)
+    rate_info: RateInfo | None = None
 
 
 ProgressCallback = Callable[[int], None]

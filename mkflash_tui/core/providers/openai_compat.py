@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from typing import Any
 
 from ..models import Usage
 from ..parsing import OutputError, parse_cards, parse_summary
 from ..prompts import CARD_SCHEMA, SUMMARY_SCHEMA, CardRequest, card_messages, summary_messages
+from ..throttle import RateInfo
 from .base import (
     GenerationResult,
     ProgressCallback,
@@ -108,17 +110,19 @@ class OpenAICompatProvider:
         mode = self.format_mode
         client = self._ensure_client()
         try:
-            response = await client.chat.completions.create(
+            raw_response = await client.chat.completions.with_raw_response.create(
                 model=self.model,
                 messages=summary_messages(document_text, json_hint=mode != "json_schema"),
                 **self._format_kwargs(mode, SUMMARY_SCHEMA, "document_summary"),
             )
+            response = raw_response.parse()
         except Exception as exc:
             raise self._translate(exc, mode) from None
+        info = rate_info(raw_response.headers)
         usage = _usage(getattr(response, "usage", None))
         raw = (response.choices[0].message.content or "") if response.choices else ""
         try:
-            return SummaryResult(parse_summary(raw, fallback_title), usage)
+            return SummaryResult(parse_summary(raw, fallback_title), usage, info)
         except OutputError as exc:
             exc.usage = usage  # type: ignore[attr-defined]
             raise
@@ -133,14 +137,15 @@ class OpenAICompatProvider:
         }
         if not self.stream:
             try:
-                response = await client.chat.completions.create(**kwargs)
+                raw_response = await client.chat.completions.with_raw_response.create(**kwargs)
+                response = raw_response.parse()
             except Exception as exc:
                 raise self._translate(exc, mode) from None
             usage = _usage(getattr(response, "usage", None))
             choice = response.choices[0] if response.choices else None
             raw = (choice.message.content or "") if choice else ""
             on_tokens(usage.completion_tokens)
-            return self._parse(raw, usage, choice.finish_reason if choice else None)
+            return self._parse(raw, usage, choice.finish_reason if choice else None, rate_info(raw_response.headers))
         kwargs["stream"] = True
         if self.stream_usage:
             kwargs["stream_options"] = {"include_usage": True}
@@ -153,6 +158,7 @@ class OpenAICompatProvider:
             # building the SDK's model object for every delta costs ~10x the CPU of json.loads, and with
             # hundreds of streams at once that CPU is the event loop's latency.
             async with client.chat.completions.with_streaming_response.create(**kwargs) as response:
+                info = rate_info(response.headers)
                 async for line in response.iter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -179,18 +185,19 @@ class OpenAICompatProvider:
             usage = Usage(0, streamed)
         if finish_reason is None:
             raise TransientError("the connection closed before the answer was complete")
-        return self._parse(raw, usage, finish_reason)
+        return self._parse(raw, usage, finish_reason, info)
 
     @staticmethod
-    def _parse(raw: str, usage: Usage, finish_reason: str | None) -> GenerationResult:
+    def _parse(raw: str, usage: Usage, finish_reason: str | None, info: RateInfo | None = None) -> GenerationResult:
         try:
             drafts = parse_cards(raw)
         except OutputError as exc:
             if finish_reason == "length":
                 exc.args = ("the answer was cut off at the model's output limit",)
+                exc.truncated = True  # type: ignore[attr-defined]
             exc.usage = usage  # type: ignore[attr-defined]
             raise
-        return GenerationResult(drafts, usage, raw, finish_reason)
+        return GenerationResult(drafts, usage, raw, finish_reason, info)
 
     # ------------------------------------------------------------------ errors
 
@@ -220,7 +227,10 @@ class OpenAICompatProvider:
             )
         if status == 429:
             return TransientError(
-                f"rate limited (429): {message}", retry_after=_retry_after(headers), rate_limited=True
+                f"rate limited (429): {message}",
+                retry_after=_retry_after(headers),
+                rate_limited=True,
+                rate_info=rate_info(headers),
             )
         if status in (408, 409) or status >= 500:
             return TransientError(f"server error {status}: {message}", retry_after=_retry_after(headers))
@@ -263,6 +273,39 @@ def _usage(raw: Any) -> Usage:
     if raw is None:
         return Usage()
     return Usage(int(getattr(raw, "prompt_tokens", 0) or 0), int(getattr(raw, "completion_tokens", 0) or 0))
+
+
+def rate_info(headers: Any) -> RateInfo | None:
+    """The ``x-ratelimit-*-requests`` headers, if the server sent them."""
+    try:
+        limit = headers.get("x-ratelimit-limit-requests")
+        remaining = headers.get("x-ratelimit-remaining-requests")
+        reset = headers.get("x-ratelimit-reset-requests")
+    except AttributeError:
+        return None
+    if limit is None and remaining is None:
+        return None
+    try:
+        return RateInfo(
+            int(limit) if limit is not None else None,
+            int(remaining) if remaining is not None else None,
+            parse_duration(reset) if reset is not None else None,
+        )
+    except ValueError:
+        return None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str) -> float:
+    """OpenAI's reset durations: "1s", "6m0s", "20ms", "1h2m3.5s" → seconds. Raises ValueError."""
+    text = text.strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return float(text)  # a bare number of seconds, or ValueError
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def _usage_dict(raw: dict[str, Any]) -> Usage:
