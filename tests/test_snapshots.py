@@ -100,29 +100,27 @@ def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
                 hold.release()
 
 
-def test_review_view(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
-    monkeypatch.chdir(tmp_path)
-    # One call at a time: the log behind the view lists START/END in the same order on every run.
+def after_the_demo(*keys: str, theme: str):
+    """A demo app (one call at a time, so the log behind the view lists START/END in the same order on every
+    run) and a run_before that waits for it to finish, then presses ``keys``."""
     app = make_app(app_settings("--demo", "--concurrency", "1"), pace=0, run_options={"clock": ManualClock()})
 
     async def run_before(pilot) -> None:
         screen = await started(pilot, pilot.app)
         await wait_for(pilot, lambda: screen.finished, what="the demo run")
-        await pilot.press("2", "down", "down")
+        await pilot.press(*keys)
         await steady(theme)(pilot)
 
+    return app, run_before
+
+
+def test_review_view(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(tmp_path)
+    app, run_before = after_the_demo("2", "down", "down", theme=theme)
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_export_dialog(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
     monkeypatch.chdir(tmp_path)
-    # One call at a time: the log behind the view lists START/END in the same order on every run.
-    app = make_app(app_settings("--demo", "--concurrency", "1"), pace=0, run_options={"clock": ManualClock()})
-
-    async def run_before(pilot) -> None:
-        screen = await started(pilot, pilot.app)
-        await wait_for(pilot, lambda: screen.finished, what="the demo run")
-        await pilot.press("x")
-        await steady(theme)(pilot)
-
+    app, run_before = after_the_demo("x", theme=theme)
     assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -46,6 +46,13 @@ def holds_per_chunk(server: FakeOpenAI, n: int):
     return [server.hold(lambda body, i=i: f"The part {i} fact" in (chunk_of(body) or "")) for i in range(n)]
 
 
+async def demo_finished(pilot, app):
+    """The demo's run screen, once every chunk is done."""
+    screen = await started(pilot, app)
+    await wait_for(pilot, lambda: screen.finished, what="the demo run")
+    return screen
+
+
 def notifications(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
@@ -258,8 +265,7 @@ async def test_export_needs_a_second_enter_to_overwrite(tmp_path, monkeypatch) -
     (tmp_path / "demo.apkg").write_bytes(b"precious")
     app = make_app(app_settings("--demo"), pace=0)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await started(pilot, app)
-        await wait_for(pilot, lambda: screen.finished, what="the run")
+        await demo_finished(pilot, app)
         await pilot.press("x", "enter")
         message = str(app.screen.query_one("#export-message").render())
         assert "already exists" in message and "Enter again" in message
@@ -273,8 +279,7 @@ async def test_quit_asks_while_cards_are_unexported(tmp_path, monkeypatch) -> No
     monkeypatch.chdir(tmp_path)
     app = make_app(app_settings("--demo"), pace=0)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await started(pilot, app)
-        await wait_for(pilot, lambda: screen.finished, what="the run")
+        screen = await demo_finished(pilot, app)
         await pilot.press("q")
         assert isinstance(app.screen, QuitDialog)
         assert "11 cards were never exported" in str(app.screen.reasons)
@@ -361,15 +366,23 @@ async def test_start_screen_picks_a_file_and_reports_a_bad_one(tmp_path, monkeyp
         assert app.run_screen.job.document.name == "notes.md"
 
 
+async def paste_and_start(pilot, text: str):
+    """On the start screen: paste ``text`` in the Paste tab, Ctrl+S, and wait for the run to finish."""
+    app = pilot.app
+    app.screen.query_one("#start-tabs").active = "tab-paste"
+    await pilot.pause()
+    app.screen.query_one("#pasted", TextArea).text = text
+    await pilot.press("ctrl+s")
+    screen = await started(pilot, app)
+    await wait_for(pilot, lambda: screen.finished, what="the run of the pasted text")
+    return screen
+
+
 async def test_start_screen_takes_pasted_text(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     app = make_app(app_settings(), pace=0)
     async with app.run_test(size=SIZE) as pilot:
-        app.screen.query_one("#start-tabs").active = "tab-paste"
-        await pilot.pause()
-        app.screen.query_one("#pasted", TextArea).text = sections(2)
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the run")
+        await paste_and_start(pilot, sections(2))
         assert app.run_screen.cards()
         assert app.run_screen.job.default_output() == Path("pasted.apkg")
 
@@ -378,8 +391,7 @@ async def test_views_help_and_command_palette(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     app = make_app(app_settings("--demo"), pace=0)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await started(pilot, app)
-        await wait_for(pilot, lambda: screen.finished, what="the run")
+        screen = await demo_finished(pilot, app)
         await pilot.press("2")
         assert isinstance(app.focused, DataTable)
         await pilot.press("1")
@@ -456,12 +468,7 @@ async def test_sessions_screen_reopens_a_pasted_text_session_in_review(tmp_path,
     monkeypatch.chdir(tmp_path)
     app = make_app(app_settings(), pace=0)
     async with app.run_test(size=SIZE) as pilot:
-        app.screen.query_one("#start-tabs").active = "tab-paste"
-        await pilot.pause()
-        app.screen.query_one("#pasted", TextArea).text = sections(3)
-        await pilot.press("ctrl+s")
-        screen = await started(pilot, app)
-        await wait_for(pilot, lambda: screen.finished, what="the first run")
+        screen = await paste_and_start(pilot, sections(3))
         made = len(screen.cards())
         await pilot.press("2", "d")
 
