@@ -187,3 +187,13 @@ def test_csv_header_lines(tmp_path: Path) -> None:
                          "#tags column:6"]  # fmt: skip
     row = next(csv.reader(lines[6:]))
     assert row[0] == note_guid(card(0, "Q", "A").id) and re.fullmatch(r"mkflash my_notes", row[5])
+
+
+def test_a_written_deck_has_ordinary_file_permissions(tmp_path) -> None:
+    import stat
+
+    from mkflash_tui.core import export
+    from mkflash_tui.core.export import atomic_write
+
+    atomic_write(tmp_path / "deck.apkg", b"data")
+    assert stat.S_IMODE((tmp_path / "deck.apkg").stat().st_mode) == 0o666 & ~export._UMASK  # not mkstemp 0600
