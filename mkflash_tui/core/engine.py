@@ -346,7 +346,7 @@ class Run:
             # Answered before (an earlier run or the one a crash interrupted): no call, same cards, same ids.
             self.from_cache += 1
             status.started_at = status.finished_at = self.now()
-            return await self._finish(status, key, cached.drafts, cached.raw, Usage(), "stop", store=False)
+            return await self._finish(status, key, cached.drafts, cached.raw, Usage(), store=False)
         task = asyncio.current_task()
         self._track(task)
         status.started_at = None
@@ -406,7 +406,7 @@ class Run:
             self._untrack(task)
         status.usage += result.usage
         self.stats.usage += result.usage
-        return await self._finish(status, key, result.drafts, result.raw, result.usage, result.finish_reason)
+        return await self._finish(status, key, result.drafts, result.raw, result.usage)
 
     async def _generate_halves(self, request: CardRequest, on_tokens, on_retry, on_attempt) -> GenerationResult:
         """Two calls, one per half of the chunk, each for half the cards; their cards together."""
@@ -430,8 +430,8 @@ class Run:
             usage += result.usage
         return GenerationResult(drafts, usage, "\n".join(raws), "stop")
 
-    async def _finish(self, status: ChunkStatus, key: str, drafts: list[CardDraft], raw: str, usage: Usage,
-                      finish_reason: str | None, *, store: bool = True) -> ChunkStatus:  # fmt: skip
+    async def _finish(self, status: ChunkStatus, key: str, drafts: list[CardDraft], raw: str, usage: Usage, *,
+                      store: bool = True) -> ChunkStatus:  # fmt: skip
         """Make the cards, commit them (when there is a journal), and only then report the chunk finished."""
         chunk = status.chunk
         cards = self._make_cards(chunk, drafts)

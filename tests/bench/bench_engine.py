@@ -60,10 +60,11 @@ def run_cli(path: Path, server: FakeOpenAI, concurrency: int) -> tuple[float, di
             "0",
             "--concurrency",
             str(concurrency),
+            "--fresh",  # every run really calls the server (the store would answer a repeated text)
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "OPENAI_API_KEY": ""},
+        env={**os.environ, "OPENAI_API_KEY": "", "MKFLASH_DATA_DIR": str(path.parent / "data")},
     )
     wall = time.perf_counter() - started
     if proc.returncode != 0:

@@ -118,6 +118,7 @@ def first_paint(path: Path, base_url: str) -> float:
 
 
 def main() -> None:
+    os.environ["MKFLASH_DATA_DIR"] = tempfile.mkdtemp(prefix="mkflash-bench-")  # nothing answered from a cache
     server, base_url = start_server()
     try:
         with tempfile.TemporaryDirectory() as folder:

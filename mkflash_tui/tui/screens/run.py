@@ -13,7 +13,6 @@ import importlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -479,10 +478,6 @@ class RunScreen(Screen):
                 card.front, card.back = front, back or ""
             if deleted:
                 self.review.deleted[card.id] = card  # deleted before: stays deleted, but not on the undo stack
-
-    def status_line(self) -> Text:
-        counts = self.run.counts()
-        return Text(f"{counts['done']}/{counts['total']} chunks done")
 
 
 def _provider_label(job: Job) -> str:
