@@ -402,8 +402,15 @@ async def test_views_help_and_command_palette(tmp_path, monkeypatch) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         help_text = await screen_text(pilot)
-        for words in ("delete the highlighted card", "bring back the last deleted", "edit the card's front",
-                      "show only cards", "write the deck", "send the failed", "stop every call"):
+        for words in (
+            "delete the highlighted card",
+            "bring back the last deleted",
+            "edit the card's front",
+            "show only cards",
+            "write the deck",
+            "send the failed",
+            "stop every call",
+        ):
             assert words in help_text
         await pilot.press("escape")
         titles = {c.title for c in app.get_system_commands(screen)}

@@ -144,5 +144,9 @@ class Throttle:
 
     def _looks_like_rate_limit(self, limit: int) -> bool:
         enough = len(self._outcomes) >= OUTCOMES // 2 and len(self._recent) >= 3
-        return limit <= 2 and enough and sum(self._outcomes) * 2 >= len(self._outcomes) \
+        return (
+            limit <= 2
+            and enough
+            and sum(self._outcomes) * 2 >= len(self._outcomes)
             and self._recent[-1] > self._recent[0]
+        )
