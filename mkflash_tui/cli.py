@@ -54,7 +54,7 @@ def app_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mkflash-tui",
         description="Turn any text into an Anki deck with an LLM, fast. "
-        "Subcommands: 'generate' (headless; see mkflash-tui generate --help).",
+        "Subcommands: 'generate' (headless; see mkflash-tui generate --help), 'sessions' (list, rm ID).",
     )
     parser.add_argument("input", nargs="?", help="file to open (or pick one in the app)")
     add_run_arguments(parser)

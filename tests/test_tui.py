@@ -19,6 +19,7 @@ from tui_support import app_settings, screen_text, started, wait_for
 from mkflash_tui.core.export import note_guid
 from mkflash_tui.core.models import ChunkState
 from mkflash_tui.core.providers.offline import OfflineProvider
+from mkflash_tui.job import demo_bytes
 from mkflash_tui.tui.app import make_app
 from mkflash_tui.tui.screens.confirm import ConfirmScreen
 from mkflash_tui.tui.screens.dialogs import EditCardDialog, ExportDialog, HelpScreen, QuitDialog
@@ -440,7 +441,9 @@ async def test_small_and_large_terminals(tmp_path, monkeypatch, size) -> None:
 
 async def test_a_second_run_offers_to_resume_with_the_review_kept(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    app = make_app(app_settings("--demo"), pace=0)
+    demo = tmp_path / "volcanoes.md"
+    demo.write_bytes(demo_bytes())
+    app = make_app(app_settings(str(demo), "--chunk-tokens", "220", "--overlap-tokens", "20"), pace=0)
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
         await wait_for(pilot, lambda: screen.finished, what="the first run")
@@ -455,7 +458,7 @@ async def test_a_second_run_offers_to_resume_with_the_review_kept(tmp_path, monk
         assert screen.run.from_cache == 0
 
     for choice, cached in (("enter", 6), ("f", 0)):
-        app = make_app(app_settings("--demo"), pace=0)
+        app = make_app(app_settings(str(demo), "--chunk-tokens", "220", "--overlap-tokens", "20"), pace=0)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda app=app: type(app.screen).__name__ == "ResumeDialog", what="the question")
             assert "6 of 6 chunks done" in await screen_text(pilot)
@@ -514,3 +517,12 @@ async def test_hostile_files_in_the_app_get_a_notification(tmp_path, monkeypatch
         await pilot.press("enter")
         await wait_for(pilot, lambda: any(message in m for m in notifications(app)), what="the notification")
         assert isinstance(app.screen, StartScreen) and app.is_running
+
+
+async def test_the_demo_never_asks_and_is_generated_anew_each_time(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        app = make_app(app_settings("--demo"), pace=0)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await demo_finished(pilot, app)
+            assert screen.run.from_cache == 0 and len(screen.cards()) == 11

@@ -135,8 +135,10 @@ class MkflashApp(App[int]):
     def job_ready(self, job: Job) -> None:
         self.job = job
         self._ensure_store(job.settings)
+        if job.settings.demo:
+            job.settings.fresh = True  # the demo is there to be watched: no question, generated anew every time
         earlier = None
-        if self.store is not None and not job.settings.fresh:
+        if self.store is not None and not job.settings.fresh and not job.settings.yes:
             earlier = self.store.find_session(job.session_spec(), job.document.hash)
         if earlier is not None and earlier.chunks_done:
             self.push_screen(ResumeDialog(earlier), partial(self._resume_chosen, job))
