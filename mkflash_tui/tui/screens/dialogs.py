@@ -254,7 +254,14 @@ class HelpScreen(ModalScreen[None]):
             ("Generate view", [("Enter / click", "show a chunk in full (text, error, raw output)")]),
             ("Review view", ReviewView.BINDINGS),
             ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)")]),
-            ("App", [("Ctrl+P", "command palette: every action by name"), ("Ctrl+Q", "quit, from any screen")]),
+            (
+                "App",
+                [
+                    ("Ctrl+P", "command palette: every action by name"),
+                    ("Ctrl+O", "earlier sessions, to reopen and export again (start screen; palette: Sessions)"),
+                    ("Ctrl+Q", "quit, from any screen"),
+                ],
+            ),
         ):
             text.append(f"\n{title}\n", style="bold underline")
             for binding in bindings:
