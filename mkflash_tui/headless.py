@@ -234,7 +234,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                      "(no calls; --fresh asks again)\n")  # fmt: skip
     result = None
     export_error = None
-    if cards or not run.fatal:
+    if not cards and not run.fatal:
+        stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
+    if cards:
         try:
             result = export_cards(cards, job.output, job.export_options())
         except (ExportError, OSError) as exc:

@@ -226,3 +226,18 @@ async def test_a_rate_limit_without_headers_is_paced_from_what_got_through() -> 
         await run.aclose()
     assert run.counts()["done"] == len(run.chunks) and not run.failures()
     assert run.throttle.rate_source == "observed" and run.throttle.rate is not None
+
+
+def test_no_server_at_the_base_url_stops_the_run_once(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "n.md").write_text(sections(6))
+    proc = run_cli("generate", "n.md", "--base-url", f"http://127.0.0.1:{port}/v1", "--api-key", "k",
+                   "--chunk-tokens", "120", "--yes", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.count(f"could not reach http://127.0.0.1:{port}/v1") == 1
+    assert "is the server running, and is --base-url right?" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "n.apkg").exists()  # no cards: no empty deck left behind

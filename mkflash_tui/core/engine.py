@@ -52,6 +52,7 @@ DEFAULT_CONCURRENCY = 64
 TOKENS_PER_CARD = 80  # default card density: one card per this many tokens of text
 MAX_CARDS_PER_CHUNK = 40
 SUMMARY_RESERVE_TOKENS = 1200  # prompt and answer room kept free when shrinking a document for the summary
+UNREACHABLE_ATTEMPTS = 3  # a server that refuses connections is tried this often, not max_attempts times
 
 
 @dataclass(slots=True)
@@ -285,7 +286,17 @@ class Run:
                 self._refuse(str(exc))
                 self._emit(SummaryFailed(self.now(), str(exc)))
                 raise RunCancelled(str(exc)) from None
-            except (TransientError, RequestRejected, OutputError) as exc:
+            except TransientError as exc:
+                if exc.unreachable:
+                    # The first call of the run found no server at all: every chunk would too. Stop once.
+                    reason = f"{exc}; is the server running, and is --base-url right?"
+                    self._refuse(reason)
+                    self._emit(SummaryFailed(self.now(), reason))
+                    raise RunCancelled(reason) from None
+                self.summary = fallback
+                self._emit(SummaryFailed(self.now(), str(exc)))
+                return self.summary
+            except (RequestRejected, OutputError) as exc:
                 # The summary is context, not a product: go on with the title alone.
                 self.summary = fallback
                 self._emit(SummaryFailed(self.now(), str(exc)))
@@ -494,6 +505,8 @@ class Run:
                     self.throttle.succeeded(getattr(result, "rate_info", None))
                     return result
             if failures >= settings.max_attempts or limited >= settings.max_rate_limited:
+                raise error
+            if getattr(error, "unreachable", False) and failures >= UNREACHABLE_ATTEMPTS:
                 raise error
             if hint is not None:
                 wait = hint + self._rng.uniform(0, min(1.0, 0.1 + hint * 0.1)) if hint > 0 else 0.0

@@ -23,8 +23,9 @@ class TransientError(ProviderError):
     """Worth retrying: rate limits, 5xx, timeouts, dropped connections."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, rate_limited: bool = False,
-                 rate_info: RateInfo | None = None) -> None:  # fmt: skip
+                 rate_info: RateInfo | None = None, unreachable: bool = False) -> None:  # fmt: skip
         super().__init__(message)
+        self.unreachable = unreachable  # no connection at all (refused, unknown host), not a failed answer
         self.retry_after = retry_after
         self.rate_limited = rate_limited
         self.rate_info = rate_info

@@ -206,10 +206,15 @@ class OpenAICompatProvider:
         import openai
 
         if isinstance(exc, openai.APITimeoutError):
+            cause = exc.__cause__ or exc.__context__
+            if type(cause).__name__ in ("ConnectTimeout", "ConnectError"):
+                # The aiohttp transport reports a refused connection as a connect timeout.
+                where = self.base_url or "api.openai.com"
+                return TransientError(f"could not reach {where} ({_cause(exc)})", unreachable=True)
             return TransientError(f"the request timed out after {self.timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
             where = self.base_url or "api.openai.com"
-            return TransientError(f"could not reach {where} ({_cause(exc)})")
+            return TransientError(f"could not reach {where} ({_cause(exc)})", unreachable=True)
         if not isinstance(exc, openai.APIStatusError):
             if isinstance(exc, openai.OpenAIError):
                 return TransientError(f"the server's answer was unusable ({exc})")

@@ -293,7 +293,7 @@ class RunScreen(Screen):
         self.query_one(RunBar).refresh()
         if self.run.fatal and not self._fatal_shown:
             self._fatal_shown = True
-            self.app.notify(self.run.fatal, title="The server refused the run", severity="error", timeout=30)
+            self.app.notify(self.run.fatal, title="The run stopped", severity="error", timeout=30)
         if self._failures:
             failures, self._failures = self._failures, []
             for failure in failures[:MAX_FAILURE_NOTICES]:
