@@ -526,3 +526,22 @@ async def test_the_demo_never_asks_and_is_generated_anew_each_time(tmp_path, mon
         async with app.run_test(size=SIZE) as pilot:
             screen = await demo_finished(pilot, app)
             assert screen.run.from_cache == 0 and len(screen.cards()) == 11
+
+
+async def test_no_server_is_one_clear_notification(tmp_path, monkeypatch) -> None:
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = notes_file(tmp_path, 3)
+    app = make_app(app_settings(str(path), "--base-url", f"http://127.0.0.1:{port}/v1", "--yes"))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run to stop")
+        await pilot.pause(0.3)
+        messages = [m for m in notifications(app) if "could not reach" in m]
+        assert len(messages) == 1 and "is --base-url right?" in messages[0]
+        assert "could not reach" in str(screen.query_one("#run-bar").render())
+        assert screen.run.counts()["done"] == 0 and screen.cards() == []
