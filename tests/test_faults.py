@@ -241,3 +241,36 @@ def test_no_server_at_the_base_url_stops_the_run_once(tmp_path) -> None:
     assert proc.stderr.count(f"could not reach http://127.0.0.1:{port}/v1") == 1
     assert "is the server running, and is --base-url right?" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "n.apkg").exists()  # no cards: no empty deck left behind
+
+
+def test_throttle_rules_without_a_network() -> None:
+    from mkflash_tui.core.throttle import Throttle
+
+    throttle = Throttle(16)
+    for _ in range(19):
+        throttle.succeeded()
+    throttle.rate_limited(throttle.generation())
+    assert throttle.limiter.limit == 16  # one 429 among successes: wait it out, keep the limit
+
+    burst = Throttle(64)
+    generation = burst.generation()
+    for _ in range(40):  # a burst of 429s from calls sent together halves the limit once, not 40 times
+        burst.rate_limited(generation)
+    assert burst.limiter.limit == 32
+
+    slots = Throttle(64)
+    slots.limiter.set_limit(6)
+    for _ in range(6):  # a full window at 6 proves 6, then it probes 7
+        slots.succeeded()
+    assert slots.limiter.limit == 7
+    probe = slots.generation()
+    for _ in range(3):  # the probe's 429s
+        slots.rate_limited(probe)
+    assert slots.limiter.limit == 6  # back to what worked, not down to 3
+    for _ in range(12):  # probing again takes twice as long
+        slots.succeeded()
+    assert slots.limiter.limit == 7
+
+    paced = Throttle(64)
+    paced.rate_limited(paced.generation(), RateInfo(limit=600, remaining=0, reset_seconds=60.0))
+    assert paced.rate == pytest.approx(10 * 0.97) and paced.limiter.limit == 64  # pace; keep concurrency
