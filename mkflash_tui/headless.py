@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TextIO
 
+from . import format as fmt
 from .config import CONFIRM_ABOVE_USD
 from .core.engine import Run
 from .core.export import ExportError, check_output_path, export_cards
@@ -79,7 +80,7 @@ class Progress:
             what = (
                 "skipped (no cards allotted)"
                 if event.skipped
-                else f"{_plural(len(event.cards), 'card')} in {event.seconds:.1f}s"
+                else f"{fmt.plural(len(event.cards), 'card')} in {event.seconds:.1f}s"
             )
             self._line(f"END chunk {event.index + 1}/{n}: {what}")
         elif isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
@@ -116,17 +117,13 @@ class Progress:
             self.stream.flush()
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def confirm_spend(job: Job, stderr: TextIO) -> int | None:
     """Apply ``--max-cost`` and ask before an expensive run; returns an exit code to stop with, or None."""
     settings, estimate = job.settings, job.estimate
     price = estimate.cost_usd
     if not settings.online:
         return None
-    if settings.max_cost is not None and price is not None and price > settings.max_cost:
+    if job.over_budget:
         stderr.write(
             f"mkflash-tui: the estimated cost ${price:.2f} is above --max-cost ${settings.max_cost:.2f}; "
             "nothing was sent.\n"

@@ -57,6 +57,12 @@ class Job:
         return self.settings.output or self.default_output()
 
     @property
+    def over_budget(self) -> bool:
+        """The estimate is known and above ``--max-cost`` (an unknown price cannot be said to exceed it)."""
+        cost, limit = self.estimate.cost_usd, self.settings.max_cost
+        return limit is not None and cost is not None and cost > limit
+
+    @property
     def deck_name(self) -> str:
         return self.settings.deck or self.document.title
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from .models import Card
 
+Decisions = dict[str, tuple[bool, str | None, str | None]]  # card id -> (deleted, edited front, edited back)
+
 
 @dataclass(slots=True)
 class Review:
@@ -53,6 +55,16 @@ class Review:
         self._changed("edit", card)
         return True
 
+    def adopt(self, cards: Iterable[Card], decisions: Decisions) -> None:
+        """Apply what the user decided in an earlier session to newly made ``cards``: their edits, and their
+        deletions (which stay deleted but are not on this session's undo stack)."""
+        for card in cards:
+            deleted, front, back = decisions.get(card.id, (False, None, None))
+            if front is not None:
+                card.front, card.back = front, back or ""
+            if deleted:
+                self.deleted[card.id] = card
+
     def _changed(self, what: str, card: Card) -> None:
         self.version += 1
         for listener in self.listeners:
@@ -65,14 +77,9 @@ def matches(card: Card, query: str) -> bool:
     return all(term in haystack for term in query.casefold().split())
 
 
-def apply_decisions(cards: Iterable[Card], decisions: dict[str, tuple[bool, str | None, str | None]]) -> list[Card]:
+def apply_decisions(cards: Iterable[Card], decisions: Decisions) -> list[Card]:
     """``cards`` as the user left them in an earlier session: deleted ones dropped, edits applied in place."""
-    kept = []
-    for card in cards:
-        deleted, front, back = decisions.get(card.id, (False, None, None))
-        if deleted:
-            continue
-        if front is not None:
-            card.front, card.back = front, back or ""
-        kept.append(card)
-    return kept
+    cards = list(cards)
+    review = Review()
+    review.adopt(cards, decisions)
+    return review.keep(cards)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .models import Block, Card, CardDraft, CardKind, Document, Summary, Usage
+from .review import Decisions
 
 DB_NAME = "mkflash.sqlite3"
 
@@ -183,11 +184,9 @@ class Store:
         input_name, input_hash, title = document.name, document.hash, document.title
         spec_key = cache_key("session", input_hash, spec)
         if not fresh:
-            row = self.db.execute(
-                "SELECT id FROM sessions WHERE spec_key = ? ORDER BY updated DESC LIMIT 1", (spec_key,)
-            ).fetchone()
-            if row:
-                return row[0], True
+            latest = self._latest_session(spec_key)
+            if latest:
+                return latest, True
         session_id = uuid.uuid4().hex[:8]
         now = time.time()
         self._write(
@@ -207,10 +206,14 @@ class Store:
 
     def find_session(self, spec: dict, input_hash: str) -> SessionInfo | None:
         """The session ``open_session`` would resume, if any."""
-        spec_key = cache_key("session", input_hash, spec)
-        row = self.db.execute("SELECT id FROM sessions WHERE spec_key = ? ORDER BY updated DESC LIMIT 1",
-                              (spec_key,)).fetchone()  # fmt: skip
-        return next((s for s in self.sessions() if row and s.id == row[0]), None)
+        latest = self._latest_session(cache_key("session", input_hash, spec))
+        return next((s for s in self.sessions() if s.id == latest), None)
+
+    def _latest_session(self, spec_key: str) -> str | None:
+        row = self.db.execute(
+            "SELECT id FROM sessions WHERE spec_key = ? ORDER BY updated DESC LIMIT 1", (spec_key,)
+        ).fetchone()
+        return row[0] if row else None
 
     def sessions(self) -> list[SessionInfo]:
         rows = self.db.execute(
@@ -247,7 +250,7 @@ class Store:
         self._write("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?)",
                     (session_id, card.id, int(deleted), front, back))  # fmt: skip
 
-    def decisions(self, session_id: str | None) -> dict[str, tuple[bool, str | None, str | None]]:
+    def decisions(self, session_id: str | None) -> Decisions:
         if not session_id:
             return {}
         rows = self.db.execute("SELECT card_id, deleted, front, back FROM decisions WHERE session_id = ?",

@@ -151,9 +151,7 @@ class MkflashApp(App[int]):
         self._confirm_or_start(job)
 
     def _confirm_or_start(self, job: Job) -> None:
-        needs_confirm = job.settings.online and (
-            not job.settings.yes or (job.settings.max_cost is not None and not _within(job))
-        )
+        needs_confirm = job.settings.online and (not job.settings.yes or job.over_budget)
         if needs_confirm:
             self.push_screen(ConfirmScreen(job), partial(self._confirmed, job))
         else:
@@ -255,11 +253,6 @@ class MkflashApp(App[int]):
                             in_review(run_screen.edit_card))  # fmt: skip
         yield SystemCommand("Filter cards", "Show only cards containing some words (key /)",
                             in_review(lambda: run_screen.query_one("#review").action_filter()))  # fmt: skip
-
-
-def _within(job: Job) -> bool:
-    cost, limit = job.estimate.cost_usd, job.settings.max_cost
-    return limit is None or (cost is not None and cost <= limit)
 
 
 def make_app(settings: Settings, **kwargs) -> MkflashApp:

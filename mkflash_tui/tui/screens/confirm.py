@@ -10,8 +10,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from ... import format as fmt
 from ...job import Job
-from .. import format as fmt
 
 
 class ConfirmScreen(Screen[bool]):
@@ -26,11 +26,6 @@ class ConfirmScreen(Screen[bool]):
     def __init__(self, job: Job) -> None:
         super().__init__()
         self.job = job
-
-    @property
-    def over_budget(self) -> bool:
-        cost, limit = self.job.estimate.cost_usd, self.job.settings.max_cost
-        return limit is not None and (cost is None or cost > limit)
 
     def compose(self) -> ComposeResult:
         job, estimate, settings = self.job, self.job.estimate, self.job.settings
@@ -51,7 +46,7 @@ class ConfirmScreen(Screen[bool]):
         table.add_row("Cost", price)
         if settings.key_source:
             table.add_row("Key", f"from {settings.key_source}")
-        if self.over_budget:
+        if self.job.over_budget:
             hint = Text(f"This is above --max-cost {fmt.usd(settings.max_cost)}: Esc to go back.", style="bold red")
         else:
             hint = Text("Enter starts the run · Esc goes back", style="bold")
@@ -62,7 +57,7 @@ class ConfirmScreen(Screen[bool]):
         yield Footer()
 
     def action_start(self) -> None:
-        if self.over_budget:
+        if self.job.over_budget:
             self.app.bell()
             return
         self.dismiss(True)

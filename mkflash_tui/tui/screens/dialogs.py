@@ -16,11 +16,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static, TextArea
 
+from ... import format as fmt
 from ...core.engine import Run
 from ...core.export import ExportError, ExportFormat, export_cards
 from ...core.models import Card, ChunkState
 from ...core.store import SessionInfo
-from .. import format as fmt
 
 if TYPE_CHECKING:
     from .run import RunScreen
@@ -162,7 +162,21 @@ class EditCardDialog(ModalScreen[tuple[str, str] | None]):
         self.dismiss(None)
 
 
-class QuitDialog(ModalScreen[str]):
+class ChoiceDialog(ModalScreen):
+    """A question answered by a button or its key: both dismiss with ``answer(choice)``, the button's id."""
+
+    def answer(self, choice: str) -> object:
+        return choice
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.answer(event.button.id or ""))
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(self.answer(choice))
+
+
+class QuitDialog(ChoiceDialog):
     """Asked when quitting would stop a run or leave cards unexported. Dismisses with quit, export or stay."""
 
     BINDINGS = [
@@ -187,15 +201,25 @@ class QuitDialog(ModalScreen[str]):
     def on_mount(self) -> None:
         self.query_one("#stay", Button).focus()
 
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id or "stay")
 
-    def action_choose(self, choice: str) -> None:
-        self.dismiss(choice)
+class ReadingDialog(ModalScreen[None]):
+    """A wide, scrolling page of text to read and close: subclasses give ``title`` and ``body()``."""
+
+    title_text = ""
+
+    def body(self) -> Text:
+        raise NotImplementedError
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog wide"):
+            if self.title_text:
+                yield Label(self.title_text, classes="dialog-title")
+            with VerticalScroll():
+                yield Static(self.body())
+            yield Label("Esc closes", classes="hint")
 
 
-class ChunkDialog(ModalScreen[None]):
+class ChunkDialog(ReadingDialog):
     """One chunk in full: state, reason, its text and the model's raw output."""
 
     BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
@@ -205,7 +229,7 @@ class ChunkDialog(ModalScreen[None]):
         self.run = run
         self.chunk_id = chunk_id
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> Text:
         status = self.run.status[self.chunk_id]
         chunk = status.chunk
         text = Text()
@@ -229,18 +253,16 @@ class ChunkDialog(ModalScreen[None]):
         if status.raw_output:
             text.append("\nRaw model output\n", style="bold")
             text.append(status.raw_output[:20_000] + "\n", style="dim")
-        with Vertical(id="dialog", classes="dialog wide"):
-            with VerticalScroll():
-                yield Static(text)
-            yield Label("Esc closes", classes="hint")
+        return text
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ReadingDialog):
     """Every key, read from the bindings themselves so it cannot drift from what the keys do."""
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+    title_text = "Help"
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> Text:
         from .run import ReviewView, RunScreen
 
         text = Text()
@@ -272,19 +294,16 @@ class HelpScreen(ModalScreen[None]):
                     description = binding.tooltip or binding.description or binding.action
                 text.append(f"  {key:<14}", style="bold")
                 text.append(f"{description}\n")
-        with Vertical(id="dialog", classes="dialog wide"):
-            yield Label("Help", classes="dialog-title")
-            with VerticalScroll():
-                yield Static(text)
-            yield Label("Esc closes", classes="hint")
+        return text
 
 
-class ResumeDialog(ModalScreen[bool]):
-    """An earlier session over the same text and settings exists: resume it (no repeated calls) or start fresh."""
+class ResumeDialog(ChoiceDialog):
+    """An earlier session over the same text and settings exists: resume it (no repeated calls) or start fresh.
+    Dismisses with True to resume."""
 
     BINDINGS = [
-        Binding("enter,r", "choose(True)", "Resume"),
-        Binding("f", "choose(False)", "Start fresh"),
+        Binding("enter,r", "choose('resume')", "Resume"),
+        Binding("f", "choose('fresh')", "Start fresh"),
     ]
 
     def __init__(self, session: SessionInfo) -> None:
@@ -306,12 +325,8 @@ class ResumeDialog(ModalScreen[bool]):
                 yield Button("Resume (Enter)", variant="primary", id="resume")
                 yield Button("Start fresh (f)", id="fresh")
 
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "resume")
-
-    def action_choose(self, resume: bool) -> None:
-        self.dismiss(resume)
+    def answer(self, choice: str) -> bool:
+        return choice == "resume"
 
 
 class SessionsScreen(ModalScreen[str | None]):

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
+from ... import format as fmt
 from ...core.engine import Run, RunCancelled
 from ...core.models import (
     Card,
@@ -36,10 +37,9 @@ from ...core.models import (
     SummaryFinished,
     SummaryStarted,
 )
-from ...core.review import Review, matches
+from ...core.review import Decisions, Review, matches
 from ...core.store import Store
 from ...job import Job
-from .. import format as fmt
 from ..widgets.cards import CardDetail, CardTable
 from ..widgets.chunk_board import ChunkBoard
 from ..widgets.run_bar import RunBar
@@ -107,7 +107,7 @@ class RunScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
     def __init__(self, job: Job, run: Run, *, store: Store | None = None,
-                 decisions: dict[str, tuple[bool, str | None, str | None]] | None = None,
+                 decisions: Decisions | None = None,
                  view: str = "generate") -> None:  # fmt: skip
         super().__init__()
         self.initial_view = view
@@ -242,7 +242,7 @@ class RunScreen(Screen):
             what = "skipped (no cards allotted)" if event.skipped else fmt.plural(len(event.cards), "card")
             self._log_lines.append(f"{stamp} END   chunk {event.index + 1}/{total} {what} in {event.seconds:.1f}s")
             if self.decisions:
-                self._apply_earlier_decisions(event.cards)
+                self.review.adopt(event.cards, self.decisions)
             self._dirty_cards = True
         elif isinstance(event, ChunkRetrying):
             self._log_lines.append(
@@ -310,20 +310,24 @@ class RunScreen(Screen):
         """What an export would write right now: the run's cards minus deletions, edits applied."""
         return self.review.keep(self.run.cards())
 
-    def _visible(self):
-        cards = self.cards()
+    def _visible(self, cards=None):
+        """The cards the table shows: what would be exported, narrowed by the filter."""
+        cards = self.cards() if cards is None else cards
         return [c for c in cards if matches(c, self._filter)] if self._filter else cards
+
+    def _count_on_tab(self, cards) -> None:
+        self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(cards)})"
 
     def _sync_cards(self) -> None:
         """Bring the table up to date. While the Review view is hidden only its tab's count changes: the table
         is built once when it is shown, then new cards are appended at the bottom (rows never jump while the
         user reads them)."""
         cards = self.cards()
-        self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(cards)})"
+        self._count_on_tab(cards)
         if self.query_one(ContentSwitcher).current != "review":
             return
         table = self.query_one(CardTable)
-        visible = [c for c in cards if matches(c, self._filter)] if self._filter else cards
+        visible = self._visible(cards)
         if len(visible) == len(table.cards):
             return
         visible_ids = {c.id for c in visible}
@@ -401,7 +405,7 @@ class RunScreen(Screen):
 
     def _after_change(self) -> None:
         self._update_detail()
-        self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(self.cards())})"
+        self._count_on_tab(self.cards())
 
     # ------------------------------------------------------------------ actions
 
@@ -470,14 +474,6 @@ class RunScreen(Screen):
     def _commit_decision(self, what: str, card: Card) -> None:
         assert self.store is not None
         self.store.record_decision(self.run.session_id, card, deleted=what == "delete")
-
-    def _apply_earlier_decisions(self, cards) -> None:
-        for card in cards:
-            deleted, front, back = self.decisions.get(card.id, (False, None, None))
-            if front is not None:
-                card.front, card.back = front, back or ""
-            if deleted:
-                self.review.deleted[card.id] = card  # deleted before: stays deleted, but not on the undo stack
 
 
 def _provider_label(job: Job) -> str:

@@ -5,16 +5,12 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
+from ... import format as fmt
 from ...core.export import effective_kind
 from ...core.models import Card, CardKind
 
 FRONT_WIDTH = 34
 BACK_WIDTH = 26
-
-
-def _cell(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class CardTable(DataTable):
@@ -36,8 +32,8 @@ class CardTable(DataTable):
 
     def _cells(self, card: Card) -> tuple[object, ...]:
         kind = "cloze" if effective_kind(card) is CardKind.CLOZE else "basic"
-        front = _cell(card.front, FRONT_WIDTH) + (" ✎" if card.edited else "")
-        back = _cell(card.back, BACK_WIDTH) if kind == "basic" else Text("—", style="dim")
+        front = fmt.fit(card.front, FRONT_WIDTH) + (" ✎" if card.edited else "")
+        back = fmt.fit(card.back, BACK_WIDTH) if kind == "basic" else Text("—", style="dim")
         return (Text(str(card.chunk_index + 1), justify="right"), kind, front, back)
 
     def append(self, cards: list[Card]) -> None:

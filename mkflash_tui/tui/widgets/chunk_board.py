@@ -17,6 +17,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ... import format as fmt
 from ...core.engine import Run
 from ...core.models import ChunkState
 
@@ -33,17 +34,6 @@ STATE_LABEL = {
     ChunkState.SKIPPED: "– skipped",
     ChunkState.CANCELLED: "⊘ cancelled",
 }
-
-
-def _fit(text: str, width: int) -> str:
-    if width <= 0:
-        return ""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
-
-
-def _count(n: int) -> str:
-    return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
 
 
 class ChunkBoard(ScrollView, can_focus=True):
@@ -185,25 +175,24 @@ class ChunkBoard(ScrollView, can_focus=True):
                 bar,
                 Segment(" ", base),
                 Segment(left, base + Style(bold=True)),
-                Segment(_fit(label, middle_width).ljust(middle_width), state_style),
+                Segment(fmt.fit(label, middle_width).ljust(middle_width), state_style),
                 Segment(elapsed, dim),
             ]
         if line == 1:
-            text = _fit(status.chunk.label, inner)
+            text = fmt.fit(status.chunk.label, inner)
             return [bar, Segment(" ", base), Segment(text.ljust(inner), base)]
         if state in (ChunkState.FAILED, ChunkState.CANCELLED):
             text, style = status.reason or state.value, state_style if state is ChunkState.FAILED else dim
         elif state is ChunkState.DONE:
-            cards = len(status.cards)
-            text = f"{cards} card{'s' if cards != 1 else ''} · {_count(status.tokens)} tok"
+            text = f"{fmt.plural(len(status.cards), 'card')} · {fmt.tokens(status.tokens)} tok"
             style = dim
         elif state is ChunkState.SKIPPED:
             text, style = "no cards allotted", dim
         elif state is ChunkState.QUEUED:
             text, style = f"{status.chunk.tokens} tokens in", dim
         else:
-            text, style = f"{_count(status.tokens)} tok streamed", dim
-        return [bar, Segment(" ", base), Segment(_fit(text, inner).ljust(inner), style)]
+            text, style = f"{fmt.tokens(status.tokens)} tok streamed", dim
+        return [bar, Segment(" ", base), Segment(fmt.fit(text, inner).ljust(inner), style)]
 
     def panel_text(self, index: int) -> str:
         """The plain text of chunk ``index``'s panel, as drawn (for tests and screen readers)."""

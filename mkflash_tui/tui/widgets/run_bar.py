@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from ... import format as fmt
 from ...core.engine import Run
 from ...core.models import ChunkState
 from ...core.pricing import cost_usd
-from .. import format as fmt
 
 
 class RunBar(Widget):

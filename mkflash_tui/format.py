@@ -1,10 +1,18 @@
-"""Small formatting helpers shared by the TUI's widgets."""
+"""Small formatting helpers shared by both faces (headless progress and the TUI)."""
 
 from __future__ import annotations
 
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` on one line (white space folded), cut to ``width`` characters with an ellipsis."""
+    if width <= 0:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def tokens(n: int) -> str:
