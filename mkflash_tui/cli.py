@@ -76,7 +76,7 @@ def sessions_main(argv: list[str]) -> int:
     import datetime
 
     from .config import add_store_arguments
-    from .core.store import Store, StoreError, default_data_dir
+    from .core.store import StoreError, open_store
 
     parser = _Parser(prog="mkflash-tui sessions", description="List past sessions, or remove one (rm ID).")
     parser.add_argument("action", nargs="?", choices=("list", "rm"), default="list")
@@ -84,7 +84,7 @@ def sessions_main(argv: list[str]) -> int:
     add_store_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        store = Store(args.data_dir or default_data_dir())
+        store = open_store(args.data_dir)
     except StoreError as exc:
         return _fail(str(exc))
     if args.action == "rm":

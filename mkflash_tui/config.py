@@ -179,7 +179,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     settings.tags = list(args.tags)
     settings.reverse = args.reverse
     settings.subdecks = args.subdecks
-    settings.data_dir = args.data_dir or (Path(env["MKFLASH_DATA_DIR"]) if env.get("MKFLASH_DATA_DIR") else None)
+    settings.data_dir = args.data_dir  # None: the store looks at MKFLASH_DATA_DIR, then the platform's folder
     settings.fresh = args.fresh
     settings.no_cache = args.no_cache
 

@@ -28,8 +28,8 @@ from .core.models import (
 )
 from .core.pricing import cost_usd
 from .core.review import apply_decisions
-from .core.store import StoreError
-from .job import Job, open_store
+from .core.store import StoreError, open_store
+from .job import Job
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -210,7 +210,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     if stop is not None:
         return stop
     try:
-        store = open_store(settings)
+        store = open_store(settings.data_dir)
     except StoreError as exc:
         stderr.write(f"mkflash-tui: {exc}\n")
         return EXIT_USAGE

@@ -19,7 +19,7 @@ from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
 from .core.prompts import PROMPT_VERSION, fixed_prompt_tokens
 from .core.sources import parse_bytes, read_source
-from .core.store import Store, default_data_dir
+from .core.store import Store
 from .core.tokens import encoding_for_model
 
 OUTPUT_TOKENS_PER_CARD = 60
@@ -116,11 +116,6 @@ class Job:
             use_cache=not (self.settings.fresh or self.settings.no_cache),
             **run_kwargs,
         )
-
-
-def open_store(settings: Settings) -> Store:
-    """The session store for these settings. Raises StoreError with a sentence for the user."""
-    return Store(settings.data_dir or default_data_dir())
 
 
 def load_document(settings: Settings, stdin=None) -> Document:

@@ -71,6 +71,11 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("mkflash-tui", appauthor=False))
 
 
+def open_store(folder: Path | None = None) -> Store:
+    """The store in ``folder`` (``--data-dir``), else in ``default_data_dir()``. Raises StoreError."""
+    return Store(folder or default_data_dir())
+
+
 def cache_key(*parts: object) -> str:
     """A stable key from the things that shaped a result."""
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode()).hexdigest()

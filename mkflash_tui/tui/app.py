@@ -20,8 +20,8 @@ from ..config import Settings
 from ..core.chunking import ChunkingError
 from ..core.models import Document
 from ..core.sources import SourceError, parse_bytes
-from ..core.store import Store, StoreError
-from ..job import Job, open_store, prepare, settings_for_session
+from ..core.store import Store, StoreError, open_store
+from ..job import Job, prepare, settings_for_session
 from .screens.confirm import ConfirmScreen
 from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
 from .screens.run import RunScreen
@@ -100,7 +100,7 @@ class MkflashApp(App[int]):
     def _ensure_store(self, settings: Settings) -> Store | None:
         if self.store is None and self.store_error is None:
             try:
-                self.store = open_store(settings)
+                self.store = open_store(settings.data_dir)
             except StoreError as exc:
                 self.store_error = str(exc)
                 self.notify(f"{exc} Cards will not be kept after you quit.", severity="warning", timeout=10)
