@@ -189,7 +189,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         settings.provider = args.provider or "offline"
         settings.provider_reason = "--demo" if settings.provider == "offline" else ""
         settings.chunk_tokens = args.chunk_tokens or DEMO_CHUNK_TOKENS
-        settings.overlap_tokens = DEMO_OVERLAP_TOKENS if args.overlap_tokens is None else args.overlap_tokens
+        default_overlap = min(DEMO_OVERLAP_TOKENS, settings.chunk_tokens // 8)
+        settings.overlap_tokens = default_overlap if args.overlap_tokens is None else args.overlap_tokens
     else:
         settings.chunk_tokens = args.chunk_tokens or DEFAULT_CHUNK_TOKENS
         default_overlap = min(DEFAULT_OVERLAP_TOKENS, settings.chunk_tokens // 8)

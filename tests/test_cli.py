@@ -204,3 +204,8 @@ def test_the_app_checks_its_input_before_opening(tmp_path: Path) -> None:
         proc = run_cli(*args, cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def test_a_tiny_chunk_size_with_the_demo_names_the_flag_the_user_gave(tmp_path: Path) -> None:
+    proc = run_cli("generate", "--demo", "--chunk-tokens", "10", cwd=tmp_path)
+    assert proc.returncode == 2 and "--chunk-tokens must be at least 64" in proc.stderr, proc.stderr
