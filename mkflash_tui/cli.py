@@ -16,6 +16,7 @@ from . import __version__
 from .config import UsageError, add_run_arguments, settings_from_args
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _preload_openai() -> None:
@@ -131,10 +132,13 @@ def generate_main(argv: list[str]) -> int:
         job = prepare(settings)
     except (SourceError, ChunkingError) as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("mkflash-tui: interrupted while reading the input; nothing was sent.\n")
+        return _exit_now(EXIT_INTERRUPTED)
     try:
         code = run_headless(job)
     except KeyboardInterrupt:
-        code = 130
+        code = EXIT_INTERRUPTED
     return _exit_now(code)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from .core.engine import DEFAULT_CONCURRENCY
-from .core.providers.openai_compat import DEFAULT_TIMEOUT
+from .core.providers.openai_compat import DEFAULT_TIMEOUT, IDLE_FLOOR
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEMO_CHUNK_TOKENS = 220  # the demo text is short; smaller chunks show the parallel flow
@@ -132,7 +132,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cards", type=_positive_int, help="total cards wanted (default: about one per 80 tokens)")
     parser.add_argument("--instructions", default="", help="extra instructions added to the card prompt")
     parser.add_argument(
-        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, help="seconds per request (default: 120)"
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds one request may take, end to end (default: {DEFAULT_TIMEOUT:g}); a stream that sends "
+        f"nothing for {IDLE_FLOOR:g} s (or S/5, if longer) is dropped; a request that timed out is tried once "
+        "more, so at worst a chunk gives up after about 2 x S",
     )
     parser.add_argument("--max-cost", type=_positive_float, metavar="USD", help="refuse to start above this estimate")
     parser.add_argument("--yes", "-y", action="store_true", help="start without asking")

@@ -22,6 +22,7 @@ from .core.models import (
     ChunkFinished,
     ChunkRetrying,
     ChunkStarted,
+    ChunkState,
     Event,
     SummaryFailed,
     SummaryFinished,
@@ -211,10 +212,10 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         return stop
     try:
         store = open_store(settings.data_dir)
+        session_id, resumed = job.open_session(store)
     except StoreError as exc:
-        stderr.write(f"mkflash-tui: {exc}\n")
+        stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
         return EXIT_USAGE
-    session_id, resumed = job.open_session(store)
     stderr.write(f"mkflash-tui: {job.document.title}: {len(job.chunks)} chunks with {settings.describe_provider()}"
                  f" ({'resuming' if resumed else 'new'} session {session_id})\n")  # fmt: skip
     # No per-token display here, so save the per-token parsing.
@@ -225,37 +226,56 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     asyncio.run(_drive(run, interrupted))
     progress.close()
 
-    cards = apply_decisions(run.cards(), store.decisions(session_id))
+    try:
+        decisions = store.decisions(session_id)
+    except StoreError:
+        decisions = {}
+    cards = apply_decisions(run.cards(), decisions)
     if run.from_cache:
         stderr.write(f"mkflash-tui: {run.from_cache} of {len(run.chunks)} chunks answered from earlier runs "
                      "(no calls; --fresh asks again)\n")  # fmt: skip
     result = None
     export_error = None
-    if not cards and not run.fatal:
+    failures = run.failures()
+    nothing_usable = not cards and not run.fatal and not run.halted and not failures and not interrupted[0]
+    if nothing_usable:
+        stderr.write(f"mkflash-tui: {job.document.name} has nothing to make cards from, so no deck was written.\n")
+    elif not cards and not run.fatal:
         stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
     if cards:
         try:
             result = export_cards(cards, job.output, job.export_options())
         except (ExportError, OSError) as exc:
             export_error = str(exc)
-    failures = run.failures()
     code = EXIT_OK
     if run.fatal:
         stderr.write(f"mkflash-tui: stopped: {run.fatal}\n")
         code = EXIT_REFUSED
+    elif run.halted:
+        stderr.write(f"mkflash-tui: stopped sending: {run.halted}; the deck holds the cards made until then, "
+                     "and this run cannot be resumed.\n")  # fmt: skip
+        code = EXIT_PARTIAL
     elif interrupted[0] or run.cancelled:
         code = EXIT_INTERRUPTED
     elif failures:
         code = EXIT_PARTIAL
+    elif nothing_usable:
+        code = EXIT_USAGE
     if export_error:
         stderr.write(f"mkflash-tui: could not write the deck: {export_error}\n")
         code = code or EXIT_USAGE
     if result:
-        store.mark_exported(session_id, result.path)
+        try:
+            store.mark_exported(session_id, result.path)
+        except StoreError:
+            pass  # the deck is written; only the "exported" mark in the sessions list is missing
         stderr.write(f"mkflash-tui: wrote {result.notes} notes to {result.path}\n")
     store.close()
+    trimmed = [s for s in run.status.values() if s.trimmed]
+    for status in trimmed[:20]:
+        stderr.write(f"mkflash-tui: chunk {status.chunk.index + 1}: {'; '.join(status.trimmed)}\n")
     if failures and not run.fatal:
-        failed = [f for f in failures if f.reason != "cancelled"]
+        failed = [f for f in failures if f.state is ChunkState.FAILED]
         if failed:
             stderr.write(f"mkflash-tui: {len(failed)} of {len(run.chunks)} chunks failed:\n")
             for status in failed[:20]:
@@ -275,6 +295,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "failures": [
                         {"chunk": f.chunk.index + 1, "reason": f.reason, "raw_output": f.raw_output} for f in failures
                     ],
+                    "trimmed": [{"chunk": t.chunk.index + 1, "what": t.trimmed} for t in trimmed],
+                    "halted": run.halted,
                     "requests": run.stats.requests,
                     "session": session_id,
                     "resumed": resumed,

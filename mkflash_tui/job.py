@@ -110,6 +110,7 @@ class Job:
                 cards_total=self.cards_total,
                 instructions=self.settings.instructions,
                 context_tokens=self.settings.context_tokens,
+                attempt_timeout=self.settings.timeout if self.settings.online else None,
             ),
             journal=store,
             session_id=session_id,

@@ -40,11 +40,11 @@ from .models import (
     Usage,
     make_card_id,
 )
-from .parsing import OutputError
+from .parsing import OutputError, excerpt
 from .pricing import context_tokens as model_context_tokens
 from .prompts import PROMPT_VERSION, CardRequest
 from .providers.base import GenerationResult, Provider, RequestRejected, RunRefused, TransientError
-from .store import cache_key
+from .store import StoreError, cache_key
 from .text import sentences, words
 from .throttle import Throttle
 
@@ -53,6 +53,8 @@ TOKENS_PER_CARD = 80  # default card density: one card per this many tokens of t
 MAX_CARDS_PER_CHUNK = 40
 SUMMARY_RESERVE_TOKENS = 1200  # prompt and answer room kept free when shrinking a document for the summary
 UNREACHABLE_ATTEMPTS = 3  # a server that refuses connections is tried this often, not max_attempts times
+MAX_FIELD_CHARS = 2000  # a card's front or back; longer text is cut (and reported)
+MAX_QUOTE_CHARS = 1000
 
 
 @dataclass(slots=True)
@@ -69,6 +71,9 @@ class RunSettings:
     backoff_cap: float = 30.0
     max_total_wait: float = 300.0
     output_repairs: int = 1  # extra attempts for output that could not be parsed
+    cut_off_retries: int = 2  # extra attempts for a half-chunk whose answer was cut off again
+    attempt_timeout: float | None = None  # seconds one attempt may take end to end (None: no limit)
+    max_timeouts: int = 2  # attempts that timed out or went silent before the call gives up
     progress_interval: float = 0.1
 
 
@@ -87,10 +92,15 @@ class ChunkStatus:
     usage: Usage = field(default_factory=Usage)
     reason: str = ""
     raw_output: str = ""
+    trimmed: list[str] = field(default_factory=list)  # what was cut from the answer (cards over the budget, …)
 
 
 class RunCancelled(Exception):
     """Raised by ``summarize`` when the run was cancelled or refused before it had a summary."""
+
+
+class RunHalted(Exception):
+    """No new requests: the session store could not be written (the run's ``halted`` says why)."""
 
 
 def default_cards_total(chunks: Iterable[Chunk]) -> int:
@@ -111,6 +121,32 @@ def allot_cards(chunks: list[Chunk], total: int) -> list[int]:
     for i in order[: total - sum(counts)]:
         counts[i] += 1
     return [min(MAX_CARDS_PER_CHUNK, c) for c in counts]
+
+
+def bound_drafts(drafts: list[CardDraft], wanted: int) -> tuple[list[CardDraft], list[str]]:
+    """At most ``wanted`` drafts (first in answer order), each field cut to its limit; and what was cut."""
+    notes: list[str] = []
+    if len(drafts) > wanted:
+        notes.append(f"kept the first {wanted} of {len(drafts)} cards in the answer")
+        drafts = drafts[:wanted]
+    bounded: list[CardDraft] = []
+    cut = 0
+    for draft in drafts:
+        front, back = _cut(draft.front, MAX_FIELD_CHARS), _cut(draft.back, MAX_FIELD_CHARS)
+        quote = _cut(draft.quote, MAX_QUOTE_CHARS)
+        if (front, back, quote) != (draft.front, draft.back, draft.quote):
+            cut += 1
+            draft = dataclasses.replace(draft, front=front, back=back, quote=quote)
+        bounded.append(draft)
+    if cut:
+        notes.append(
+            f"shortened {cut} {'card' if cut == 1 else 'cards'} with a field over {MAX_FIELD_CHARS} characters"
+        )
+    return bounded, notes
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def shrink_for_summary(chunks: list[Chunk], budget_tokens: int) -> str:
@@ -217,6 +253,7 @@ class Run:
         self.from_cache = 0  # chunks answered from the store, with no call
         self.summary: Summary | None = None
         self.fatal: str | None = None
+        self.halted: str | None = None  # the store failed: no new requests; what is in flight finishes in memory
         self.cancelled = False
         self._throttle: Throttle | None = None
         self._tasks: set[asyncio.Task[object]] = set()
@@ -268,7 +305,7 @@ class Run:
             if self.fatal or self.cancelled:
                 raise RunCancelled(self.fatal or "cancelled")
             key = cache_key("summary", self.provider.cache_identity, PROMPT_VERSION, self.document.hash)
-            cached = self.journal.cached_summary(key) if self.journal and self.use_cache else None
+            cached = self._journal_read("cached_summary", key) if self.use_cache else None
             if cached is not None:
                 self.summary = cached
                 self._emit(SummaryFinished(self.now(), cached, Usage()))
@@ -286,10 +323,13 @@ class Run:
                 self._refuse(str(exc))
                 self._emit(SummaryFailed(self.now(), str(exc)))
                 raise RunCancelled(str(exc)) from None
+            except RunHalted:
+                raise RunCancelled(self.halted or "cancelled") from None
             except TransientError as exc:
-                if exc.unreachable:
-                    # The first call of the run found no server at all: every chunk would too. Stop once.
-                    reason = f"{exc}; is the server running, and is --base-url right?"
+                if exc.unreachable or exc.wrong_server:
+                    # The first call of the run found no server, or something that is not a chat-completions
+                    # API: every chunk would too. Stop once.
+                    reason = str(exc) if exc.wrong_server else f"{exc}; is the server running, and is --base-url right?"
                     self._refuse(reason)
                     self._emit(SummaryFailed(self.now(), reason))
                     raise RunCancelled(reason) from None
@@ -306,8 +346,7 @@ class Run:
             finally:
                 self._untrack(asyncio.current_task())
             self.summary = Summary(result.summary.title or fallback.title, result.summary.summary)
-            if self.journal:
-                self.journal.save_summary(key, self.summary)
+            self._journal_write("save_summary", key, self.summary)
             self.stats.usage += result.usage
             self._emit(SummaryFinished(self.now(), self.summary, result.usage))
             return self.summary
@@ -334,9 +373,9 @@ class Run:
             try:
                 await self.summarize()
             except RunCancelled:
-                return self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
-        if self.fatal or self.cancelled:
-            return self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
+                return self._fail_unsent(status)
+        if self.fatal or self.cancelled or self.halted:
+            return self._fail_unsent(status)
         if status.cards_wanted == 0:
             status.state = ChunkState.SKIPPED
             status.finished_at = self.now()
@@ -352,12 +391,12 @@ class Run:
             instructions=self.settings.instructions,
         )
         key = cache_key("chunk", self.provider.cache_identity, request.key_material())
-        cached = self.journal.cached_chunk(key) if self.journal and self.use_cache else None
+        cached = self._journal_read("cached_chunk", key) if self.use_cache else None
         if cached is not None:
             # Answered before (an earlier run or the one a crash interrupted): no call, same cards, same ids.
             self.from_cache += 1
             status.started_at = status.finished_at = self.now()
-            return await self._finish(status, key, cached.drafts, cached.raw, Usage(), store=False)
+            return await self._finish(status, key, GenerationResult(cached.drafts, Usage(), cached.raw), store=False)
         task = asyncio.current_task()
         self._track(task)
         status.started_at = None
@@ -408,6 +447,8 @@ class Run:
         except RunRefused as exc:
             self._refuse(str(exc))
             return self._fail(status, str(exc))
+        except RunHalted:
+            return self._fail_unsent(status)
         except OutputError as exc:
             status.usage += getattr(exc, "usage", Usage())
             return self._fail(status, f"unreadable model output: {exc}", raw=exc.raw)
@@ -417,7 +458,7 @@ class Run:
             self._untrack(task)
         status.usage += result.usage
         self.stats.usage += result.usage
-        return await self._finish(status, key, result.drafts, result.raw, result.usage)
+        return await self._finish(status, key, result)
 
     async def _generate_halves(self, request: CardRequest, on_tokens, on_retry, on_attempt) -> GenerationResult:
         """Two calls, one per half of the chunk, each for half the cards; their cards together."""
@@ -430,50 +471,93 @@ class Run:
         wanted = request.cards_wanted
         drafts: list[CardDraft] = []
         raws: list[str] = []
+        notes: list[str] = []
         usage = Usage()
         for half, count in zip(halves, (wanted - wanted // 2, max(1, wanted // 2)), strict=True):
             part = dataclasses.replace(request, chunk_text=half, cards_wanted=count, repair_of="")
             result = await self._with_retries(
-                lambda part=part: self.provider.generate(part, on_tokens), on_retry=on_retry, on_attempt=on_attempt
+                lambda part=part: self.provider.generate(part, on_tokens),
+                on_retry=on_retry,
+                on_attempt=on_attempt,
+                cut_off_retries=self.settings.cut_off_retries,
             )
             drafts.extend(result.drafts)
             raws.append(result.raw)
             usage += result.usage
-        return GenerationResult(drafts, usage, "\n".join(raws), "stop")
+            notes.extend(result.notes)
+        return GenerationResult(drafts, usage, "\n".join(raws), "stop", notes=tuple(notes))
 
-    async def _finish(self, status: ChunkStatus, key: str, drafts: list[CardDraft], raw: str, usage: Usage, *,
+    async def _finish(self, status: ChunkStatus, key: str, result: GenerationResult, *,
                       store: bool = True) -> ChunkStatus:  # fmt: skip
         """Make the cards, commit them (when there is a journal), and only then report the chunk finished."""
         chunk = status.chunk
+        drafts, trimmed = bound_drafts(result.drafts, status.cards_wanted)
+        trimmed[:0] = result.notes
+        raw = excerpt(result.raw)
         cards = self._make_cards(chunk, drafts)
-        if self.journal and store:
-            self.journal.save_chunk(self.session_id, chunk.id, chunk.index, key, drafts, raw, usage, len(cards))
+        if store:
+            self._journal_write("save_chunk", self.session_id, chunk.id, chunk.index, key, drafts, raw,
+                                result.usage, len(cards))  # fmt: skip
             await asyncio.sleep(0)  # let the loop breathe between commits when many chunks finish at once
-        elif self.journal:
-            self.journal.chunk_state(self.session_id, chunk.id, chunk.index, "done", cards=len(cards))
+        else:
+            self._journal_write("chunk_state", self.session_id, chunk.id, chunk.index, "done", "",
+                                len(cards))  # fmt: skip
         status.cards = cards
         status.raw_output = raw
+        status.trimmed = trimmed
         status.state = ChunkState.DONE
         status.finished_at = self.now()
         seconds = status.finished_at - (status.finished_at if status.started_at is None else status.started_at)
-        self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(cards), usage, seconds))
+        self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(cards), result.usage, seconds))
         return status
 
-    async def _with_retries(self, call, *, on_retry, on_attempt=None, on_output_error=None):
+    # ------------------------------------------------------------------ the store
+
+    def _journal_read(self, method: str, *args: Any) -> Any:
+        """A read from the store, or None when there is none (or it failed: then the run goes on without it)."""
+        if self.journal is None or self.halted:
+            return None
+        try:
+            return getattr(self.journal, method)(*args)
+        except StoreError as exc:
+            self._halt(str(exc))
+            return None
+
+    def _journal_write(self, method: str, *args: Any) -> None:
+        """A write to the store. If it fails, the run halts: nothing new is sent, calls in flight finish in
+        memory and keep their cards, and the face writes the deck."""
+        if self.journal is None or self.halted:
+            return
+        try:
+            getattr(self.journal, method)(*args)
+        except StoreError as exc:
+            self._halt(str(exc))
+
+    def _halt(self, reason: str) -> None:
+        if not self.halted:
+            self.halted = reason
+
+    async def _with_retries(self, call, *, on_retry, on_attempt=None, on_output_error=None, cut_off_retries=0):
         """The single retry layer: backoff with full jitter, Retry-After honoured, slot released while waiting.
 
-        ``call`` makes one attempt; ``on_output_error(error)`` may adjust the next attempt (a repair request).
+        ``call`` makes one attempt, bounded by ``attempt_timeout``; ``on_output_error(error)`` may adjust the
+        next attempt (a repair request). An answer cut off at the output limit is retried ``cut_off_retries``
+        times (the caller of a whole chunk splits it instead).
         """
         settings = self.settings
         waited = 0.0
         repairs = 0
+        cut_offs = 0
         attempt = 0
         failures = 0  # attempts that failed for a reason other than a rate limit
         limited = 0
+        timeouts = 0
         while True:
             attempt += 1
             if self.fatal:
                 raise RunRefused(self.fatal)
+            if self.halted:
+                raise RunHalted(self.halted)
             async with self.limiter:
                 generation = self.throttle.generation()
                 await self.throttle.pace()
@@ -483,18 +567,34 @@ class Run:
                 if self.provider.online:
                     self.stats.requests += 1
                 try:
-                    result = await call()
+                    async with asyncio.timeout(settings.attempt_timeout):
+                        result = await call()
+                except TimeoutError:
+                    timeouts += 1
+                    failures += 1
+                    limit = f"{settings.attempt_timeout:g} s"
+                    error: Exception = TransientError(f"no complete answer within {limit} (--timeout)", timed_out=True)
+                    hint = None
                 except TransientError as exc:
                     if exc.rate_limited:
                         self.throttle.rate_limited(generation, exc.rate_info)
                         limited += 1
                     else:
                         failures += 1
-                    error: Exception = exc
+                    timeouts += exc.timed_out
+                    error = exc
                     hint = exc.retry_after
                 except OutputError as exc:
                     self.stats.usage += getattr(exc, "usage", Usage())
-                    if repairs >= settings.output_repairs or getattr(exc, "truncated", False):
+                    if getattr(exc, "truncated", False):
+                        if cut_offs >= cut_off_retries:
+                            raise
+                        cut_offs += 1
+                        self.stats.retries += 1
+                        if on_retry:
+                            on_retry(attempt + 1, 0.0, str(exc))
+                        continue
+                    if repairs >= settings.output_repairs:
                         raise
                     repairs += 1
                     failures += 1
@@ -504,9 +604,14 @@ class Run:
                 else:
                     self.throttle.succeeded(getattr(result, "rate_info", None))
                     return result
+            if timeouts >= settings.max_timeouts:
+                if timeouts > 1:
+                    error = TransientError(f"{error}, {timeouts} times", timed_out=True)
+                raise error
             if failures >= settings.max_attempts or limited >= settings.max_rate_limited:
                 raise error
-            if getattr(error, "unreachable", False) and failures >= UNREACHABLE_ATTEMPTS:
+            stop_early = getattr(error, "unreachable", False) or getattr(error, "wrong_server", False)
+            if stop_early and failures >= UNREACHABLE_ATTEMPTS:
                 raise error
             if hint is not None:
                 wait = hint + self._rng.uniform(0, min(1.0, 0.1 + hint * 0.1)) if hint > 0 else 0.0
@@ -544,10 +649,18 @@ class Run:
             cards.append(card)
         return cards
 
+    def _fail_unsent(self, status: ChunkStatus) -> ChunkStatus:
+        """A chunk that will not be sent: the run was refused, halted or cancelled."""
+        if self.fatal:
+            return self._fail(status, self.fatal)
+        if self.halted:
+            return self._fail(status, f"not sent: {self.halted}", cancelled=True)
+        return self._fail(status, "cancelled", cancelled=True)
+
     def _fail(self, status: ChunkStatus, reason: str, *, raw: str = "", cancelled: bool = False) -> ChunkStatus:
         status.state = ChunkState.CANCELLED if cancelled else ChunkState.FAILED
-        if self.journal:
-            self.journal.chunk_state(self.session_id, status.chunk.id, status.chunk.index, status.state.value, reason)
+        self._journal_write("chunk_state", self.session_id, status.chunk.id, status.chunk.index,
+                            status.state.value, reason)  # fmt: skip
         status.reason = reason
         status.raw_output = raw
         status.finished_at = self.now()
@@ -606,7 +719,7 @@ class Run:
             for chunk_id in ids:
                 status = self.status[chunk_id]
                 if not status.state.finished:
-                    self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
+                    self._fail_unsent(status)
         else:
             try:
                 async with asyncio.TaskGroup() as group:

@@ -12,11 +12,14 @@ import csv
 import enum
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
+import sqlite3
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,11 +324,20 @@ def _export_stamp() -> float:
 
 
 def _write_package(package, buffer: io.BytesIO) -> None:
-    # genanki writes to a path; give it one in a private temp dir, then read the bytes back.
+    """The package's bytes. genanki's own ``write_to_file`` leaves its SQLite copy of every note in the temp
+    directory; here that database lives in a private temp dir that is removed, whatever happens."""
     with tempfile.TemporaryDirectory(prefix="mkflash-") as tmp:
-        target = Path(tmp) / "deck.apkg"
-        package.write_to_file(str(target), timestamp=_export_stamp())
-        buffer.write(target.read_bytes())
+        database = Path(tmp) / "collection.anki2"
+        stamp = _export_stamp()
+        db = sqlite3.connect(database)
+        try:
+            package.write_to_db(db.cursor(), stamp, itertools.count(int(stamp * 1000)))
+            db.commit()
+        finally:
+            db.close()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.write(database, "collection.anki2")
+            archive.writestr("media", json.dumps({}))
 
 
 def _csv_rows(cards: list[Card], options: ExportOptions) -> tuple[list[str], list[list[str]]]:

@@ -21,12 +21,23 @@ _QUOTE_KEYS = ("quote", "source", "evidence", "excerpt", "citation")
 _LIST_KEYS = ("cards", "flashcards", "items", "notes", "data")
 
 
+RAW_EXCERPT_CHARS = 4000
+
+
+def excerpt(raw: str, limit: int = RAW_EXCERPT_CHARS) -> str:
+    """``raw`` if short; else its start and end with a note of what was left out (raw output kept for people)."""
+    if len(raw) <= limit:
+        return raw
+    head, tail = raw[: limit * 3 // 4], raw[-(limit // 4) :]
+    return f"{head}\n[… {len(raw) - len(head) - len(tail):,} characters left out …]\n{tail}"
+
+
 class OutputError(ValueError):
-    """Model output that cannot be read as cards. ``raw`` keeps the output for the user to see."""
+    """Model output that cannot be read as cards. ``raw`` keeps (a bounded excerpt of) the output for people."""
 
     def __init__(self, message: str, raw: str = "") -> None:
         super().__init__(message)
-        self.raw = raw
+        self.raw = excerpt(raw)
 
 
 def extract_json(raw: str) -> Any:
@@ -129,6 +140,32 @@ def parse_cards(raw: str) -> list[CardDraft]:
     items = _card_items(value)
     if items is None:
         raise OutputError("the model's JSON has no list of cards", raw)
+    return _drafts(items)
+
+
+def salvage_cards(raw: str, limit: int) -> list[CardDraft]:
+    """The first ``limit`` complete cards of an answer that was cut off part way (its JSON is unfinished)."""
+    try:
+        return parse_cards(raw)[:limit]
+    except OutputError:
+        pass
+    start = raw.find("[")
+    items: list[Any] = []
+    while start >= 0 and len(items) < limit:
+        opener = raw.find("{", start + 1)
+        if opener < 0:
+            break
+        end = _matching_close(raw, opener)
+        if end < 0:
+            break
+        value = _loads_repaired(raw[opener : end + 1])
+        if isinstance(value, dict):
+            items.append(value)
+        start = end
+    return _drafts(items)[:limit]
+
+
+def _drafts(items: list[Any]) -> list[CardDraft]:
     drafts: list[CardDraft] = []
     for item in items:
         if not isinstance(item, dict):

@@ -5,9 +5,11 @@ Every problem a user can cause raises ``SourceError`` with one readable sentence
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
+import stat
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,32 +25,68 @@ class SourceError(Exception):
 
 
 def read_source(name: str, *, stdin: BinaryIO | None = None) -> Document:
-    """Read ``name`` (a path, or ``-`` for stdin) into a Document, or raise ``SourceError``."""
+    """Read ``name`` (a path, or ``-`` for stdin) into a Document, or raise ``SourceError``.
+
+    At most ``MAX_BYTES`` are read from any stream: a size the file system reports is not trusted.
+    """
     if name == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         data = stream.read(MAX_BYTES + 1)
         return parse_bytes(data, name="-", stem="stdin", suffix="")
     path = check_readable(name)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise SourceError(f"{name} is {size // 2**20} MB; mkflash-tui reads files up to {MAX_BYTES // 2**20} MB.")
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise SourceError(f"{name}: cannot read it ({exc.strerror or exc}).") from None
     return parse_bytes(data, name=name, stem=path.stem or "deck", suffix=path.suffix.lower())
 
 
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def check_readable(name: str) -> Path:
-    """The path ``name`` names, if it is a file this process may read; otherwise raise ``SourceError``."""
+    """The path ``name`` names, if it is a regular file this process may read; otherwise raise ``SourceError``."""
     path = Path(name).expanduser()
-    if not path.exists():
-        raise SourceError(f"{name}: no such file.")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise SourceError(_stat_problem(name, path, exc)) from None
+    if stat.S_ISDIR(mode):
         raise SourceError(f"{name} is a directory; give a text, Markdown, HTML or PDF file.")
+    if not stat.S_ISREG(mode):
+        what = next((label for test, label in _NOT_REGULAR if test(mode)), "not a regular file")
+        raise SourceError(
+            f"{name} is {what}, not a file; to read a stream, pipe it in: mkflash-tui generate - < {name}."
+        )
     if not os.access(path, os.R_OK):
         raise SourceError(f"{name}: permission denied; mkflash-tui cannot read it.")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise SourceError(f"{name} is {size // 2**20} MB; mkflash-tui reads files up to {MAX_BYTES // 2**20} MB.")
     return path
+
+
+def _stat_problem(name: str, path: Path, exc: OSError) -> str:
+    """One sentence for a path that cannot even be looked at."""
+    if exc.errno == errno.ELOOP:
+        return f"{name} is a symbolic link loop (links that lead back to themselves); point it at a real file."
+    if exc.errno == errno.ENOENT:
+        if path.is_symlink():
+            return f"{name} is a broken symbolic link (what it points to, {os.readlink(path)}, does not exist)."
+        return f"{name}: no such file."
+    if exc.errno == errno.ENOTDIR:
+        return f"{name}: no such file (a part of the path is a file, not a folder)."
+    if exc.errno == errno.EACCES:
+        return f"{name}: permission denied; mkflash-tui cannot read it."
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{name[:60]}…: the path is too long."
+    return f"{name}: cannot read it ({(exc.strerror or str(exc)).lower()})."
 
 
 def parse_bytes(data: bytes, *, name: str, stem: str, suffix: str) -> Document:

@@ -11,13 +11,15 @@ is never passed to this module.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,32 +29,38 @@ from .review import Decisions
 DB_NAME = "mkflash.sqlite3"
 
 # Each step moves the schema up one version; PRAGMA user_version records where a database is.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[tuple[str, ...]] = [
     # 1: the first release
-    """
-    CREATE TABLE cache (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL);
-    CREATE TABLE sessions (
-        id TEXT PRIMARY KEY, spec_key TEXT NOT NULL, input_name TEXT NOT NULL, input_hash TEXT NOT NULL,
-        title TEXT NOT NULL, settings TEXT NOT NULL, chunks_total INTEGER NOT NULL,
-        created REAL NOT NULL, updated REAL NOT NULL);
-    CREATE INDEX sessions_by_spec ON sessions (spec_key, updated);
-    CREATE TABLE chunks (
-        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE, chunk_id TEXT NOT NULL,
-        idx INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', cards INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (session_id, chunk_id));
-    CREATE TABLE decisions (
-        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE, card_id TEXT NOT NULL,
-        deleted INTEGER NOT NULL DEFAULT 0, front TEXT, back TEXT, PRIMARY KEY (session_id, card_id));
-    """,
+    (
+        "CREATE TABLE cache (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL)",
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY, spec_key TEXT NOT NULL, input_name TEXT NOT NULL, input_hash TEXT NOT NULL,
+            title TEXT NOT NULL, settings TEXT NOT NULL, chunks_total INTEGER NOT NULL,
+            created REAL NOT NULL, updated REAL NOT NULL)""",
+        "CREATE INDEX sessions_by_spec ON sessions (spec_key, updated)",
+        """CREATE TABLE chunks (
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE, chunk_id TEXT NOT NULL,
+            idx INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            cards INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (session_id, chunk_id))""",
+        """CREATE TABLE decisions (
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE, card_id TEXT NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0, front TEXT, back TEXT, PRIMARY KEY (session_id, card_id))""",
+    ),
     # 2: remember exports, so `sessions` can say which runs were never exported
-    """
-    ALTER TABLE sessions ADD COLUMN exported_to TEXT;
-    ALTER TABLE sessions ADD COLUMN exported_at REAL;
-    """,
+    (
+        "ALTER TABLE sessions ADD COLUMN exported_to TEXT",
+        "ALTER TABLE sessions ADD COLUMN exported_at REAL",
+    ),
     # 3: keep the document itself, so a session can be reopened after its file has moved or gone
-    """
-    ALTER TABLE sessions ADD COLUMN document TEXT;
-    """,
+    ("ALTER TABLE sessions ADD COLUMN document TEXT",),
+    # 4: the document in a table of its own: every chunk commit touches its session's row, and rewriting a
+    #    64 MB row each time made a run's cost grow with the square of its input
+    (
+        """CREATE TABLE documents (
+            session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE, document TEXT NOT NULL)""",
+        "INSERT INTO documents SELECT id, document FROM sessions WHERE document IS NOT NULL",
+        "UPDATE sessions SET document = NULL WHERE document IS NOT NULL",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -102,34 +110,72 @@ class CachedAnswer:
 
 
 class Store:
-    """One connection, used from one thread (the event loop's)."""
+    """One connection, used from one thread (the event loop's).
+
+    The database holds the user's documents: its folder is private (0700) and the database with its ``-wal`` and
+    ``-shm`` files are 0600, on every open (so installs made before this rule are tightened too). Every write
+    error (a full or read-only disk) is raised as ``StoreError``.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DB_NAME
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _private(self.folder, 0o700)
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            for path in self._files():
+                _private(path, 0o600)  # SQLite gives -wal and -shm the database file's mode when it makes them
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a crash of this process
             self.db.execute("PRAGMA foreign_keys=ON")
             self.migrate()
+        except StoreError:
+            raise
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the session store at {self.path}: {exc}") from None
+            raise StoreError(f"cannot open the session store at {self.path}: {_reason(exc)}") from None
+
+    def _files(self) -> list[Path]:
+        return [p for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")) if p.exists()]
 
     def close(self) -> None:
         self.db.close()
 
     def migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer mkflash-tui (schema {version}); upgrade to open it.")
-        for number in range(version, SCHEMA_VERSION):
-            # One step, one transaction: a crash mid-migration leaves the previous version intact.
-            self.db.executescript(f"BEGIN;\n{MIGRATIONS[number]}\nPRAGMA user_version = {number + 1};\nCOMMIT;")
+        """Bring the schema up to date, one step per transaction; safe when several processes open a new store
+        at once (each step re-reads the version under the write lock, so only one process applies it)."""
+        while True:
+            with self._transaction():
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path} was written by a newer mkflash-tui (schema {version}); upgrade to open it."
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {version + 1}")
 
-    def _transaction(self):
-        return _Transaction(self.db)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One short write transaction; any SQLite or disk error becomes a StoreError with one sentence."""
+        outer = self.db.in_transaction
+        try:
+            if not outer:
+                self.db.execute("BEGIN IMMEDIATE")
+            yield
+            if not outer and self.db.in_transaction:
+                self.db.execute("COMMIT")
+        except BaseException as exc:
+            if not outer and self.db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot write the session store at {self.path}: {_reason(exc)}") from None
+            raise
 
     # ------------------------------------------------------------------ cache
 
@@ -194,17 +240,21 @@ class Store:
                 return latest, True
         session_id = uuid.uuid4().hex[:8]
         now = time.time()
-        self._write(
-            "INSERT INTO sessions (id, spec_key, input_name, input_hash, title, settings, chunks_total, created, "
-            "updated, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_id, spec_key, input_name, input_hash, title, json.dumps(spec), chunks_total, now, now,
-             document_to_json(document)),
-        )  # fmt: skip
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO sessions (id, spec_key, input_name, input_hash, title, settings, chunks_total, created, "
+                "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, spec_key, input_name, input_hash, title, json.dumps(spec), chunks_total, now, now),
+            )
+            self.db.execute("INSERT INTO documents VALUES (?, ?)", (session_id, document_to_json(document)))
         return session_id, False
 
     def session_source(self, session_id: str) -> tuple[dict, Document] | None:
         """The settings and the document a session was made from (None if unknown or kept by an old version)."""
-        row = self.db.execute("SELECT settings, document FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT s.settings, d.document FROM sessions s LEFT JOIN documents d ON d.session_id = s.id WHERE s.id = ?",
+            (session_id,),
+        ).fetchone()
         if row is None or not row[1]:
             return None
         return json.loads(row[0]), document_from_json(row[1])
@@ -279,18 +329,18 @@ def document_from_json(text: str) -> Document:
     return Document(blocks, data["title"], data["name"], data["stem"], data["kind"])
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+def _private(path: Path, mode: int) -> None:
+    """Take group and other permissions off ``path`` (never add any); a path we do not own is left alone."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+        if current & 0o077:
+            os.chmod(path, current & mode)
+    except OSError:
+        pass
 
-    def __enter__(self) -> None:
-        if not self.db.in_transaction:
-            self.db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, kind, value, traceback) -> None:
-        if not self.db.in_transaction:
-            return
-        if kind is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror.lower()
+    return text

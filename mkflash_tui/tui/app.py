@@ -103,7 +103,7 @@ class MkflashApp(App[int]):
                 self.store = open_store(settings.data_dir)
             except StoreError as exc:
                 self.store_error = str(exc)
-                self.notify(f"{exc} Cards will not be kept after you quit.", severity="warning", timeout=10)
+                self.notify(f"{exc}. Cards will not be kept after you quit.", severity="warning", timeout=10)
         return self.store
 
     def action_sessions(self) -> None:
@@ -166,9 +166,16 @@ class MkflashApp(App[int]):
     def start_run(self, job: Job, view: str = "generate") -> None:
         self.job = job
         self._ensure_store(job.settings)
-        session_id, resumed = job.open_session(self.store) if self.store is not None else (None, False)
+        session_id, resumed, decisions = None, False, {}
+        if self.store is not None:
+            try:
+                session_id, resumed = job.open_session(self.store)
+                decisions = self.store.decisions(session_id) if resumed else {}
+            except StoreError as exc:
+                self.store_error = str(exc)
+                self.store = None
+                self.notify(f"{exc}. Cards will not be kept after you quit.", severity="warning", timeout=10)
         run = job.make_run(stream=True, pace=self.pace, store=self.store, session_id=session_id, **self.run_options)
-        decisions = self.store.decisions(session_id) if self.store is not None and resumed else {}
         if self.run_screen is not None:
             self.switch_screen(RunScreen(job, run, store=self.store, decisions=decisions, view=view))
         else:

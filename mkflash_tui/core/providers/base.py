@@ -23,9 +23,12 @@ class TransientError(ProviderError):
     """Worth retrying: rate limits, 5xx, timeouts, dropped connections."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, rate_limited: bool = False,
-                 rate_info: RateInfo | None = None, unreachable: bool = False) -> None:  # fmt: skip
+                 rate_info: RateInfo | None = None, unreachable: bool = False, timed_out: bool = False,
+                 wrong_server: bool = False) -> None:  # fmt: skip
         super().__init__(message)
         self.unreachable = unreachable  # no connection at all (refused, unknown host), not a failed answer
+        self.timed_out = timed_out  # the attempt ran out of time or the stream went silent
+        self.wrong_server = wrong_server  # the answer was not a chat completion (an HTML page, another API)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
         self.rate_info = rate_info
@@ -46,6 +49,7 @@ class GenerationResult:
     raw: str = ""
     finish_reason: str | None = None
     rate_info: RateInfo | None = None
+    notes: tuple[str, ...] = ()  # what was cut from the answer, for the report
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,16 @@ off: the engine's retry layer is the only one.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..models import Usage
-from ..parsing import OutputError, parse_cards, parse_summary
+from ..parsing import OutputError, excerpt, parse_cards, parse_summary, salvage_cards
 from ..prompts import CARD_SCHEMA, SUMMARY_SCHEMA, CardRequest, card_messages, summary_messages
 from ..throttle import RateInfo
 from .base import (
@@ -26,7 +28,12 @@ from .base import (
     TransientError,
 )
 
-DEFAULT_TIMEOUT = 120.0
+DEFAULT_TIMEOUT = 300.0  # seconds one attempt may take end to end: room for a slow local model streaming
+IDLE_FLOOR = 60.0  # a stream silent this long (or timeout / 5, if longer) is dropped
+MAX_BODY_BYTES = 2 * 2**20  # a plain answer's body is read up to this size
+MAX_STREAM_BYTES = 32 * 2**20  # a streamed answer's events (mostly envelope) are read up to this size
+MAX_ANSWER_CHARS = 512 * 1024  # the model's own text in one answer; beyond it the answer is cut
+MAX_LINE_BYTES = 2**20  # one streamed event
 # How we ask for JSON, best first; a server that refuses one mode moves the whole run to the next.
 FORMAT_MODES = ("json_schema", "json_object", "prompt")
 
@@ -52,7 +59,8 @@ class OpenAICompatProvider:
         self.base_url = base_url
         self._api_key = api_key
         self.key_source = key_source
-        self.timeout = timeout
+        self.timeout = timeout  # the engine bounds each attempt by it; the transport's own limits sit just above
+        self.idle_timeout = min(timeout, max(IDLE_FLOOR, timeout / 5))
         self.max_connections = max_connections
         self.stream = stream  # streaming shows tokens arriving (the TUI); a plain answer costs less CPU
         self.format_mode = FORMAT_MODES[0]
@@ -73,7 +81,7 @@ class OpenAICompatProvider:
 
             try:
                 http_client = openai.DefaultAioHttpClient(
-                    timeout=openai.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+                    timeout=openai.Timeout(self.timeout + 5, connect=min(10.0, self.timeout)),
                     limits=_limits(self.max_connections),
                 )
             except RuntimeError:  # the aiohttp extra is missing: the default transport still works
@@ -82,7 +90,7 @@ class OpenAICompatProvider:
                 api_key=self._api_key or "not-needed",
                 base_url=self.base_url,
                 max_retries=0,
-                timeout=self.timeout,
+                timeout=self.timeout + 5,
                 http_client=http_client,
             )
         return self._client
@@ -107,85 +115,193 @@ class OpenAICompatProvider:
         return {}
 
     async def summarize(self, document_text: str, fallback_title: str) -> SummaryResult:
-        mode = self.format_mode
-        client = self._ensure_client()
+        kwargs = {
+            "model": self.model,
+            "messages": summary_messages(document_text, json_hint=self.format_mode != "json_schema"),
+            **self._format_kwargs(self.format_mode, SUMMARY_SCHEMA, "document_summary"),
+        }
+        answer = await self._complete(kwargs, stream=False, on_tokens=None)
         try:
-            raw_response = await client.chat.completions.with_raw_response.create(
-                model=self.model,
-                messages=summary_messages(document_text, json_hint=mode != "json_schema"),
-                **self._format_kwargs(mode, SUMMARY_SCHEMA, "document_summary"),
-            )
-            response = raw_response.parse()
-        except Exception as exc:
-            raise self._translate(exc, mode) from None
-        info = rate_info(raw_response.headers)
-        usage = _usage(getattr(response, "usage", None))
-        raw = (response.choices[0].message.content or "") if response.choices else ""
-        try:
-            return SummaryResult(parse_summary(raw, fallback_title), usage, info)
+            return SummaryResult(parse_summary(answer.text, fallback_title), answer.usage, answer.rate_info)
         except OutputError as exc:
-            exc.usage = usage  # type: ignore[attr-defined]
+            exc.usage = answer.usage  # type: ignore[attr-defined]
             raise
 
     async def generate(self, request: CardRequest, on_tokens: ProgressCallback) -> GenerationResult:
-        mode = self.format_mode
-        client = self._ensure_client()
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": card_messages(request, json_hint=mode != "json_schema"),
-            **self._format_kwargs(mode, CARD_SCHEMA, "flashcards"),
+            "messages": card_messages(request, json_hint=self.format_mode != "json_schema"),
+            **self._format_kwargs(self.format_mode, CARD_SCHEMA, "flashcards"),
         }
-        if not self.stream:
-            try:
-                raw_response = await client.chat.completions.with_raw_response.create(**kwargs)
-                response = raw_response.parse()
-            except Exception as exc:
-                raise self._translate(exc, mode) from None
-            usage = _usage(getattr(response, "usage", None))
-            choice = response.choices[0] if response.choices else None
-            raw = (choice.message.content or "") if choice else ""
-            on_tokens(usage.completion_tokens)
-            return self._parse(raw, usage, choice.finish_reason if choice else None, rate_info(raw_response.headers))
-        kwargs["stream"] = True
-        if self.stream_usage:
-            kwargs["stream_options"] = {"include_usage": True}
-        parts: list[str] = []
-        usage: Usage | None = None
-        finish_reason: str | None = None
-        streamed = 0
+        answer = await self._complete(kwargs, stream=self.stream, on_tokens=on_tokens)
+        if answer.cut:
+            # We stopped reading an answer larger than any real one: keep the complete cards it began with.
+            drafts = salvage_cards(answer.text, request.cards_wanted)
+            note = f"the answer was longer than {MAX_ANSWER_CHARS // 1024} KB and was cut there"
+            return GenerationResult(drafts, answer.usage, excerpt(answer.text), "length", answer.rate_info, (note,))
+        return self._parse(answer.text, answer.usage, answer.finish_reason, answer.rate_info)
+
+    async def _complete(self, kwargs: dict[str, Any], *, stream: bool, on_tokens: ProgressCallback | None) -> _Answer:
+        """One request; the answer's text, read within the size limits and checked to be a chat completion.
+
+        The body is read raw rather than through the SDK's models: a server's answer is untrusted data (an
+        HTML page from a proxy, JSON of another shape, 50 MB), and building the SDK's model object for every
+        streamed delta costs ~10x the CPU of json.loads, which with hundreds of streams at once is the event
+        loop's latency.
+        """
+        mode = self.format_mode
+        client = self._ensure_client()
+        if stream:
+            kwargs = {**kwargs, "stream": True}
+            if self.stream_usage:
+                kwargs["stream_options"] = {"include_usage": True}
         try:
-            # The SDK sends the request and raises its typed errors; the SSE lines are read raw, because
-            # building the SDK's model object for every delta costs ~10x the CPU of json.loads, and with
-            # hundreds of streams at once that CPU is the event loop's latency.
             async with client.chat.completions.with_streaming_response.create(**kwargs) as response:
                 info = rate_info(response.headers)
-                async for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        break
-                    event = _sse_json(payload)
-                    if event.get("usage"):
-                        usage = _usage_dict(event["usage"])
-                    for choice in event.get("choices") or ():
-                        content = (choice.get("delta") or {}).get("content")
-                        if content:
-                            parts.append(content)
-                            streamed += 1
-                            on_tokens(streamed)
-                        if choice.get("finish_reason"):
-                            finish_reason = choice["finish_reason"]
-        except TransientError:
+                content_type = (response.headers.get("content-type") or "").lower()
+                if stream and "event-stream" in content_type:
+                    answer = await self._read_stream(response, on_tokens)
+                else:
+                    # A plain answer, or a server that answered a stream request with one JSON body.
+                    answer = self._read_completion(await self._read_body(response), content_type)
+                    if on_tokens:
+                        on_tokens(answer.usage.completion_tokens)
+        except (TransientError, RunRefused, RequestRejected):
             raise
         except Exception as exc:
             raise self._translate(exc, mode) from None
-        raw = "".join(parts)
-        if usage is None:
-            usage = Usage(0, streamed)
+        answer.rate_info = info
+        return answer
+
+    async def _read_body(self, response: Any) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        async for data in response.iter_bytes():
+            size += len(data)
+            if size > MAX_BODY_BYTES:
+                parts.append(data[: len(data) - (size - MAX_BODY_BYTES)])
+                break
+            parts.append(data)
+        return b"".join(parts)
+
+    def _read_completion(self, body: bytes, content_type: str) -> _Answer:
+        """The text of a plain chat-completion body; anything else is a transient fault of this attempt."""
+        cut = len(body) >= MAX_BODY_BYTES
+        head = body[:512].lstrip().lower()
+        if "html" in content_type or head.startswith((b"<!doctype", b"<html", b"<head", b"<body")):
+            raise self._not_a_completion("an HTML page")
+        text = body.decode("utf-8", "replace")
+        if cut:
+            content = _content_prefix(text)
+            if content is None:
+                raise self._not_a_completion(f"a body larger than {MAX_BODY_BYTES // 2**20} MB")
+            return _Answer(content[:MAX_ANSWER_CHARS], Usage(), "length", cut=True)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise self._not_a_completion("a body that is not JSON") from None
+        try:
+            choice = data["choices"][0]
+            content = choice["message"].get("content") or ""
+            if not isinstance(content, str):
+                raise TypeError
+            finish_reason = choice.get("finish_reason")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            if isinstance(data, dict) and data.get("error"):
+                error = data["error"]
+                message = error.get("message") if isinstance(error, dict) else error
+                raise TransientError(self.redact(f"the server reported an error: {str(message)[:300]}")) from None
+            raise self._not_a_completion("JSON that is not a chat completion") from None
+        usage = _usage_dict(data.get("usage")) if isinstance(data.get("usage"), dict) else Usage()
+        if len(content) > MAX_ANSWER_CHARS:
+            return _Answer(content[:MAX_ANSWER_CHARS], usage, "length", cut=True)
+        return _Answer(content, usage, finish_reason if isinstance(finish_reason, str) else None)
+
+    async def _read_stream(self, response: Any, on_tokens: ProgressCallback | None) -> _Answer:
+        """Server-sent events, read within the size limits; a stream silent for the idle limit is dropped."""
+        loop = asyncio.get_running_loop()
+        idle = self.idle_timeout
+        parts: list[str] = []
+        chars = 0
+        usage: Usage | None = None
+        finish_reason: str | None = None
+        streamed = 0
+        events = 0
+        size = 0
+        pending = b""
+        done = False
+        try:
+            async with asyncio.timeout(loop.time() + idle) as silence:
+                async for data in response.iter_bytes():
+                    silence.reschedule(loop.time() + idle)
+                    size += len(data)
+                    if size > MAX_STREAM_BYTES:
+                        raise TransientError(f"the streamed answer was larger than {MAX_STREAM_BYTES // 2**20} MB")
+                    pending += data
+                    if b"\n" not in data:
+                        if len(pending) > MAX_LINE_BYTES:
+                            raise TransientError("the server sent a streamed event larger than 1 MB")
+                        continue
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue
+                        payload = line[5:].strip()
+                        if payload == b"[DONE]":
+                            done = True
+                            break
+                        event = self._sse_json(payload)
+                        events += 1
+                        if isinstance(event.get("usage"), dict):
+                            usage = _usage_dict(event["usage"])
+                        for choice in event.get("choices") or ():
+                            if not isinstance(choice, dict):
+                                continue
+                            delta = choice.get("delta")
+                            content = delta.get("content") if isinstance(delta, dict) else None
+                            if content and isinstance(content, str):
+                                parts.append(content)
+                                chars += len(content)
+                                streamed += 1
+                                if on_tokens:
+                                    on_tokens(streamed)
+                            if choice.get("finish_reason"):
+                                finish_reason = str(choice["finish_reason"])
+                        if chars > MAX_ANSWER_CHARS:
+                            text = "".join(parts)[:MAX_ANSWER_CHARS]
+                            return _Answer(text, usage or Usage(0, streamed), "length", cut=True)
+                    if done:
+                        break
+        except TimeoutError:
+            raise TransientError(
+                f"the server sent nothing for {idle:g} s; dropped the stream", timed_out=True
+            ) from None
+        if not events:
+            raise self._not_a_completion("a stream with no chat-completion events")
         if finish_reason is None:
             raise TransientError("the connection closed before the answer was complete")
-        return self._parse(raw, usage, finish_reason, info)
+        return _Answer("".join(parts), usage or Usage(0, streamed), finish_reason)
+
+    def _not_a_completion(self, what: str) -> TransientError:
+        where = self.base_url or "https://api.openai.com/v1"
+        return TransientError(
+            f"the server at {where} answered with {what}, not a chat completion; is --base-url right?",
+            wrong_server=True,
+        )
+
+    def _sse_json(self, payload: bytes) -> dict[str, Any]:
+        """One streamed event; an error event or a line that is not JSON is a transient fault of this attempt."""
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise TransientError("the server sent a streamed event that is not JSON") from None
+        if not isinstance(event, dict):
+            raise TransientError("the server sent a streamed event that is not a JSON object")
+        if event.get("error"):
+            error = event["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise TransientError(self.redact(f"the server reported an error mid-answer: {str(message)[:300]}"))
+        return event
 
     @staticmethod
     def _parse(raw: str, usage: Usage, finish_reason: str | None, info: RateInfo | None = None) -> GenerationResult:
@@ -199,10 +315,26 @@ class OpenAICompatProvider:
             raise
         return GenerationResult(drafts, usage, raw, finish_reason, info)
 
+    def redact(self, text: str) -> str:
+        """``text`` with the API key (and anything shaped like a secret key) taken out."""
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "[redacted key]")
+        return _KEY_LIKE.sub("[redacted key]", text)
+
     # ------------------------------------------------------------------ errors
 
     def _translate(self, exc: Exception, mode: str) -> Exception:
-        """Map an SDK exception to the engine's typed errors, with one sentence a user can act on."""
+        """Map an SDK exception to the engine's typed errors, with one sentence a user can act on.
+
+        Servers may echo the key back in an error message; no message leaves here with it.
+        """
+        translated = self._translate_unredacted(exc, mode)
+        redacted = self.redact(str(translated))
+        if redacted != str(translated):
+            translated.args = (redacted,)
+        return translated
+
+    def _translate_unredacted(self, exc: Exception, mode: str) -> Exception:
         import openai
 
         if isinstance(exc, openai.APITimeoutError):
@@ -211,7 +343,7 @@ class OpenAICompatProvider:
                 # The aiohttp transport reports a refused connection as a connect timeout.
                 where = self.base_url or "api.openai.com"
                 return TransientError(f"could not reach {where} ({_cause(exc)})", unreachable=True)
-            return TransientError(f"the request timed out after {self.timeout:g} s")
+            return TransientError(f"the request timed out after {self.timeout:g} s", timed_out=True)
         if isinstance(exc, openai.APIConnectionError):
             where = self.base_url or "api.openai.com"
             return TransientError(f"could not reach {where} ({_cause(exc)})", unreachable=True)
@@ -274,12 +406,6 @@ def _limits(max_connections: int) -> Any:
     return httpx2.Limits(max_connections=max_connections, max_keepalive_connections=min(max_connections, 256))
 
 
-def _usage(raw: Any) -> Usage:
-    if raw is None:
-        return Usage()
-    return Usage(int(getattr(raw, "prompt_tokens", 0) or 0), int(getattr(raw, "completion_tokens", 0) or 0))
-
-
 def rate_info(headers: Any) -> RateInfo | None:
     """The ``x-ratelimit-*-requests`` headers, if the server sent them."""
     try:
@@ -314,22 +440,38 @@ def parse_duration(text: str) -> float:
 
 
 def _usage_dict(raw: dict[str, Any]) -> Usage:
-    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
-
-
-def _sse_json(payload: str) -> dict[str, Any]:
-    """One streamed event; an error event or a line that is not JSON is a transient fault of this attempt."""
     try:
-        event = json.loads(payload)
-    except ValueError:
-        raise TransientError("the server sent a streamed event that is not JSON") from None
-    if not isinstance(event, dict):
-        raise TransientError("the server sent a streamed event that is not a JSON object")
-    if event.get("error"):
-        error = event["error"]
-        message = error.get("message") if isinstance(error, dict) else str(error)
-        raise TransientError(f"the server reported an error mid-answer: {message}")
-    return event
+        return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+    except (TypeError, ValueError):
+        return Usage()
+
+
+_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{16,}")
+
+
+@dataclass(slots=True)
+class _Answer:
+    """The model's text from one response, and what came with it."""
+
+    text: str
+    usage: Usage
+    finish_reason: str | None
+    cut: bool = False  # we stopped reading at MAX_ANSWER_CHARS / MAX_BODY_BYTES
+    rate_info: RateInfo | None = None
+
+
+def _content_prefix(body: str) -> str | None:
+    """The message content at the start of a chat-completion body we stopped reading part way through."""
+    match = re.search(r'"content"\s*:\s*"', body)
+    if match is None:
+        return None
+    text = body[match.end() :]
+    for trim in range(8):  # the cut may fall inside an escape sequence
+        try:
+            return json.decoder.scanstring(text[: len(text) - trim] + '"', 0)[0]
+        except ValueError:
+            continue
+    return None
 
 
 def _cause(exc: BaseException) -> str:

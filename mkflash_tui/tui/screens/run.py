@@ -38,7 +38,7 @@ from ...core.models import (
     SummaryStarted,
 )
 from ...core.review import Decisions, Review, matches
-from ...core.store import Store
+from ...core.store import Store, StoreError
 from ...job import Job
 from ..widgets.cards import CardDetail, CardTable
 from ..widgets.chunk_board import ChunkBoard
@@ -127,6 +127,7 @@ class RunScreen(Screen):
         self._pending = 0
         self._filter = ""
         self._fatal_shown = False
+        self._halt_shown = False
         run.subscribe(self._on_event)
 
     # ------------------------------------------------------------------ layout
@@ -294,6 +295,14 @@ class RunScreen(Screen):
         if self.run.fatal and not self._fatal_shown:
             self._fatal_shown = True
             self.app.notify(self.run.fatal, title="The run stopped", severity="error", timeout=30)
+        if self.run.halted and not self._halt_shown:
+            self._halt_shown = True
+            self.app.notify(
+                f"{self.run.halted}. Nothing new is sent; the cards made so far stay here: x exports them.",
+                title="Cannot save the session",
+                severity="error",
+                timeout=30,
+            )
         if self._failures:
             failures, self._failures = self._failures, []
             for failure in failures[:MAX_FAILURE_NOTICES]:
@@ -469,11 +478,17 @@ class RunScreen(Screen):
     def mark_exported(self, path: Path) -> None:
         self.exported = (self.review.version, len(self.cards()))
         if self.store is not None:
-            self.store.mark_exported(self.run.session_id, path)
+            try:
+                self.store.mark_exported(self.run.session_id, path)
+            except StoreError:
+                pass  # the deck is written; only the "exported" mark in the sessions list is missing
 
     def _commit_decision(self, what: str, card: Card) -> None:
         assert self.store is not None
-        self.store.record_decision(self.run.session_id, card, deleted=what == "delete")
+        try:
+            self.store.record_decision(self.run.session_id, card, deleted=what == "delete")
+        except StoreError as exc:
+            self.app.notify(f"{exc}. The change holds until you quit; export to keep it.", severity="error")
 
 
 def _provider_label(job: Job) -> str:
