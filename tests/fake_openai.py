@@ -39,6 +39,10 @@ class Fault:
     content: str | None = None  # answer 200 with exactly this content
     drop_mid_stream: bool = False  # send part of a streamed answer, then cut the connection
     finish_reason: str = "stop"
+    body: bytes | None = None  # answer 200 with exactly these bytes (not a chat completion: a proxy's page, …)
+    content_type: str = "application/json"  # of ``body``
+    drip: float = 0.0  # send ``body`` (or the answer) one byte per this many seconds
+    stall: bool = False  # send the headers, then nothing until the client gives up
 
 
 @dataclass
@@ -341,6 +345,8 @@ class FakeOpenAI:
             )
         if fault and fault.status:
             return _error(fault.status, fault.message, fault.code, fault.headers)
+        if fault and (fault.body is not None or fault.drip or fault.stall):
+            return await self._raw(request, body, fault)
         if fault and fault.malformed:
             content = '{"cards": [ {"front": "broken'  # not JSON, not repairable
         elif fault and fault.content is not None:
@@ -413,6 +419,45 @@ class FakeOpenAI:
             )
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+        return response
+
+    async def _raw(self, request: web.Request, body: dict[str, Any], fault: Fault) -> web.StreamResponse:
+        """Answer 200 with ``fault.body`` as is, dripped byte by byte, or with headers and then silence."""
+        data = fault.body
+        content_type = fault.content_type
+        if data is None:
+            data = json.dumps(
+                {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": json.dumps(self.cards(body))},
+                            "finish_reason": "stop",
+                        }
+                    ]
+                }
+            ).encode()
+        if body.get("stream") and fault.stall:
+            content_type = "text/event-stream"
+        if not (fault.drip or fault.stall):
+            return web.Response(body=data, headers={"Content-Type": content_type})
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        await response.prepare(request)
+        try:
+            if fault.stall:
+                # aiohttp sends the headers with the first bytes of the body: an SSE comment, then silence.
+                await response.write(b": connected\n\n" if content_type == "text/event-stream" else b" ")
+                while request.transport is not None and not request.transport.is_closing():
+                    await asyncio.sleep(0.05)
+                return response
+            for i in range(len(data)):
+                if request.transport is None or request.transport.is_closing():
+                    return response
+                await response.write(data[i : i + 1])
+                await asyncio.sleep(fault.drip)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client gave up, as it should
         return response
 
 

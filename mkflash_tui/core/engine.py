@@ -559,6 +559,8 @@ class Run:
             if self.halted:
                 raise RunHalted(self.halted)
             async with self.limiter:
+                if self.fatal or self.halted:  # decided while this call waited for its slot
+                    raise RunRefused(self.fatal) if self.fatal else RunHalted(self.halted)
                 generation = self.throttle.generation()
                 await self.throttle.pace()
                 self.stats.max_concurrency_reached = max(self.stats.max_concurrency_reached, self.limiter.in_use)

@@ -128,7 +128,7 @@ class Store:
             for path in self._files():
                 _private(path, 0o600)  # SQLite gives -wal and -shm the database file's mode when it makes them
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a crash of this process
             self.db.execute("PRAGMA foreign_keys=ON")
             self.migrate()
@@ -136,6 +136,19 @@ class Store:
             raise
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the session store at {self.path}: {_reason(exc)}") from None
+
+    def _use_wal(self) -> None:
+        # Switching a new database to WAL takes an exclusive lock and does not wait for one: another process
+        # opening it at the same moment makes it fail at once with "database is locked". Wait and try again.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _files(self) -> list[Path]:
         return [p for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")) if p.exists()]
