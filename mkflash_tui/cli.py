@@ -41,8 +41,9 @@ def generate_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mkflash-tui generate",
         description="Turn a text, Markdown, HTML or PDF file (or stdin: -) into an Anki deck, headless.",
-        epilog="Exit codes: 0 all chunks done, 1 some chunks failed (deck written with the rest), 2 bad usage or "
-        "input, 3 the server refused the run, 130 interrupted (what finished is written).",
+        epilog="Exit codes: 0 all chunks done, 1 some chunks failed or the session store could not be written "
+        "(deck written with the rest), 2 bad usage or input (or nothing to make cards from), 3 the server refused "
+        "the run, 130 interrupted (what finished is written).",
     )
     parser.add_argument("input", nargs="?", help="file to read, or - for stdin")
     add_run_arguments(parser)

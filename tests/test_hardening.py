@@ -452,3 +452,27 @@ def test_an_export_leaves_nothing_in_the_temp_directory(tmp_path: Path) -> None:
     assert set(temp.iterdir()) == before
     failing = run_cli("generate", "n.md", "-o", "missing/n.apkg", cwd=tmp_path, env=env)
     assert failing.returncode == 2 and set(temp.iterdir()) == before
+
+
+# ---------------------------------------------------------------- the app
+
+
+async def test_the_app_shows_a_readable_reason_for_a_web_page_answer(tmp_path: Path) -> None:
+    from test_tui import notes_file, notifications, online
+    from tui_support import started, wait_for
+
+    from mkflash_tui.tui.app import make_app
+
+    fault = Fault(body=NGINX, content_type="text/html")
+    with FakeOpenAI(fault_for=lambda n, b: fault if "The part 1 fact" in (chunk_of(b) or "") else None) as server:
+        app = make_app(online(server, notes_file(tmp_path, 3)))
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, timeout=DEADLINE, what="the run")
+            run = screen.run
+            [failed] = run.failures()
+            assert "answered with an HTML page, not a chat completion" in failed.reason
+            assert "internal error" not in failed.reason
+            await wait_for(pilot, lambda: any("HTML page" in n for n in notifications(app)), what="the notice")
+            assert not any("nternal error" in n for n in notifications(app))
+            assert run.counts()["done"] == 2
