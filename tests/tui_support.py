@@ -50,3 +50,16 @@ async def screen_text(pilot) -> str:
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
     return "\n".join(strip.text for strip in pilot.app.screen._compositor.render_strips())
+
+
+async def wait_for_text(pilot, *needles: str, timeout: float = 15.0) -> str:
+    """The screen's text once it shows every one of ``needles``; fails naming what never appeared."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = await screen_text(pilot)
+        missing = [n for n in needles if n not in text]
+        if not missing:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {missing!r} on screen:\n{text}")
+        await pilot.pause(0.02)

@@ -9,10 +9,12 @@ import dataclasses
 from collections.abc import Iterable
 from functools import partial
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Center, Middle
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -26,6 +28,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
 from .screens.run import RunScreen
 from .screens.start import StartChoice, StartScreen
+from .text import plain
 
 DEMO_PACE = 1.6  # seconds per offline call in --demo, so a person can watch chunks run side by side
 
@@ -41,7 +44,7 @@ class LoadingScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Middle(), Center():
-            yield Static(f"[b]mkflash-tui[/b]\n\n{self.what}", id="loading")
+            yield Static(Text.assemble(("mkflash-tui", "bold"), "\n\n", plain(self.what)), id="loading")
         yield Footer()
 
 
@@ -58,6 +61,11 @@ class MkflashApp(App[int]):
         self.job: Job | None = None
         self.store: Store | None = None
         self.store_error: str | None = None
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:  # fmt: skip
+        """Every notification shows its message literally: messages carry titles, paths and model output."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_default_screen(self) -> Screen:
         what = "Opening the demo text…" if self.settings.demo else f"Reading {self.settings.input}…"

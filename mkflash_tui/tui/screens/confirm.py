@@ -12,6 +12,7 @@ from textual.widgets import Footer, Static
 
 from ... import format as fmt
 from ...job import Job
+from ..text import plain
 
 
 class ConfirmScreen(Screen[bool]):
@@ -32,20 +33,20 @@ class ConfirmScreen(Screen[bool]):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", justify="right")
         table.add_column()
-        table.add_row("Document", f"{job.document.title}  ({job.document.name})")
-        table.add_row("Model", f"{settings.model} at {settings.base_url or 'api.openai.com'}")
+        table.add_row("Document", plain(f"{job.document.title}  ({job.document.name})"))
+        table.add_row("Model", plain(f"{settings.model} at {settings.base_url or 'api.openai.com'}"))
         table.add_row("Chunks", f"{estimate.chunks} of up to {settings.chunk_tokens} tokens, "
                       f"{settings.concurrency} at a time")  # fmt: skip
         table.add_row("Cards", f"about {estimate.cards}")
         table.add_row("Input tokens", f"{estimate.input_tokens:,} (estimated)")
         table.add_row("Output tokens", f"{estimate.output_tokens:,} (estimated)")
         if estimate.cost_usd is None:
-            price = Text(f"unknown: no price on file for {settings.model}", style="yellow")
+            price = plain(f"unknown: no price on file for {settings.model}", "yellow")
         else:
             price = Text(f"about {fmt.usd(estimate.cost_usd)}", style="bold")
         table.add_row("Cost", price)
         if settings.key_source:
-            table.add_row("Key", f"from {settings.key_source}")
+            table.add_row("Key", plain(f"from {settings.key_source}"))
         if self.job.over_budget:
             hint = Text(f"This is above --max-cost {fmt.usd(settings.max_cost)}: Esc to go back.", style="bold red")
         else:

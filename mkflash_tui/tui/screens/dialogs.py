@@ -21,6 +21,7 @@ from ...core.engine import Run
 from ...core.export import ExportError, ExportFormat, export_cards
 from ...core.models import Card, ChunkState
 from ...core.store import SessionInfo
+from ..text import LiteralTable, plain
 
 if TYPE_CHECKING:
     from .run import RunScreen
@@ -192,7 +193,7 @@ class QuitDialog(ChoiceDialog):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Quit mkflash-tui?", classes="dialog-title")
-            yield Static("\n".join(self.reasons))
+            yield Static(plain("\n".join(self.reasons)))
             with Horizontal(classes="buttons"):
                 yield Button("Quit (q)", variant="error", id="quit")
                 yield Button("Export first (x)", variant="primary", id="export")
@@ -316,10 +317,12 @@ class ResumeDialog(ChoiceDialog):
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Resume the earlier session?", classes="dialog-title")
             yield Static(
-                f"{s.title} was started on {when}: {s.chunks_done} of {s.chunks_total} chunks done, "
-                f"{fmt.plural(s.cards, 'card')}{', exported' if s.exported_to else ', never exported'}.\n\n"
-                "Resuming reuses every finished chunk (no calls, no cost) and keeps your deletions and edits. "
-                "Starting fresh asks the model again."
+                plain(
+                    f"{s.title} was started on {when}: {s.chunks_done} of {s.chunks_total} chunks done, "
+                    f"{fmt.plural(s.cards, 'card')}{', exported' if s.exported_to else ', never exported'}.\n\n"
+                    "Resuming reuses every finished chunk (no calls, no cost) and keeps your deletions and edits. "
+                    "Starting fresh asks the model again."
+                )
             )
             with Horizontal(classes="buttons"):
                 yield Button("Resume (Enter)", variant="primary", id="resume")
@@ -343,7 +346,7 @@ class SessionsScreen(ModalScreen[str | None]):
             yield Label("Sessions", classes="dialog-title")
             if not self.sessions:
                 yield Static("No sessions yet: every run is kept here, with its cards and your edits.")
-            table: DataTable = DataTable(cursor_type="row", id="sessions")
+            table = LiteralTable(cursor_type="row", id="sessions")
             table.add_columns("date", "chunks", "cards", "exported", "title", "from")
             for s in self.sessions:
                 date = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")

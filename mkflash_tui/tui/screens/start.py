@@ -25,6 +25,7 @@ from textual.widgets import (
 )
 
 from ...config import Settings
+from ..text import LiteralDirectoryTree, plain
 
 
 class PathSuggester(Suggester):
@@ -51,7 +52,7 @@ class PathSuggester(Suggester):
         return None
 
 
-class DocumentTree(DirectoryTree):
+class DocumentTree(LiteralDirectoryTree):
     """A directory tree that hides dot files."""
 
     def filter_paths(self, paths):
@@ -118,7 +119,7 @@ class StartScreen(Screen[StartChoice]):
                 yield Label("Chunk tokens")
                 yield Input(str(s.chunk_tokens), type="integer", id="chunk-tokens")
         with Horizontal(id="start-buttons"):
-            yield Static(self.message, id="start-message")
+            yield Static(plain(self.message), id="start-message")
             yield Button("Start (Ctrl+S)", variant="primary", id="go")
         yield Footer()
 
@@ -137,7 +138,7 @@ class StartScreen(Screen[StartChoice]):
         try:
             choice = self._choice()
         except ValueError as exc:
-            self.query_one("#start-message", Static).update(f"[b red]{exc}[/]")
+            self.query_one("#start-message", Static).update(plain(str(exc), "bold red"))
             return
         self.dismiss(choice)
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from ... import format as fmt
 from ...core.export import effective_kind
 from ...core.models import Card, CardKind
+from ..text import LiteralTable
 
 FRONT_WIDTH = 34
 BACK_WIDTH = 26
 
 
-class CardTable(DataTable):
+class CardTable(LiteralTable):
     """Cards in the order they were shown; rows are keyed by card id so edits and deletes find them."""
 
     DEFAULT_CSS = """
