@@ -18,10 +18,37 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = (
-    "magma crust mantle basalt granite erosion glacier delta estuary plateau canyon aquifer sediment quartz "
-    "feldspar mica tectonic subduction volcano caldera geyser fault rift ridge trench island atoll lagoon reef"
-).split()
+WORDS = [
+    "magma",
+    "crust",
+    "mantle",
+    "basalt",
+    "granite",
+    "erosion",
+    "glacier",
+    "delta",
+    "estuary",
+    "plateau",
+    "canyon",
+    "aquifer",
+    "sediment",
+    "quartz",
+    "feldspar",
+    "mica",
+    "tectonic",
+    "subduction",
+    "volcano",
+    "caldera",
+    "geyser",
+    "fault",
+    "rift",
+    "ridge",
+    "trench",
+    "island",
+    "atoll",
+    "lagoon",
+    "reef",
+]
 
 
 def make_text(megabytes: float, seed: int = 1) -> str:
