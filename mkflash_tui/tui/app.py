@@ -51,7 +51,13 @@ class LoadingScreen(Screen):
 class MkflashApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mkflash-tui"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        # Tab moves the focus before the keys typed after it are handed out: as an ordinary binding it runs only
+        # once the Tab has bubbled up from the focused field, and keys in the same burst went to that field.
+        Binding("tab", "focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
+    ]
 
     def __init__(self, settings: Settings, *, pace: float | None = None, run_options: dict | None = None) -> None:
         super().__init__()
@@ -219,7 +225,7 @@ class MkflashApp(App[int]):
             if choice == "quit":
                 await self.shutdown()
             elif choice == "export":
-                screen.action_export()
+                self.call_later(screen.action_export)  # once the quit dialog is off the screen
 
         self.push_screen(QuitDialog(reasons), decide)
 
@@ -234,7 +240,7 @@ class MkflashApp(App[int]):
             self.store.close()
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
+        if not isinstance(self.screen, (HelpScreen, QuitDialog)):
             self.push_screen(HelpScreen())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

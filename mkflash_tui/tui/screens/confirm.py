@@ -13,9 +13,10 @@ from textual.widgets import Footer, Static
 from ... import format as fmt
 from ...job import Job
 from ..text import plain
+from .base import DismissOnce
 
 
-class ConfirmScreen(Screen[bool]):
+class ConfirmScreen(DismissOnce, Screen[bool]):
     """Enter starts the run; Esc goes back. Dismisses with True to start."""
 
     BINDINGS = [

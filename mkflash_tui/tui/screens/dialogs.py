@@ -22,12 +22,13 @@ from ...core.export import ExportError, ExportFormat, export_cards
 from ...core.models import Card, ChunkState
 from ...core.store import SessionInfo
 from ..text import LiteralTable, plain
+from .base import DismissOnce
 
 if TYPE_CHECKING:
     from .run import RunScreen
 
 
-class ExportDialog(ModalScreen[None]):
+class ExportDialog(DismissOnce, ModalScreen[None]):
     """Deck name and path (with defaults), options, Enter writes. An existing file needs a second Enter."""
 
     BINDINGS = [Binding("escape", "dismiss", "Close")]
@@ -124,7 +125,7 @@ class ExportDialog(ModalScreen[None]):
         self.app.notify(message, title="Exported")
 
 
-class EditCardDialog(ModalScreen[tuple[str, str] | None]):
+class EditCardDialog(DismissOnce, ModalScreen[tuple[str, str] | None]):
     """Front and back in two text areas; Ctrl+S saves, Esc cancels."""
 
     BINDINGS = [
@@ -163,7 +164,7 @@ class EditCardDialog(ModalScreen[tuple[str, str] | None]):
         self.dismiss(None)
 
 
-class ChoiceDialog(ModalScreen):
+class ChoiceDialog(DismissOnce, ModalScreen):
     """A question answered by a button or its key: both dismiss with ``answer(choice)``, the button's id."""
 
     def answer(self, choice: str) -> object:
@@ -203,7 +204,7 @@ class QuitDialog(ChoiceDialog):
         self.query_one("#stay", Button).focus()
 
 
-class ReadingDialog(ModalScreen[None]):
+class ReadingDialog(DismissOnce, ModalScreen[None]):
     """A wide, scrolling page of text to read and close: subclasses give ``title`` and ``body()``."""
 
     title_text = ""
@@ -332,7 +333,7 @@ class ResumeDialog(ChoiceDialog):
         return choice == "resume"
 
 
-class SessionsScreen(ModalScreen[str | None]):
+class SessionsScreen(DismissOnce, ModalScreen[str | None]):
     """Earlier sessions, newest first; Enter reopens one in the review view."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Back")]

@@ -410,7 +410,7 @@ class RunScreen(Screen):
                 self.query_one(CardTable).refresh_card(card)
                 self._after_change()
 
-        self.app.push_screen(EditCardDialog(card), save)
+        self._open(EditCardDialog(card), save)
 
     def _after_change(self) -> None:
         self._update_detail()
@@ -457,13 +457,19 @@ class RunScreen(Screen):
     def action_export(self) -> None:
         from .dialogs import ExportDialog
 
-        self.app.push_screen(ExportDialog(self))
+        self._open(ExportDialog(self))
 
     @on(ChunkBoard.Opened)
     def _open_chunk(self, event: ChunkBoard.Opened) -> None:
         from .dialogs import ChunkDialog
 
-        self.app.push_screen(ChunkDialog(self.run, event.chunk_id))
+        self._open(ChunkDialog(self.run, event.chunk_id))
+
+    def _open(self, dialog: Screen, callback=None) -> None:
+        """Open a dialog over this screen, unless another already is (keys come in bursts: a second Enter or x
+        arrives before the first dialog is on screen)."""
+        if self.app.screen is self:
+            self.app.push_screen(dialog, callback)
 
     # ------------------------------------------------------------------ state for quitting
 

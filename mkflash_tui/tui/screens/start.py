@@ -26,6 +26,7 @@ from textual.widgets import (
 
 from ...config import Settings
 from ..text import LiteralDirectoryTree, plain
+from .base import DismissOnce
 
 
 class PathSuggester(Suggester):
@@ -68,7 +69,7 @@ class StartChoice:
     pasted: str | None = None
 
 
-class StartScreen(Screen[StartChoice]):
+class StartScreen(DismissOnce, Screen[StartChoice]):
     """Shown when no file was given (or the given one could not be read)."""
 
     BINDINGS = [

@@ -1,0 +1,159 @@
+"""Keys arrive in bursts (a fast typist, a held key, a paste): no burst may break the screen stack, and keys
+typed after Tab land in the field Tab moved to. Keys here are sent the way a terminal delivers them — all at
+once, with no pause for the app to settle between them."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from test_tui import demo_finished, notes_file
+from textual import events
+from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+from textual.widgets import Input
+from tui_support import app_settings, started, wait_for
+
+from mkflash_tui.tui.app import make_app
+from mkflash_tui.tui.screens.confirm import ConfirmScreen
+from mkflash_tui.tui.screens.dialogs import (
+    ChunkDialog,
+    EditCardDialog,
+    ExportDialog,
+    HelpScreen,
+    QuitDialog,
+    ResumeDialog,
+    SessionsScreen,
+)
+from mkflash_tui.tui.screens.run import RunScreen
+from mkflash_tui.tui.screens.start import StartScreen
+
+SIZE = (120, 40)
+
+
+async def burst(pilot, *keys: str) -> None:
+    """Post every key at once, as one read from the terminal would, then let the app work through them."""
+    app = pilot.app
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+    for _ in range(10):
+        await pilot.pause()
+
+
+def stack(app) -> list[str]:
+    return [type(s).__name__ for s in app.screen_stack]
+
+
+def run_screens(app) -> int:
+    return sum(isinstance(s, RunScreen) for s in app.screen_stack)
+
+
+async def test_enter_bursts_after_an_export_close_only_the_dialog(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await demo_finished(pilot, app)
+        await pilot.press("x", "enter")
+        await wait_for(pilot, lambda: (tmp_path / "demo.apkg").exists(), what="the export")
+        await wait_for(pilot, lambda: app.screen.query_one("#export").label.plain == "Done", what="Done")
+        await burst(pilot, "enter", "enter", "enter")
+        assert app.screen is screen and run_screens(app) == 1, stack(app)
+        await burst(pilot, "x", "enter", "enter", "enter", "enter", "escape", "escape")
+        assert app.screen is screen and app.is_running, stack(app)
+
+
+async def test_bursts_on_every_dialog_of_the_run_screen(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await demo_finished(pilot, app)
+        sequences = [
+            ("question_mark", "question_mark", "escape", "escape", "escape"),  # help
+            ("1", "enter", "enter", "enter", "escape", "escape"),  # a chunk in full
+            ("2", "e", "ctrl+s", "ctrl+s", "escape", "escape"),  # edit
+            ("2", "e", "escape", "escape", "escape"),
+            ("x", "escape", "escape", "x", "escape", "enter"),  # export opened and closed
+            ("q", "escape", "escape", "q", "n", "escape"),  # quit asked, stayed
+            ("1", "2", "1", "2", "x", "escape", "d", "u", "u", "u"),
+        ]
+        for keys in sequences:
+            await burst(pilot, *keys)
+            # Keys that arrived before a dialog was on screen went to the screen below it: what matters is that
+            # the stack holds the run screen once, at most one dialog over it, and Esc gets back to it.
+            assert run_screens(app) == 1 and len(app.screen_stack) <= 3 and app.is_running, (keys, stack(app))
+            for _ in range(3):
+                if app.screen is not screen:
+                    await pilot.press("escape")
+            assert app.screen is screen, (keys, stack(app))
+        for dialog, keys in (
+            (HelpScreen, ("question_mark",)),
+            (ChunkDialog, ("1", "enter")),
+            (EditCardDialog, ("2", "e")),
+            (ExportDialog, ("x",)),
+            (QuitDialog, ("q",)),
+        ):
+            await pilot.press(*keys)
+            await wait_for(pilot, lambda dialog=dialog: isinstance(app.screen, dialog), what=dialog.__name__)
+            await burst(pilot, "escape", "escape", "escape", "escape")
+            await wait_for(pilot, lambda: app.screen is screen, what=f"the run screen after {dialog.__name__}")
+            assert run_screens(app) == 1, stack(app)
+
+
+async def test_bursts_on_the_start_confirm_resume_and_sessions_screens(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 2)
+    app = make_app(app_settings(), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await burst(pilot, "ctrl+o", "escape", "escape", "ctrl+o", "escape")
+        assert isinstance(app.screen, StartScreen) and app.is_running, stack(app)
+        app.screen.query_one("#path", Input).value = path.name
+        await burst(pilot, "enter", "enter", "enter")
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run")
+        assert run_screens(app) == 1, stack(app)
+
+    settings = app_settings(path.name, "--base-url", "http://127.0.0.1:9/v1", "--model", "llama3.1:8b")
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
+        await burst(pilot, "escape", "escape", "escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), what="the start screen")
+        assert app.is_running and stack(app).count("StartScreen") == 1, stack(app)
+
+    app = make_app(app_settings(path.name), pace=0)  # the same file again: asks to resume
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ResumeDialog), what="the resume question")
+        await burst(pilot, "enter", "enter", "enter", "f")
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the resumed run")
+        assert run_screens(app) == 1 and app.screen is screen, stack(app)
+
+    app = make_app(app_settings(), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await burst(pilot, "ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen), what="the sessions screen")
+        await burst(pilot, "enter", "enter", "enter")
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the reopened session")
+        assert run_screens(app) == 1 and app.screen is screen, stack(app)
+
+
+async def test_keys_typed_right_after_tab_land_in_the_next_field(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await demo_finished(pilot, app)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), what="the export dialog")
+        deck, path = app.screen.query_one("#deck", Input), app.screen.query_one("#path", Input)
+        deck.focus()
+        await pilot.pause()
+        before_deck, before_path = deck.value, path.value
+        await burst(pilot, "tab", "Z", "Y")
+        assert deck.value == before_deck and "ZY" in path.value and path.value != before_path
