@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import unicodedata
 
-from test_tui import demo_finished, notes_file
+from fake_openai import FakeOpenAI, chunk_of
+from test_tui import demo_finished, notes_file, online
 from textual import events
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 from textual.widgets import Input
-from tui_support import app_settings, started, wait_for
+from tui_support import app_settings, screen_text, started, wait_for
 
 from mkflash_tui.tui.app import make_app
 from mkflash_tui.tui.screens.confirm import ConfirmScreen
@@ -25,6 +26,7 @@ from mkflash_tui.tui.screens.dialogs import (
 )
 from mkflash_tui.tui.screens.run import RunScreen
 from mkflash_tui.tui.screens.start import StartScreen
+from mkflash_tui.tui.widgets.chunk_board import ChunkBoard
 
 SIZE = (120, 40)
 
@@ -157,3 +159,49 @@ async def test_keys_typed_right_after_tab_land_in_the_next_field(tmp_path, monke
         before_deck, before_path = deck.value, path.value
         await burst(pilot, "tab", "Z", "Y")
         assert deck.value == before_deck and "ZY" in path.value and path.value != before_path
+
+
+async def test_the_log_keeps_following_after_the_terminal_shrinks_and_grows(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeOpenAI() as server:
+        hold = server.hold(lambda body: chunk_of(body) is not None)
+        app = make_app(online(server, notes_file(tmp_path, 30)))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: hold.arrived >= 30, what="every chunk in flight")
+            log = screen.query_one("#log")
+            await wait_for(pilot, lambda: log.line_count > 30, what="the START lines")
+            await pilot.resize_terminal(40, 12)
+            await pilot.pause()
+            await pilot.resize_terminal(*SIZE)
+            await pilot.pause()
+            hold.release()
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            await wait_for(pilot, lambda: "DONE" in log.lines[-1], what="the last line")
+            await wait_for(pilot, lambda: log.is_vertical_scroll_end, what="the log at its end")
+            assert "DONE" in await screen_text(pilot)
+
+
+async def test_paging_the_board_moves_its_cursor_with_the_view(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings(str(notes_file(tmp_path, 60)), "--chunk-tokens", "120", "--overlap-tokens", "0"),
+                   pace=0)  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the run")
+        board = screen.query_one(ChunkBoard)
+        assert len(board.ids) == 60 and board.cursor == 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        first_page_cursor = board.cursor
+        assert first_page_cursor > 0
+        visible_rows = range(int(board.scroll_offset.y), int(board.scroll_offset.y) + board.size.height)
+        row_of_cursor = (board.cursor // board.columns) * 4
+        assert row_of_cursor in visible_rows  # the cursor is on a panel the user sees
+        await pilot.press("end")
+        assert board.cursor == 59
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChunkDialog), what="the chunk dialog")
+        assert app.screen.chunk_id == board.ids[59]
+        await pilot.press("escape", "home")
+        assert board.cursor == 0 and board.scroll_offset.y == 0

@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Tab, Tabs
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
@@ -43,6 +43,7 @@ from ...job import Job
 from ..widgets.cards import CardDetail, CardTable
 from ..widgets.chunk_board import ChunkBoard
 from ..widgets.run_bar import RunBar
+from ..widgets.run_log import RunLog
 
 REFRESH_SECONDS = 0.1
 GC_THRESHOLDS = (20_000, 50, 100)  # fewer collector passes while hundreds of calls allocate (default 700, 10, 10)
@@ -140,7 +141,7 @@ class RunScreen(Screen):
         with ContentSwitcher(initial="generate", id="views"):
             with Vertical(id="generate"):
                 yield ChunkBoard(self.run, id="board")
-                yield Log(id="log", max_lines=5000)
+                yield RunLog(id="log", max_lines=5000)
             yield ReviewView(id="review")
         yield Footer()
 
@@ -289,7 +290,7 @@ class RunScreen(Screen):
         """The timer: flush queued log lines, repaint the board and the bar, add new cards to the table."""
         if self._log_lines:
             lines, self._log_lines = self._log_lines, []
-            self.query_one(Log).write_lines(lines)
+            self.query_one(RunLog).write_lines(lines)
         self.query_one(ChunkBoard).refresh()
         self.query_one(RunBar).refresh()
         if self.run.fatal and not self._fatal_shown:

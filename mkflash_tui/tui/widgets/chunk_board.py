@@ -56,6 +56,11 @@ class ChunkBoard(ScrollView, can_focus=True):
         Binding("right", "move(1, 0)", show=False),
         Binding("up", "move(0, -1)", show=False),
         Binding("down", "move(0, 1)", show=False),
+        # Paging moves the cursor with the view, so Enter opens the chunk the user sees.
+        Binding("pageup", "page(-1)", show=False),
+        Binding("pagedown", "page(1)", show=False),
+        Binding("home,ctrl+home", "jump(0)", show=False),
+        Binding("end,ctrl+end", "jump(-1)", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -213,6 +218,17 @@ class ChunkBoard(ScrollView, can_focus=True):
         target = self.cursor + dx + dy * self.columns
         if 0 <= target < len(self.ids):
             self.cursor = target
+
+    def action_page(self, direction: int) -> None:
+        rows = max(1, self.scrollable_content_region.height // ROW_HEIGHT)
+        last = len(self.ids) - 1
+        target = self.cursor + direction * rows * self.columns
+        if last >= 0:
+            self.cursor = min(last, max(0, target))
+
+    def action_jump(self, index: int) -> None:
+        if self.ids:
+            self.cursor = index % len(self.ids)
 
     def action_open(self) -> None:
         if self.ids:
