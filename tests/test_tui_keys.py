@@ -7,7 +7,7 @@ from __future__ import annotations
 import unicodedata
 
 from fake_openai import FakeOpenAI, chunk_of
-from test_tui import demo_finished, notes_file, online
+from test_tui import demo_finished, holds_per_chunk, notes_file, online
 from textual import events
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 from textual.widgets import Input
@@ -164,18 +164,21 @@ async def test_keys_typed_right_after_tab_land_in_the_next_field(tmp_path, monke
 async def test_the_log_keeps_following_after_the_terminal_shrinks_and_grows(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with FakeOpenAI() as server:
-        hold = server.hold(lambda body: chunk_of(body) is not None)
+        holds = holds_per_chunk(server, 30)
         app = make_app(online(server, notes_file(tmp_path, 30)))
         async with app.run_test(size=SIZE) as pilot:
             screen = await started(pilot, app)
-            await wait_for(pilot, lambda: hold.arrived >= 30, what="every chunk in flight")
+            await wait_for(pilot, lambda: sum(h.arrived for h in holds) >= 30, what="every chunk in flight")
             log = screen.query_one("#log")
-            await wait_for(pilot, lambda: log.line_count > 30, what="the START lines")
             await pilot.resize_terminal(40, 12)
-            await pilot.pause()
+            await wait_for(pilot, lambda: log.size.width == 40, what="the small terminal")
+            for hold in holds[:10]:  # lines arrive while the terminal is small
+                hold.release()
+            await wait_for(pilot, lambda: sum("END" in line for line in log.lines) >= 10, what="ten END lines")
             await pilot.resize_terminal(*SIZE)
-            await pilot.pause()
-            hold.release()
+            await wait_for(pilot, lambda: log.size.width > 40, what="the large terminal")
+            for hold in holds[10:]:
+                hold.release()
             await wait_for(pilot, lambda: screen.finished, what="the run")
             await wait_for(pilot, lambda: "DONE" in log.lines[-1], what="the last line")
             await wait_for(pilot, lambda: log.is_vertical_scroll_end, what="the log at its end")
