@@ -100,7 +100,7 @@ class Progress:
             return
         self._last_draw = now
         counts = self.run.counts()
-        done = counts["done"] + counts["failed"]
+        done = counts["done"] + counts["failed"] + counts["cancelled"]
         width = 28
         filled = int(width * done / max(1, self.total))
         bar = "█" * filled + "░" * (width - filled)
@@ -207,11 +207,19 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     except ExportError as exc:
         stderr.write(f"mkflash-tui: {exc}\n")
         return EXIT_USAGE
-    stop = confirm_spend(job, stderr)
-    if stop is not None:
-        return stop
     try:
         store = open_store(settings.data_dir)
+        earlier = None if settings.fresh else store.find_session(job.session_spec(), job.document.hash)
+        if earlier is not None:
+            job.resume_from(store.done_chunks(earlier.id))
+    except StoreError as exc:
+        stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
+        return EXIT_USAGE
+    stop = confirm_spend(job, stderr)
+    if stop is not None:
+        store.close()
+        return stop
+    try:
         session_id, resumed = job.open_session(store)
     except StoreError as exc:
         stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
@@ -264,11 +272,13 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     if export_error:
         stderr.write(f"mkflash-tui: could not write the deck: {export_error}\n")
         code = code or EXIT_USAGE
-    if result:
-        try:
+    try:
+        store.set_cards(session_id, len(cards))
+        if result:
             store.mark_exported(session_id, result.path)
-        except StoreError:
-            pass  # the deck is written; only the "exported" mark in the sessions list is missing
+    except StoreError:
+        pass  # the deck is written; only the sessions list's count and "exported" mark are missing
+    if result:
         stderr.write(f"mkflash-tui: wrote {result.notes} notes to {result.path}\n")
     store.close()
     trimmed = [s for s in run.status.values() if s.trimmed]

@@ -48,6 +48,13 @@ class Job:
     encoding_name: str
     cards_total: int
     estimate: Estimate
+    done_earlier: int = 0  # chunks a resumed session answered before: not sent, not priced
+
+    def resume_from(self, done_chunk_ids: set[str]) -> None:
+        """Price only what a resumed session still has to send (its finished chunks come from the store)."""
+        done = {c.id for c in self.chunks} & done_chunk_ids
+        self.done_earlier = len(done)
+        self.estimate = estimate(self.settings, self.chunks, self.cards_total, done=done)
 
     def default_output(self) -> Path:
         return Path("demo.apkg" if self.settings.demo else f"{self.document.stem}.apkg")
@@ -135,16 +142,21 @@ def prepare(settings: Settings, document: Document | None = None, stdin=None) ->
     return Job(settings, document, chunks, encoding.name, cards_total, estimate(settings, chunks, cards_total))
 
 
-def estimate(settings: Settings, chunks: list[Chunk], cards_total: int) -> Estimate:
-    """Tokens in and out and the price of a run, before anything is sent."""
+def estimate(settings: Settings, chunks: list[Chunk], cards_total: int, *, done: set[str] | None = None) -> Estimate:
+    """Tokens in and out and the price of a run, before anything is sent; ``done``: chunks answered already
+    (a resumed session), which are neither sent nor priced, and neither is the summary they were made with."""
+    done = done or set()
     allotted = allot_cards(chunks, cards_total)
-    requested = [c for c, n in zip(chunks, allotted, strict=True) if n > 0]
-    summary_in = min(sum(c.tokens for c in chunks), model_context_tokens(settings.model, settings.context_tokens))
-    input_tokens = summary_in + 200
-    input_tokens += sum(c.tokens + SUMMARY_TOKENS + fixed_prompt_tokens() for c in requested)
-    output_tokens = SUMMARY_TOKENS + cards_total * OUTPUT_TOKENS_PER_CARD
+    requested = [(c, n) for c, n in zip(chunks, allotted, strict=True) if n > 0 and c.id not in done]
+    input_tokens = output_tokens = 0
+    if not done:
+        summary_in = min(sum(c.tokens for c in chunks), model_context_tokens(settings.model, settings.context_tokens))
+        input_tokens, output_tokens = summary_in + 200, SUMMARY_TOKENS
+    input_tokens += sum(c.tokens + SUMMARY_TOKENS + fixed_prompt_tokens() for c, _ in requested)
+    cards = sum(n for _, n in requested)
+    output_tokens += cards * OUTPUT_TOKENS_PER_CARD
     price = cost_usd(settings.model, input_tokens, output_tokens) if settings.online else 0.0
-    return Estimate(len(chunks), cards_total, input_tokens, output_tokens, price)
+    return Estimate(len(chunks) - len(done), cards, input_tokens, output_tokens, price)
 
 
 def make_provider(settings: Settings, document: Document, *, stream: bool = True, pace: float = 0.0):

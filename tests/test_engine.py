@@ -167,7 +167,7 @@ async def test_cancel_stops_every_outstanding_request(server: FakeOpenAI) -> Non
     await run.aclose()
     hold.release()
     counts = run.counts()
-    assert counts["failed"] == len(job.chunks) and counts["done"] == 0
+    assert counts["cancelled"] == len(job.chunks) and counts["failed"] == counts["done"] == 0
     assert all(s.state == ChunkState.CANCELLED for s in run.status.values())
     await asyncio.sleep(0.1)
     assert len(server.chunk_requests()) == 4  # nothing new was sent after cancel

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from fake_openai import FakeOpenAI, chunk_of
+from fake_openai import FakeOpenAI
 from test_tui import demo_finished, holds_per_chunk, notes_file, online
 from textual import events
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key

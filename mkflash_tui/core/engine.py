@@ -756,10 +756,15 @@ class Run:
     # ------------------------------------------------------------------ results
 
     def counts(self) -> dict[str, int]:
-        done = sum(1 for s in self.status.values() if s.state.finished)
-        failed = sum(1 for s in self.status.values() if s.state in (ChunkState.FAILED, ChunkState.CANCELLED))
-        running = sum(1 for s in self.status.values() if s.state in (ChunkState.RUNNING, ChunkState.RETRYING))
-        return {"done": done, "failed": failed, "running": running, "total": len(self.status)}
+        """Chunks by state: done (or skipped), failed, cancelled (or not sent), running, and the total."""
+        states = [s.state for s in self.status.values()]
+        return {
+            "done": sum(1 for s in states if s.finished),
+            "failed": states.count(ChunkState.FAILED),
+            "cancelled": states.count(ChunkState.CANCELLED),
+            "running": states.count(ChunkState.RUNNING) + states.count(ChunkState.RETRYING),
+            "total": len(states),
+        }
 
     def failures(self) -> list[ChunkStatus]:
         return [s for s in self.status.values() if s.state in (ChunkState.FAILED, ChunkState.CANCELLED)]

@@ -61,6 +61,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "INSERT INTO documents SELECT id, document FROM sessions WHERE document IS NOT NULL",
         "UPDATE sessions SET document = NULL WHERE document IS NOT NULL",
     ),
+    # 5: the number of cards an export would write, as the faces last counted it (after dedup and deletions),
+    #    so every place that shows a session's cards shows the same number
+    ("ALTER TABLE sessions ADD COLUMN cards_kept INTEGER",),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -288,15 +291,38 @@ class Store:
             """
             SELECT s.id, s.title, s.input_name, s.created, s.updated, s.chunks_total, s.exported_to,
                    COALESCE(SUM(c.state = 'done'), 0), COALESCE(SUM(c.cards), 0),
-                   (SELECT COUNT(*) FROM decisions d WHERE d.session_id = s.id AND d.deleted)
+                   (SELECT COUNT(*) FROM decisions d WHERE d.session_id = s.id AND d.deleted), s.cards_kept
             FROM sessions s LEFT JOIN chunks c ON c.session_id = s.id
             GROUP BY s.id ORDER BY s.updated DESC
             """
         ).fetchall()
+        # A run that was never counted to the end (killed, or made by an older version) shows an estimate: its
+        # chunks' cards less its deletions, before duplicates across chunks are dropped.
         return [
-            SessionInfo(r[0], r[1], r[2], r[3], r[4], int(r[7]), r[5], max(0, int(r[8]) - int(r[9])), r[6])
+            SessionInfo(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                int(r[7]),
+                r[5],
+                int(r[10]) if r[10] is not None else max(0, int(r[8]) - int(r[9])),
+                r[6],
+            )
             for r in rows
         ]
+
+    def set_cards(self, session_id: str | None, cards: int) -> None:
+        """Record how many cards an export of the session would write now (what the sessions list shows)."""
+        if session_id:
+            self._write("UPDATE sessions SET cards_kept = ? WHERE id = ?", (cards, session_id))
+
+    def done_chunks(self, session_id: str) -> set[str]:
+        """The ids of the session's chunks that are answered (a resumed run sends none of them again)."""
+        rows = self.db.execute("SELECT chunk_id FROM chunks WHERE session_id = ? AND state IN ('done', 'skipped')",
+                               (session_id,)).fetchall()  # fmt: skip
+        return {r[0] for r in rows}
 
     def remove_session(self, session_id: str) -> bool:
         with self._transaction():

@@ -155,13 +155,18 @@ class MkflashApp(App[int]):
         if self.store is not None and not job.settings.fresh and not job.settings.yes:
             earlier = self.store.find_session(job.session_spec(), job.document.hash)
         if earlier is not None and earlier.chunks_done:
-            self.push_screen(ResumeDialog(earlier), partial(self._resume_chosen, job))
+            self.push_screen(ResumeDialog(earlier), partial(self._resume_chosen, job, earlier.id))
         else:
             self._confirm_or_start(job)
 
-    def _resume_chosen(self, job: Job, resume: bool | None) -> None:
+    def _resume_chosen(self, job: Job, session_id: str, resume: bool | None) -> None:
         if not resume:
             job.settings.fresh = True
+        elif self.store is not None:
+            try:
+                job.resume_from(self.store.done_chunks(session_id))
+            except StoreError:
+                pass  # priced as a whole run: more than it will cost, never less
         self._confirm_or_start(job)
 
     def _confirm_or_start(self, job: Job) -> None:

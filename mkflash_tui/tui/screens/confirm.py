@@ -36,9 +36,10 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         table.add_column()
         table.add_row("Document", plain(f"{job.document.title}  ({job.document.name})"))
         table.add_row("Model", plain(f"{settings.model} at {settings.base_url or 'api.openai.com'}"))
-        table.add_row("Chunks", f"{estimate.chunks} of up to {settings.chunk_tokens} tokens, "
-                      f"{settings.concurrency} at a time")  # fmt: skip
-        table.add_row("Cards", f"about {estimate.cards}")
+        earlier = f" ({job.done_earlier} of {len(job.chunks)} done earlier, from the store)" if job.done_earlier else ""
+        table.add_row("Chunks", f"{estimate.chunks} to send, of up to {settings.chunk_tokens} tokens, "
+                      f"{settings.concurrency} at a time{earlier}")  # fmt: skip
+        table.add_row("Cards", f"about {estimate.cards}" + (" more" if job.done_earlier else ""))
         table.add_row("Input tokens", f"{estimate.input_tokens:,} (estimated)")
         table.add_row("Output tokens", f"{estimate.output_tokens:,} (estimated)")
         if estimate.cost_usd is None:

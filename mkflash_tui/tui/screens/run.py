@@ -128,13 +128,14 @@ class RunScreen(Screen):
         self._pending = 0
         self._filter = ""
         self._fatal_shown = False
+        self.card_count = 0
         self._halt_shown = False
         run.subscribe(self._on_event)
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield RunBar(self.run, _provider_label(self.job), id="run-bar")
+        yield RunBar(self.run, _provider_label(self.job), cards=lambda: self.card_count, id="run-bar")
         tabs = Tabs(Tab("1 Generate", id="generate"), Tab("2 Review", id="review"), id="view-tabs")
         tabs.can_focus = False
         yield tabs
@@ -156,6 +157,7 @@ class RunScreen(Screen):
 
     async def on_unmount(self) -> None:
         # Leaving the app (or this run) stops every call and closes the client's connections.
+        self.record_count()
         self.run.cancel()
         await self.run.aclose()
 
@@ -163,6 +165,7 @@ class RunScreen(Screen):
 
     def start(self) -> None:
         """Summary first (as a worker), then one worker per chunk."""
+        self.query_one(RunBar).start()
         self.run_worker(self._summary_then_chunks(), group="summary", name="summary", exit_on_error=False)
 
     async def _summary_then_chunks(self) -> None:
@@ -186,7 +189,7 @@ class RunScreen(Screen):
         500 of them would hold the loop for a second. A batch per turn keeps every turn short.
         """
         self.finished = False
-        self.query_one(RunBar).finished_at = None
+        self.query_one(RunBar).start()
         self._pending += len(chunk_ids)
         if not chunk_ids:
             self._all_done()
@@ -228,8 +231,9 @@ class RunScreen(Screen):
 
     def _all_done(self) -> None:
         self.finished = True
-        self.query_one(RunBar).finished_at = self.run.now()
+        self.query_one(RunBar).stop()
         self.run.report_finished()
+        self.record_count()
 
     def _on_event(self, event: Event) -> None:
         """Called by the run for every event, on this loop: record, never draw."""
@@ -265,9 +269,11 @@ class RunScreen(Screen):
         elif isinstance(event, LimitChanged):
             self._log_lines.append(f"{stamp} LIMIT concurrency now {event.limit}")
         elif isinstance(event, RunFinished):
+            cancelled = run.counts()["cancelled"]
             self._log_lines.append(
-                f"{stamp} DONE  {event.done}/{total} chunks, {fmt.plural(event.cards, 'card')}"
+                f"{stamp} DONE  {event.done}/{total} chunks, {fmt.plural(len(self.cards()), 'card')}"
                 + (f", {event.failed} failed" if event.failed else "")
+                + (f", {cancelled} cancelled" if cancelled else "")
             )
             self.call_later(self._announce_finish, event)
 
@@ -326,25 +332,27 @@ class RunScreen(Screen):
         return [c for c in cards if matches(c, self._filter)] if self._filter else cards
 
     def _count_on_tab(self, cards) -> None:
+        self.card_count = len(cards)  # the one count of cards: what an export would write now
         self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(cards)})"
 
     def _sync_cards(self) -> None:
         """Bring the table up to date. While the Review view is hidden only its tab's count changes: the table
-        is built once when it is shown, then new cards are appended at the bottom (rows never jump while the
-        user reads them)."""
+        is built once when it is shown. The table keeps document order: cards that belong after every row are
+        appended; cards from earlier chunks (they finish in any order) are put in their place, with the cursor
+        kept on the card it was on."""
         cards = self.cards()
         self._count_on_tab(cards)
         if self.query_one(ContentSwitcher).current != "review":
             return
         table = self.query_one(CardTable)
         visible = self._visible(cards)
-        if len(visible) == len(table.cards):
+        shown = list(table.cards)
+        if len(visible) == len(shown):
             return
-        visible_ids = {c.id for c in visible}
-        if any(card_id not in visible_ids for card_id in table.cards):
-            table.show(visible)  # a card was superseded by an identical one from an earlier chunk
-        else:
+        if [c.id for c in visible[: len(shown)]] == shown:
             table.append(visible)
+        else:
+            table.show(visible)
         self._update_detail()
 
     def _update_detail(self) -> None:
@@ -489,6 +497,15 @@ class RunScreen(Screen):
                 self.store.mark_exported(self.run.session_id, path)
             except StoreError:
                 pass  # the deck is written; only the "exported" mark in the sessions list is missing
+        self.record_count()
+
+    def record_count(self) -> None:
+        """Keep the session's card count (sessions list, resume question) equal to what an export writes."""
+        if self.store is not None and not self.run.halted:
+            try:
+                self.store.set_cards(self.run.session_id, len(self.cards()))
+            except StoreError:
+                pass
 
     def _commit_decision(self, what: str, card: Card) -> None:
         assert self.store is not None
@@ -496,6 +513,8 @@ class RunScreen(Screen):
             self.store.record_decision(self.run.session_id, card, deleted=what == "delete")
         except StoreError as exc:
             self.app.notify(f"{exc}. The change holds until you quit; export to keep it.", severity="error")
+            return
+        self.record_count()
 
 
 def _provider_label(job: Job) -> str:

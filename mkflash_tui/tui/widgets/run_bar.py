@@ -2,61 +2,111 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
 from ... import format as fmt
 from ...core.engine import Run
-from ...core.models import ChunkState
 from ...core.pricing import cost_usd
 
 
 class RunBar(Widget):
-    """Redrawn by its screen on a timer; reads the run directly."""
+    """Redrawn by its screen on a timer; reads the run directly.
+
+    The clock counts only while chunks are being worked on: ``start()`` when work is scheduled, ``stop()``
+    when it is all over (a retry later adds its own time, not the idle time in between).
+    """
 
     DEFAULT_CSS = """
     RunBar { height: 2; padding: 0 1; background: $panel; }
     """
 
-    def __init__(self, run: Run, provider: str, **kwargs) -> None:
+    def __init__(self, run: Run, provider: str, *, cards: Callable[[], int], **kwargs) -> None:
         super().__init__(**kwargs)
         self.run = run
         self.provider = provider
-        self.finished_at: float | None = None
+        self.cards = cards  # the cards an export would write now (the review's count, not the run's)
+        self._busy_since: float | None = None
+        self._busy_total = 0.0
+
+    def start(self) -> None:
+        if self._busy_since is None:
+            self._busy_since = self.run.now()
+
+    def stop(self) -> None:
+        if self._busy_since is not None:
+            self._busy_total += self.run.now() - self._busy_since
+            self._busy_since = None
+
+    @property
+    def elapsed(self) -> float:
+        running = self.run.now() - self._busy_since if self._busy_since is not None else 0.0
+        return self._busy_total + running
 
     def render(self) -> Text:
         run = self.run
-        counts = run.counts()
-        total = counts["total"]
-        done = counts["done"]
         theme = self.app.current_theme
         title = run.summary.title if run.summary else run.document.title
         head = Text.assemble((title, "bold"), "  ", (self.provider, "dim"))
         if run.fatal:
             head.append("  stopped: ", style=f"bold {theme.error}")
             head.append(run.fatal, style=theme.error or "")
+        elif run.halted:
+            head.append("  not saving: ", style=f"bold {theme.error}")
+            head.append(run.halted, style=theme.error or "")
         elif run.cancelled:
             head.append("  cancelled", style=f"bold {theme.warning}")
-        width = max(8, min(40, self.size.width // 6))
-        filled = round(width * done / total) if total else width
-        failed_cells = round(width * counts["failed"] / total) if total else 0
+        head.truncate(self.size.width, overflow="ellipsis")
+        return Text("\n").join([head, self._status_line(self.size.width)])
+
+    def _status_line(self, width: int) -> Text:
+        """Progress, cards, time, tokens and cost, in long forms when they fit and short ones when they don't."""
+        run = self.run
+        theme = self.app.current_theme
+        counts = run.counts()
+        total, done = counts["total"], counts["done"]
+        usage = run.stats.usage
+        streamed = usage.completion_tokens or sum(s.tokens for s in run.status.values())
+        in_flight, limit = run.limiter.in_use, run.limiter.limit
+        price = fmt.usd(cost_usd(run.provider.model, usage.prompt_tokens, usage.completion_tokens))
+        error, warning = f"bold {theme.error}", f"bold {theme.warning}"
+        # (long form, short form, style); a part whose long form is "" is left out.
+        parts = [
+            (f" {done}/{total} chunks", f" {done}/{total}", ""),
+            (f" · {counts['failed']} failed" if counts["failed"] else "", f" {counts['failed']}✕", error),
+            (f" · {counts['cancelled']} cancelled" if counts["cancelled"] else "", f" {counts['cancelled']}⊘", warning),
+            (f" · {in_flight}/{limit} in flight" if in_flight <= limit else f" · {in_flight} in flight (limit {limit})",
+             f" {in_flight}/{limit}⇅", "dim"),
+            (f" · {fmt.plural(self.cards(), 'card')}", f" {self.cards()}▤", ""),
+            (f" · {fmt.seconds(self.elapsed)}", f" {fmt.seconds(self.elapsed)}", ""),
+            (f" · {fmt.tokens(usage.prompt_tokens)}↑ {fmt.tokens(streamed)}↓ tok",
+             f" {fmt.tokens(usage.prompt_tokens)}↑{fmt.tokens(streamed)}↓", ""),
+            (f" · {price}" if run.provider.online else "", f" {price}", ""),
+        ]  # fmt: skip
+        parts = [p for p in parts if p[0]]
+        long_text = "".join(p[0] for p in parts)
+        bar_width = max(8, min(40, width // 6))
+        if cell_len(long_text) + bar_width > width:
+            use = [(short, style) for _, short, style in parts]
+            bar_width = max(4, min(bar_width, width - cell_len("".join(s for s, _ in use))))
+        else:
+            use = [(long, style) for long, _, style in parts]
+        line = self._bar(bar_width, counts)
+        for text, style in use:
+            line.append(text, style=style)
+        line.truncate(width, overflow="ellipsis")
+        return line
+
+    def _bar(self, width: int, counts: dict[str, int]) -> Text:
+        theme = self.app.current_theme
+        total = counts["total"]
+        filled = round(width * counts["done"] / total) if total else width
+        failed_cells = round(width * (counts["failed"] + counts["cancelled"]) / total) if total else 0
         bar = Text()
         bar.append("━" * filled, style=theme.success or "")
         bar.append("━" * failed_cells, style=theme.error or "")
         bar.append("━" * max(0, width - filled - failed_cells), style="dim")
-        cards = len(run.cards())
-        elapsed = self.finished_at if self.finished_at is not None else run.now()
-        usage = run.stats.usage
-        line = Text.assemble(bar, f" {done}/{total} chunks")
-        if counts["failed"]:
-            line.append(f" · {counts['failed']} failed", style=f"bold {theme.error}")
-        running = sum(1 for s in run.status.values() if s.state in (ChunkState.RUNNING, ChunkState.RETRYING))
-        line.append(f" · {running}/{run.limiter.limit} in flight", style="dim")
-        line.append(f" · {fmt.plural(cards, 'card')} · {fmt.seconds(elapsed)}")
-        streamed = usage.completion_tokens or sum(s.tokens for s in run.status.values())
-        line.append(f" · {fmt.tokens(usage.prompt_tokens)}↑ {fmt.tokens(streamed)}↓ tok")
-        if run.provider.online:
-            line.append(f" · {fmt.usd(cost_usd(run.provider.model, usage.prompt_tokens, usage.completion_tokens))}")
-        head.truncate(self.size.width, overflow="ellipsis")
-        line.truncate(self.size.width, overflow="ellipsis")
-        return Text("\n").join([head, line])
+        return bar
