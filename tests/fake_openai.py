@@ -146,6 +146,7 @@ class FakeOpenAI:
         models: set[str] | None = None,
         reject_response_format: set[str] | None = None,
         chars_per_delta: int = 12,
+        delta_delay: float = 0.0,
         port: int = 0,
         rate_limit: tuple[int, float] | None = None,
         rate_headers: bool = True,
@@ -163,6 +164,7 @@ class FakeOpenAI:
         self.models = models
         self.reject_response_format = reject_response_format or set()
         self.chars_per_delta = chars_per_delta
+        self.delta_delay = delta_delay  # seconds between streamed deltas: a model that writes slowly
         self.requests: list[dict[str, Any]] = []  # every body, in arrival order
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0
@@ -405,6 +407,8 @@ class FakeOpenAI:
                     request.transport.abort()
                 return response
             await response.write(event({"content": piece}))
+            if self.delta_delay:
+                await asyncio.sleep(self.delta_delay)
         await response.write(event({}, finish_reason=finish))
         if (body.get("stream_options") or {}).get("include_usage"):
             await response.write(

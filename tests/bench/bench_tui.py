@@ -1,14 +1,20 @@
-"""Benchmark: the Textual app under 500 streaming chunks (not part of the test suite).
+"""Benchmark: the Textual app under hundreds of streaming chunks (not part of the test suite).
 
 Prints, from one run:
   - event-loop lag while 500 chunk calls stream from the fake server (p50 / p99 / max of how late a 10 ms
     timer fires, sampled from the first chunk start to the last chunk end); target p99 <= 50 ms;
+  - event-to-board delay: from a chunk's START or END event to the first repaint of its panel in the new
+    state (visible panels, in-process), while 500 chunks stream; target max <= 250 ms;
+  - key-to-screen latency measured from outside: the real ``mkflash-tui FILE`` in tmux, 266 chunks streaming
+    slowly at concurrency 500; a key is sent with ``tmux send-keys`` and ``tmux capture-pane`` is polled until
+    the screen shows its effect (p50 / p90 / max for switching views, and for ``d`` in Review); target
+    p90 <= 100 ms;
   - time from process start to first paint of the real ``mkflash-tui FILE`` in a pseudo-terminal; target
     <= 0.7 s (median of 5).
 
 The fake server runs in its own process so that its work does not count against the app's loop.
 
-    python tests/bench/bench_tui.py
+    python tests/bench/bench_tui.py [--skip-lag] [--skip-keys] [--skip-paint]
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
+import re
 import select
+import shlex
 import statistics
 import struct
 import subprocess
@@ -31,20 +39,22 @@ sys.path.insert(0, str(HERE.parent))
 from bench_engine import make_text  # noqa: E402
 
 CHUNKS = 500
+KEY_CHUNKS = 266
 SERVER = """
 import random, sys, time
 sys.path.insert(0, {tests!r})
 from fake_openai import FakeOpenAI
 rng = random.Random(1)
-server = FakeOpenAI(latency=lambda body: rng.uniform(0.5, 3.0), chars_per_delta=6).start()
+server = FakeOpenAI(latency=lambda body: rng.uniform({low}, {high}), chars_per_delta=6,
+                    delta_delay={delta_delay}).start()
 print(server.base_url, flush=True)
 time.sleep(3600)
 """
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=str(HERE.parent))], stdout=subprocess.PIPE,
-                            text=True)  # fmt: skip
+def start_server(low: float = 0.5, high: float = 3.0, delta_delay: float = 0.0) -> tuple[subprocess.Popen, str]:
+    code = SERVER.format(tests=str(HERE.parent), low=low, high=high, delta_delay=delta_delay)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()
 
 
@@ -53,22 +63,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def loop_lag(path: Path, base_url: str) -> list[float]:
+async def loop_lag(path: Path, base_url: str) -> tuple[list[float], list[float]]:
+    """Event-loop lag samples and event-to-board delays (seconds) while every chunk streams."""
     from mkflash_tui.cli import app_parser
     from mkflash_tui.config import settings_from_args
-    from mkflash_tui.core.models import ChunkState
+    from mkflash_tui.core.models import ChunkFinished, ChunkStarted, ChunkState
     from mkflash_tui.tui.app import make_app
+    from mkflash_tui.tui.widgets.chunk_board import ChunkBoard
 
     flags = [str(path), "--base-url", base_url, "--api-key", "bench", "--chunk-tokens", "300", "--yes",
              "--concurrency", "512", "--cards", str(CHUNKS * 3)]  # fmt: skip
     app = make_app(settings_from_args(app_parser().parse_args(flags), environ={}))
     lags: list[float] = []
+    events: dict[tuple[int, ChunkState], float] = {}  # (chunk index, state) -> when the run reported it
+    drawn: dict[tuple[int, ChunkState], float] = {}  # … -> when its panel was first drawn so
+    panel_line = ChunkBoard._panel_line
+
+    def traced(self, index: int, line: int, width: int):
+        if line == 0:
+            key = (index, self.run.status[self.ids[index]].state)
+            drawn.setdefault(key, time.perf_counter())
+        return panel_line(self, index, line, width)
+
+    ChunkBoard._panel_line = traced
     async with app.run_test(size=(160, 48), headless=True) as pilot:
         while app.run_screen is None:
             await pilot.pause(0.05)
         screen = app.run_screen
         run = screen.run
         assert len(run.chunks) == CHUNKS, len(run.chunks)
+
+        def on_event(event) -> None:
+            if isinstance(event, ChunkStarted):
+                events.setdefault((event.index, ChunkState.RUNNING), time.perf_counter())
+            elif isinstance(event, ChunkFinished):
+                events.setdefault((event.index, ChunkState.DONE), time.perf_counter())
+
+        run.subscribe(on_event)
         while not any(s.state is not ChunkState.QUEUED for s in run.status.values()):
             await asyncio.sleep(0.01)
         started = time.perf_counter()
@@ -78,10 +109,101 @@ async def loop_lag(path: Path, base_url: str) -> list[float]:
             lags.append(time.perf_counter() - before - 0.01)
         print(f"  {CHUNKS} chunks streamed in {time.perf_counter() - started:.1f} s, "
               f"{len(run.cards())} cards, {run.counts()['failed']} failed")  # fmt: skip
-        # Switching views with 1500 cards must stay quick too.
-        await pilot.press("2")
-        await pilot.pause(0.2)
-    return lags
+        await pilot.pause(0.3)
+    ChunkBoard._panel_line = panel_line
+    visible = {key for key in events if key in drawn}  # panels on screen when their state changed
+    delays = [max(0.0, drawn[key] - events[key]) for key in visible]
+    return lags, delays
+
+
+class Tmux:
+    """The real app in a tmux session: keys in with send-keys, the screen out with capture-pane."""
+
+    def __init__(self, command: list[str], cwd: str, env: dict[str, str], size: tuple[int, int] = (160, 48)) -> None:
+        self.name = f"mkflash-bench-{os.getpid()}"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        line = f"cd {shlex.quote(cwd)} && env {exports} {' '.join(shlex.quote(c) for c in command)}"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]), line],
+                       check=True)  # fmt: skip
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+
+    def send(self, key: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+
+    def wait(self, predicate, timeout: float = 10.0) -> tuple[float, str]:
+        """Seconds until ``predicate(screen)`` holds, and that screen."""
+        started = time.perf_counter()
+        while True:
+            text = self.screen()
+            if predicate(text):
+                return time.perf_counter() - started, text
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"the screen never changed as expected:\n{text}")
+
+    def timed_key(self, key: str, predicate, timeout: float = 10.0) -> float:
+        started = time.perf_counter()
+        self.send(key)
+        self.wait(predicate, timeout)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def in_review(text: str) -> bool:
+    return any("type" in line and "front" in line and "back" in line for line in text.splitlines())
+
+
+def in_generate(text: str) -> bool:
+    return any(marker in text for marker in ("START chunk", "END   chunk", "START summary"))
+
+
+_DELETED = re.compile(r"Deleted card \d+\.\d+")
+_TAB = re.compile(r"2 Review \((\d+)\)")
+_DONE = re.compile(r"(\d+)/(\d+) chunks")
+
+
+def _cards_on_tab(text: str) -> int:
+    match = _TAB.search(text)
+    return int(match.group(1)) if match else 0
+
+
+def _chunks_done(text: str) -> tuple[int, int]:
+    match = _DONE.search(text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def key_latency(folder: Path, base_url: str) -> tuple[list[float], list[float], tuple[int, int]]:
+    """Key-to-screen seconds for view switches and for ``d`` in Review, while chunks stream (tmux)."""
+    path = folder / "keys.md"
+    path.write_text(make_text(KEY_CHUNKS))
+    env = {"MKFLASH_DATA_DIR": tempfile.mkdtemp(prefix="mkflash-bench-"), "OPENAI_API_KEY": "bench",
+           "TERM": "xterm-256color"}  # fmt: skip
+    command = [sys.executable, "-m", "mkflash_tui", str(path), "--base-url", base_url, "--chunk-tokens", "300",
+               "--concurrency", "500", "--cards", str(KEY_CHUNKS * 3), "--yes"]  # fmt: skip
+    tmux = Tmux(command, str(folder), env)
+    switches: list[float] = []
+    deletes: list[float] = []
+    try:
+        tmux.wait(lambda text: "in flight" in text and in_generate(text), timeout=30)
+        tmux.wait(lambda text: _cards_on_tab(text) >= 20, timeout=60)  # cards are arriving
+        for _ in range(15):
+            switches.append(tmux.timed_key("2", in_review))
+            time.sleep(0.15)
+            switches.append(tmux.timed_key("1", in_generate))
+            time.sleep(0.15)
+        tmux.send("2")
+        tmux.wait(in_review)
+        for _ in range(15):
+            before = set(_DELETED.findall(tmux.screen()))
+            deletes.append(tmux.timed_key("d", lambda text, b=before: bool(set(_DELETED.findall(text)) - b)))
+            time.sleep(0.15)
+        still = _chunks_done(tmux.screen())
+    finally:
+        tmux.close()
+    return switches, deletes, still
 
 
 def first_paint(path: Path, base_url: str) -> float:
@@ -118,23 +240,53 @@ def first_paint(path: Path, base_url: str) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Benchmark the Textual app under load.")
+    parser.add_argument("--skip-lag", action="store_true")
+    parser.add_argument("--skip-keys", action="store_true")
+    parser.add_argument("--skip-paint", action="store_true")
+    args = parser.parse_args()
     os.environ["MKFLASH_DATA_DIR"] = tempfile.mkdtemp(prefix="mkflash-bench-")  # nothing answered from a cache
-    server, base_url = start_server()
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "bench.md"
-            path.write_text(make_text(CHUNKS))
-            os.chdir(folder)
-            print(f"event-loop lag, {CHUNKS} chunks streaming (160x48, headless):")
-            lags = asyncio.run(loop_lag(path, base_url))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench.md"
+        path.write_text(make_text(CHUNKS))
+        os.chdir(folder)
+        if not args.skip_lag:
+            server, base_url = start_server()
+            try:
+                print(f"event-loop lag, {CHUNKS} chunks streaming (160x48, headless):")
+                lags, delays = asyncio.run(loop_lag(path, base_url))
+            finally:
+                server.kill()
             ms = [lag * 1000 for lag in lags]
             print(f"  samples {len(ms)}: p50 {statistics.median(ms):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, "
                   f"max {max(ms):.1f} ms (target p99 <= 50 ms)")  # fmt: skip
-            paints = [first_paint(path, base_url) for _ in range(5)]
+            ms = [d * 1000 for d in delays]
+            print(f"event-to-board delay, {len(ms)} START/END events of panels on screen: p50 "
+                  f"{statistics.median(ms):.0f} ms, p90 {percentile(ms, 0.9):.0f} ms, max {max(ms):.0f} ms "
+                  "(target max <= 250 ms)")  # fmt: skip
+        if not args.skip_keys:
+            # Slow streams (a delta every 0.15 s, after 0.5-30 s) keep chunks finishing while the keys are sent.
+            server, base_url = start_server(0.5, 30.0, 0.15)
+            try:
+                print(f"key-to-screen latency, {KEY_CHUNKS} chunks streaming at concurrency 500 (tmux, 160x48):")
+                switches, deletes, streaming = key_latency(Path(folder), base_url)
+            finally:
+                server.kill()
+            for name, values in (("switch view (1/2)", switches), ("d in Review", deletes)):
+                ms = [v * 1000 for v in values]
+                print(f"  {name:<18} n={len(ms)}: p50 {statistics.median(ms):.0f} ms, p90 {percentile(ms, 0.9):.0f} "
+                      f"ms, max {max(ms):.0f} ms (target p90 <= 100 ms)")  # fmt: skip
+            print(f"  chunks done when the last key was measured: {streaming[0]}/{streaming[1]}")
+        if not args.skip_paint:
+            server, base_url = start_server()
+            try:
+                paints = [first_paint(path, base_url) for _ in range(5)]
+            finally:
+                server.kill()
             print(f"first paint of `mkflash-tui FILE`: median {statistics.median(paints):.2f} s "
                   f"(runs: {', '.join(f'{p:.2f}' for p in paints)}; target <= 0.7 s)")  # fmt: skip
-    finally:
-        server.kill()
 
 
 if __name__ == "__main__":
