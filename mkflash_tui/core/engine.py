@@ -259,6 +259,8 @@ class Run:
         self._tasks: set[asyncio.Task[object]] = set()
         self._summary_lock: asyncio.Lock | None = None
         self._finished_reported = False
+        self._finished_count = 0  # chunks that have finished so far (what ``cards()`` depends on)
+        self._cards_cache: tuple[int, list[Card]] | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -503,6 +505,7 @@ class Run:
             self._journal_write("chunk_state", self.session_id, chunk.id, chunk.index, "done", "",
                                 len(cards))  # fmt: skip
         status.cards = cards
+        self._finished_count += 1
         status.raw_output = raw
         status.trimmed = trimmed
         status.state = ChunkState.DONE
@@ -772,8 +775,11 @@ class Run:
     def cards(self) -> list[Card]:
         """Every card made so far, in input order; a card identical to one from an earlier chunk is dropped.
 
-        Duplicates are decided by chunk order, not by finishing order, so the result is deterministic.
+        Duplicates are decided by chunk order, not by finishing order, so the result is deterministic. The list
+        is made again only after a chunk has finished (the faces ask for it many times a second).
         """
+        if self._cards_cache is not None and self._cards_cache[0] == self._finished_count:
+            return list(self._cards_cache[1])
         seen: set[str] = set()
         out: list[Card] = []
         for chunk in self.chunks:
@@ -783,7 +789,8 @@ class Run:
                     continue
                 seen.add(key)
                 out.append(card)
-        return out
+        self._cards_cache = (self._finished_count, out)
+        return list(out)
 
 
 def _verbatim_quote(quote: str, chunk_text: str, card_text: str) -> str:

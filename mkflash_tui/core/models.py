@@ -118,6 +118,7 @@ class Card:
     page: int | None = None
     original_front: str = ""
     original_back: str = ""
+    _dedup: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.original_front:
@@ -137,7 +138,10 @@ class Card:
         return (self.front, self.back) != (self.original_front, self.original_back)
 
     def dedup_key(self) -> str:
-        return normalise_for_dedup(self.original_front) + "\x00" + normalise_for_dedup(self.original_back)
+        """What makes two cards the same card (of the original text, which never changes: computed once)."""
+        if not self._dedup:
+            self._dedup = normalise_for_dedup(self.original_front) + "\x00" + normalise_for_dedup(self.original_back)
+        return self._dedup
 
 
 def make_card_id(chunk_id: str, ordinal: int, front: str, back: str) -> str:

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Center, Middle
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..config import Settings
 from ..core.chunking import ChunkingError
@@ -29,6 +29,7 @@ from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog, SessionsScree
 from .screens.run import RunScreen
 from .screens.start import StartChoice, StartScreen
 from .text import plain
+from .widgets.key_bar import KeyBar
 
 DEMO_PACE = 1.6  # seconds per offline call in --demo, so a person can watch chunks run side by side
 
@@ -45,7 +46,7 @@ class LoadingScreen(Screen):
     def compose(self) -> ComposeResult:
         with Middle(), Center():
             yield Static(Text.assemble(("mkflash-tui", "bold"), "\n\n", plain(self.what)), id="loading")
-        yield Footer()
+        yield KeyBar()
 
 
 class MkflashApp(App[int]):

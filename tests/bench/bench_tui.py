@@ -160,7 +160,11 @@ def in_generate(text: str) -> bool:
     return any(marker in text for marker in ("START chunk", "END   chunk", "START summary"))
 
 
-_DELETED = re.compile(r"Deleted card \d+\.\d+")
+def _detail(text: str) -> list[str]:
+    """The detail pane: what stands right of the table's border on each line."""
+    return [line.rsplit("│", 1)[1].strip() for line in text.splitlines() if "│" in line]
+
+
 _TAB = re.compile(r"2 Review \((\d+)\)")
 _DONE = re.compile(r"(\d+)/(\d+) chunks")
 
@@ -197,8 +201,10 @@ def key_latency(folder: Path, base_url: str) -> tuple[list[float], list[float], 
         tmux.send("2")
         tmux.wait(in_review)
         for _ in range(15):
-            before = set(_DELETED.findall(tmux.screen()))
-            deletes.append(tmux.timed_key("d", lambda text, b=before: bool(set(_DELETED.findall(text)) - b)))
+            # ``d`` has taken effect on screen when the detail pane shows another card (the highlighted row is
+            # gone and the next card is shown in full).
+            before = _detail(tmux.screen())
+            deletes.append(tmux.timed_key("d", lambda text, b=before: _detail(text) != b))
             time.sleep(0.15)
         still = _chunks_done(tmux.screen())
     finally:

@@ -8,11 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ... import format as fmt
 from ...job import Job
 from ..text import plain
+from ..widgets.key_bar import KeyBar
 from .base import DismissOnce
 
 
@@ -57,7 +58,7 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
             yield Static("Send this document to the model?", classes="dialog-title")
             yield Static(table)
             yield Static(hint, id="confirm-hint")
-        yield Footer()
+        yield KeyBar()
 
     def action_start(self) -> None:
         if self.job.over_budget:

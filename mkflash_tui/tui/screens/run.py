@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Tab, Tabs
+from textual.widgets import ContentSwitcher, DataTable, Input, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
@@ -42,6 +42,7 @@ from ...core.store import Store, StoreError
 from ...job import Job
 from ..widgets.cards import CardDetail, CardTable
 from ..widgets.chunk_board import ChunkBoard
+from ..widgets.key_bar import KeyBar
 from ..widgets.run_bar import RunBar
 from ..widgets.run_log import RunLog
 
@@ -130,6 +131,7 @@ class RunScreen(Screen):
         self._fatal_shown = False
         self.card_count = 0
         self._halt_shown = False
+        self._count_stale = False
         run.subscribe(self._on_event)
 
     # ------------------------------------------------------------------ layout
@@ -144,7 +146,7 @@ class RunScreen(Screen):
                 yield ChunkBoard(self.run, id="board")
                 yield RunLog(id="log", max_lines=5000)
             yield ReviewView(id="review")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -319,6 +321,9 @@ class RunScreen(Screen):
         if self._dirty_cards:
             self._dirty_cards = False
             self._sync_cards()
+        if self._count_stale:
+            self._count_stale = False
+            self.record_count()
 
     # ------------------------------------------------------------------ review
 
@@ -346,13 +351,13 @@ class RunScreen(Screen):
             return
         table = self.query_one(CardTable)
         visible = self._visible(cards)
-        shown = list(table.cards)
-        if len(visible) == len(shown):
+        if len(visible) == len(table.cards):
             return
-        if [c.id for c in visible[: len(shown)]] == shown:
-            table.append(visible)
+        visible_ids = {c.id for c in visible}
+        if any(card_id not in visible_ids for card_id in table.cards):
+            table.show(visible)  # a card was superseded by an identical one from an earlier chunk
         else:
-            table.show(visible)
+            table.append(visible)
         self._update_detail()
 
     def _update_detail(self) -> None:
@@ -514,7 +519,7 @@ class RunScreen(Screen):
         except StoreError as exc:
             self.app.notify(f"{exc}. The change holds until you quit; export to keep it.", severity="error")
             return
-        self.record_count()
+        self._count_stale = True  # written on the next refresh: a burst of deletes costs one write
 
 
 def _provider_label(job: Job) -> str:

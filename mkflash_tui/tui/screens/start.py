@@ -14,7 +14,6 @@ from textual.suggester import Suggester
 from textual.widgets import (
     Button,
     DirectoryTree,
-    Footer,
     Input,
     Label,
     Select,
@@ -26,6 +25,7 @@ from textual.widgets import (
 
 from ...config import Settings
 from ..text import LiteralDirectoryTree, plain
+from ..widgets.key_bar import KeyBar
 from .base import DismissOnce
 
 
@@ -122,7 +122,7 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
         with Horizontal(id="start-buttons"):
             yield Static(plain(self.message), id="start-message")
             yield Button("Start (Ctrl+S)", variant="primary", id="go")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()

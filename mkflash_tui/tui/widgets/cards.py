@@ -38,10 +38,26 @@ class CardTable(LiteralTable):
         return (Text(str(card.chunk_index + 1), justify="right"), kind, front, back)
 
     def append(self, cards: list[Card]) -> None:
+        """Add the cards not shown yet. Rows stay in document order: cards from an earlier chunk than the last
+        row (chunks finish in any order) are sorted into place, and the cursor stays on the card it was on."""
+        last = max((c.chunk_index for c in self.cards.values()), default=-1)
+        out_of_order = False
         for card in cards:
             if card.id not in self.cards:
                 self.cards[card.id] = card
                 self.add_row(*self._cells(card), key=card.id)
+                out_of_order = out_of_order or card.chunk_index < last
+                last = max(last, card.chunk_index)
+        if out_of_order:
+            current = self.current_id
+            # A stable sort by chunk keeps each chunk's cards in their own order.
+            self.sort("chunk", key=lambda cell: int(cell.plain))
+            self.cards = {key.value: self.cards[key.value] for key in self._ordered_keys()}
+            if current is not None:
+                self.move_cursor(row=self.get_row_index(current), animate=False, scroll=False)
+
+    def _ordered_keys(self):
+        return [self.coordinate_to_cell_key((row, 0)).row_key for row in range(self.row_count)]
 
     def show(self, cards: list[Card], *, focus_id: str | None = None) -> None:
         """Replace every row, keeping the cursor on ``focus_id`` (or the current card, or the same row)."""

@@ -1,0 +1,79 @@
+"""KeyBar: the keys of the focused screen, in one line drawn by one widget.
+
+Textual's Footer rebuilds a widget per key on every focus change; switching views moves the focus, and that
+rebuild was a third of the work of a switch. KeyBar draws the same line as text, so a change of keys costs one
+repaint of one line. Keys are listed in binding order (the screen's own first); a click runs the key.
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.widget import Widget
+
+
+class KeyBar(Widget):
+    """The shown bindings of the screen's focus chain, plus the command palette's key at the right."""
+
+    COMPONENT_CLASSES = {"key-bar--key", "key-bar--description"}
+
+    DEFAULT_CSS = """
+    KeyBar {
+        dock: bottom;
+        height: 1;
+        background: $footer-background;
+        .key-bar--key { color: $footer-key-foreground; background: $footer-key-background; text-style: bold; }
+        .key-bar--description { color: $footer-description-foreground; }
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._spans: list[tuple[int, int, Binding, bool]] = []
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, lambda screen: self.refresh())
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def shown(self) -> list[tuple[Binding, bool]]:
+        """(binding, enabled) for every key to show, one per action."""
+        seen: set[str] = set()
+        keys: list[tuple[Binding, bool]] = []
+        palette = self.app.COMMAND_PALETTE_BINDING
+        for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
+            if binding.show and binding.action not in seen and binding.key != palette:
+                seen.add(binding.action)
+                keys.append((binding, enabled))
+        return keys
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("key-bar--key")
+        description_style = self.get_component_rich_style("key-bar--description")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        self._spans = []
+        for binding, enabled in self.shown():
+            start = text.cell_len
+            dim = Style() if enabled else Style(dim=True)
+            text.append(f" {self.app.get_key_display(binding)} ", key_style + dim)
+            text.append(f"{binding.description} ", description_style + dim)
+            self._spans.append((start, text.cell_len, binding, enabled))
+        if self.app.ENABLE_COMMAND_PALETTE and self.size.width > text.cell_len + 14:
+            palette = Text.assemble((" ^p ", key_style), ("palette ", description_style))
+            text.append(" " * (self.size.width - text.cell_len - palette.cell_len))
+            text.append_text(palette)
+        return text
+
+    def on_click(self, event: events.Click) -> None:
+        for start, end, binding, enabled in self._spans:
+            if start <= event.x < end:
+                if enabled:
+                    self.app.simulate_key(binding.key.split(",")[0])
+                else:
+                    self.app.bell()
+                return
+        if event.x >= self.size.width - 12 and self.app.ENABLE_COMMAND_PALETTE:
+            self.app.action_command_palette()
