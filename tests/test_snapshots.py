@@ -1,8 +1,10 @@
 """SVG snapshots of every screen at 80×24 and 160×48, in the dark and the light theme, cursor blink off.
 
-Times come from a manual clock and the generate view is caught mid-run by holding requests at the fake
-server, so every picture is the same on every run. Update with ``pytest tests/test_snapshots.py
---snapshot-update`` after checking the differences by eye (pytest writes a report on failure).
+Times come from a manual clock, the generate view is caught mid-run by holding requests at the fake server
+(on any free port: the label that would show it is set to a fixed text), and notifications (which vanish
+after a few seconds) are cleared before the picture, so every picture is the same on every run. Update with
+``pytest tests/test_snapshots.py --snapshot-update`` after checking the differences by eye (pytest writes a
+report on failure).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from pathlib import Path
 import pytest
 from conftest import sections
 from fake_openai import FakeOpenAI, chunk_of
+from rich.text import Text
 from tui_support import ManualClock, app_settings, started, wait_for
 
 from mkflash_tui.tui.app import make_app
+from mkflash_tui.tui.widgets.run_bar import RunBar
 
 SIZES = [(80, 24), (160, 48)]
 THEMES = ["textual-dark", "textual-light"]
-SNAPSHOT_PORT = 47613  # the generate view shows the server's address, so it must not change between runs
 
 pytestmark = [pytest.mark.parametrize("size", SIZES, ids=["80x24", "160x48"]),
               pytest.mark.parametrize("theme", THEMES, ids=["dark", "light"])]  # fmt: skip
@@ -29,6 +32,7 @@ def steady(theme: str):
 
     async def prepare(pilot) -> None:
         pilot.app.theme = theme
+        pilot.app.clear_notifications()  # they vanish on their own after seconds: never in a picture
         await pilot.pause(0.1)
         for screen in pilot.app.screen_stack:
             for widget in screen.query("Input, TextArea"):
@@ -73,7 +77,7 @@ def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.md").write_text(sections(6))
     clock = ManualClock()
-    with FakeOpenAI(port=SNAPSHOT_PORT) as server:
+    with FakeOpenAI() as server:
         holds = [server.hold(lambda body, i=i: f"The part {i} fact" in (chunk_of(body) or "")) for i in range(6)]
         settings = app_settings("notes.md", "--base-url", server.base_url, "--api-key", "sk-snapshot",
                                 "--chunk-tokens", "120", "--overlap-tokens", "0", "--yes")  # fmt: skip
@@ -81,6 +85,7 @@ def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
 
         async def run_before(pilot) -> None:
             screen = await started(pilot, pilot.app)
+            screen.query_one(RunBar).provider = "gpt-4o-mini · the test server"  # its port changes every run
             for hold in holds:
                 assert await hold.wait_arrived_async(1)
             # Finish chunks 2, 1, 4 and 6 one at a time (the log's order is the release order); 3 and 5 stay held.
@@ -108,6 +113,9 @@ def after_the_demo(*keys: str, theme: str):
     async def run_before(pilot) -> None:
         screen = await started(pilot, pilot.app)
         await wait_for(pilot, lambda: screen.finished, what="the demo run")
+        await wait_for(pilot, lambda: pilot.app._notifications, what="the run's closing notice")
+        pilot.app.clear_notifications()
+        await pilot.pause()
         await pilot.press(*keys)
         await steady(theme)(pilot)
 
@@ -123,4 +131,43 @@ def test_review_view(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
 def test_export_dialog(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
     monkeypatch.chdir(tmp_path)
     app, run_before = after_the_demo("x", theme=theme)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_review_after_a_delete(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(tmp_path)
+    app, run_before = after_the_demo("2", "down", "d", theme=theme)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_review_after_an_edit(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(tmp_path)
+    app, demo_done = after_the_demo("2", "e", theme=theme)
+
+    async def run_before(pilot) -> None:
+        await demo_done(pilot)
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "EditCardDialog", what="the edit dialog")
+        pilot.app.screen.query_one("#front").text = "What rises through the crust when a volcano erupts?"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "RunScreen", what="the saved edit")
+        await steady(theme)(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_export_done(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    monkeypatch.chdir(tmp_path)
+    app, demo_done = after_the_demo("x", theme=theme)
+
+    async def run_before(pilot) -> None:
+        await demo_done(pilot)
+        pilot.app.screen.query_one("#path").value = "volcanoes.apkg"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "volcanoes.apkg").exists(), what="the export")
+        await wait_for(pilot, lambda: str(pilot.app.screen.query_one("#export").label) == "Done", what="Done")
+        message = pilot.app.screen.query_one("#export-message")
+        shown = message.render()  # the temp folder differs every run
+        message.update(Text(str(shown).replace(str(tmp_path), "~"), style="bold"))
+        await steady(theme)(pilot)
+
     assert snap_compare(app, terminal_size=size, run_before=run_before)
