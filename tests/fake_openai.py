@@ -52,6 +52,7 @@ class Hold:
     predicate: Callable[[dict[str, Any]], bool]
     server: FakeOpenAI
     arrived: int = 0
+    disconnected: int = 0  # held requests whose client hung up before the release
     _event: asyncio.Event | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -291,7 +292,15 @@ class FakeOpenAI:
                     with hold._cond:
                         hold.arrived += 1
                         hold._cond.notify_all()
-                    await hold._get_event().wait()
+                    event = hold._get_event()
+                    while not event.is_set():
+                        if request.transport is None or request.transport.is_closing():
+                            hold.disconnected += 1  # the client gave up the call: nothing to answer
+                            return web.Response(status=499)
+                        try:
+                            await asyncio.wait_for(event.wait(), 0.02)
+                        except TimeoutError:
+                            pass
             delay = self.latency(body) if callable(self.latency) else self.latency
             if delay:
                 await asyncio.sleep(delay)

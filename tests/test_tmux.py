@@ -28,9 +28,9 @@ class Tmux:
         return self.run("capture-pane", "-p", "-t", "app")
 
     def keys(self, *keys: str) -> None:
+        """Type ``keys``; the caller waits for what they should show (no fixed pauses)."""
         for key in keys:
             self.run("send-keys", "-t", "app", key)
-            time.sleep(0.3)
 
     def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -46,12 +46,14 @@ class Tmux:
 
 
 def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
-    tmux = Tmux(tmp_path, f"{sys.executable} -m mkflash_tui --demo; sleep 5")
+    tmux = Tmux(tmp_path, f"{sys.executable} -m mkflash_tui --demo; echo mkflash-exited-$?; sleep 30")
     try:
         tmux.wait_for(r"6/6 chunks")
         made = int(tmux.wait_for(r"2 Review \((\d+)\)").group(1))
         assert made > 3
-        tmux.keys("2", "d")
+        tmux.keys("2")
+        tmux.wait_for(r"type +front +back")  # the review table is on screen
+        tmux.keys("d")
         tmux.wait_for(rf"2 Review \({made - 1}\)")
         tmux.keys("x")
         tmux.wait_for(r"Export deck")
@@ -65,8 +67,10 @@ def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
             assert len(anki.notes()) == made - 1
         finally:
             anki.close()
-        tmux.keys("Escape", "q")
-        time.sleep(0.5)
-        assert "Quit mkflash-tui?" not in tmux.screen()  # exported: quitting asks nothing
+        tmux.keys("Escape")
+        tmux.wait_for(r"^(?![\s\S]*Export deck)")  # the dialog is closed
+        tmux.keys("q")
+        screen = tmux.wait_for(r"mkflash-exited-\d+|Quit mkflash-tui\?").group(0)
+        assert screen == "mkflash-exited-0"  # exported: quitting asks nothing, and the app ends cleanly
     finally:
         tmux.close()

@@ -6,6 +6,8 @@ Anki's own library.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -127,9 +129,10 @@ async def test_panels_change_state_in_order_and_review_works_while_chunks_are_he
             for hold in holds:
                 hold.release()
             await wait_for(pilot, lambda: screen.finished, what="the run")
-            await pilot.pause(0.3)  # the log is flushed on the screen's timer
+            log_widget = screen.query_one("#log")  # flushed on the screen's timer: wait for the last line
+            await wait_for(pilot, lambda: "DONE" in "".join(log_widget.lines[-1:]), what="the log's DONE line")
             assert all("done" in board.panel_text(i) for i in range(5))
-            log = "\n".join(str(line) for line in screen.query_one("#log").lines)
+            log = "\n".join(str(line) for line in log_widget.lines)
             assert log.index("END   chunk 3/5") < log.index("END   chunk 1/5")
             assert log.count("START chunk") == 5 and log.count("END   chunk") == 5
 
@@ -203,14 +206,13 @@ async def test_a_failed_chunk_is_shown_and_r_retries_it(tmp_path, monkeypatch) -
             screen = await started(pilot, app)
             board = screen.query_one(ChunkBoard)
             await wait_for(pilot, lambda: screen.finished, what="the run")
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: any("Chunk 2 failed" in m and "cursed" in m for m in notifications(app)),
+                           what="the failure notice")  # fmt: skip
             assert "failed" in board.panel_text(1) and "rejected the request" in board.panel_text(1)
-            assert any("Chunk 2 failed" in m and "cursed" in m for m in notifications(app))
             assert "1 failed" in str(screen.query_one("#run-bar").render())
             broken["on"] = False
             await pilot.press("r")
             await wait_for(pilot, lambda: screen.finished and screen.run.counts()["failed"] == 0, what="retry")
-            await pilot.pause(0.2)
             assert "done" in board.panel_text(1)
 
 
@@ -229,11 +231,10 @@ async def test_an_error_inside_a_worker_reaches_the_user(tmp_path, monkeypatch) 
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
         await wait_for(pilot, lambda: screen.finished, what="the run")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: any("boom in the engine" in m for m in notifications(app)), what="the notice")
         status = screen.run.status[screen.run.chunks[2].id]
         assert status.state is ChunkState.FAILED
         assert "boom in the engine" in screen.query_one(ChunkBoard).panel_text(2)
-        assert any("boom in the engine" in m for m in notifications(app))
         assert screen.run.counts()["done"] == 3
 
 
@@ -251,7 +252,6 @@ async def test_cancel_keeps_finished_cards_and_retry_resumes(tmp_path, monkeypat
             kept = len(screen.cards())
             await pilot.press("c")
             await wait_for(pilot, lambda: screen.finished, what="the cancel")
-            await pilot.pause(0.2)
             assert "cancelled" in board.panel_text(2)
             assert len(screen.cards()) == kept > 0
             for hold in holds:
@@ -289,7 +289,7 @@ async def test_quit_asks_while_cards_are_unexported(tmp_path, monkeypatch) -> No
         await pilot.press("x", "enter")
         await wait_for(pilot, lambda: (tmp_path / "demo.apkg").exists())
         await pilot.press("escape", "q")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.return_code is not None, what="the app to exit")  # no question asked
         assert not isinstance(app.screen, QuitDialog)
     assert app.return_code == 0
 
@@ -305,10 +305,17 @@ async def test_quit_while_running_asks_and_stops_the_calls(tmp_path, monkeypatch
             await pilot.press("q")
             assert isinstance(app.screen, QuitDialog)
             assert "still running (0 of 3" in str(app.screen.reasons)
+            run = app.run_screen.run
             await pilot.press("q")
-            await pilot.pause(0.2)
+        # Quitting stopped the calls: the server saw every call in flight hang up, and no new one came.
+        deadline = time.monotonic() + 15
+        while hold.disconnected < 3:
+            assert time.monotonic() < deadline, f"only {hold.disconnected} of 3 calls were stopped"
+            await asyncio.sleep(0.02)
         hold.release()
-    assert app.return_code == 0
+        assert len(server.chunk_requests()) == 3
+    assert app.return_code == 0 and run.cancelled
+    assert all(s.state is ChunkState.CANCELLED for s in run.status.values())
 
 
 async def test_paid_provider_confirms_the_cost_before_sending(tmp_path, monkeypatch) -> None:
@@ -321,8 +328,7 @@ async def test_paid_provider_confirms_the_cost_before_sending(tmp_path, monkeypa
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
             text = await screen_text(pilot)
             assert "Input tokens" in text and "$" in text and "gpt-4o-mini" in text
-            await pilot.pause(0.2)
-            assert server.requests == []
+            assert server.requests == [] and app.run_screen is None  # nothing is sent before Enter
             await pilot.press("enter")
             screen = await started(pilot, app)
             await wait_for(pilot, lambda: screen.finished, what="the run")
@@ -353,7 +359,7 @@ async def test_start_screen_picks_a_file_and_reports_a_bad_one(tmp_path, monkeyp
         assert isinstance(app.screen, StartScreen)
         field = app.screen.query_one("#path", Input)
         await pilot.press(*"not")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: field._suggestion == "notes.md", what="the completion")
         await pilot.press("right")  # accepts the completion
         assert field.value == "notes.md"
         field.value = "empty.txt"
@@ -419,7 +425,8 @@ async def test_views_help_and_command_palette(tmp_path, monkeypatch) -> None:
                 "Filter cards", "Generate view", "Review view", "Help", "Quit"} <= titles  # fmt: skip
         await pilot.press("ctrl+p")
         await pilot.press(*"Export deck")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: any("Export deck" in str(o.prompt) for o in app.screen.query("CommandList")
+                       .first().options[:1]), what="the palette's match")  # fmt: skip
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), what="the export dialog from the palette")
 
@@ -491,7 +498,6 @@ async def test_sessions_screen_reopens_a_pasted_text_session_in_review(tmp_path,
         await pilot.press("enter")
         screen = await started(pilot, app)
         await wait_for(pilot, lambda: screen.finished, what="the reopened run")
-        await pilot.pause(0.2)
         assert screen.run.from_cache == len(screen.run.chunks)  # nothing generated again
         assert len(screen.cards()) == made - 1  # the deletion was kept
         assert screen.query_one("#views").current == "review" and app.focused is screen.query_one(CardTable)
@@ -540,7 +546,7 @@ async def test_no_server_is_one_clear_notification(tmp_path, monkeypatch) -> Non
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
         await wait_for(pilot, lambda: screen.finished, what="the run to stop")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: any("could not reach" in m for m in notifications(app)), what="the notice")
         messages = [m for m in notifications(app) if "could not reach" in m]
         assert len(messages) == 1 and "is --base-url right?" in messages[0]
         assert "could not reach" in str(screen.query_one("#run-bar").render())
