@@ -33,11 +33,11 @@ def steady(theme: str):
     async def prepare(pilot) -> None:
         pilot.app.theme = theme
         pilot.app.clear_notifications()  # they vanish on their own after seconds: never in a picture
-        await pilot.pause(0.1)
         for screen in pilot.app.screen_stack:
             for widget in screen.query("Input, TextArea"):
                 widget.cursor_blink = False
-        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     return prepare
 
@@ -95,7 +95,7 @@ def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
                 chunk_id = screen.run.chunks[i].id
                 await wait_for(pilot, lambda chunk_id=chunk_id: screen.run.status[chunk_id].state.finished)
             clock.advance(1.25)
-            await pilot.pause(0.3)
+            screen.refresh_views()  # what the screen's 10 Hz timer does: flush the log, repaint board and bar
             await steady(theme)(pilot)
 
         try:
