@@ -30,7 +30,7 @@ from .core.models import (
 from .core.pricing import cost_usd
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
-from .job import Job
+from .job import Job, known_stamps
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -252,7 +252,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
     if cards:
         try:
-            result = export_cards(cards, job.output, job.export_options())
+            result = export_cards(cards, job.output, job.export_options(), stamps=known_stamps(store, cards))
         except (ExportError, OSError) as exc:
             export_error = str(exc)
     code = EXIT_OK
@@ -275,6 +275,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     try:
         store.set_cards(session_id, len(cards))
         if result:
+            store.save_note_stamps(result.stamps)
             store.mark_exported(session_id, result.path)
     except StoreError:
         pass  # the deck is written; only the sessions list's count and "exported" mark are missing

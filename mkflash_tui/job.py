@@ -6,6 +6,7 @@ Both faces (headless CLI and TUI) call ``prepare``; neither holds run logic of i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -13,13 +14,13 @@ from pathlib import Path
 from .config import Settings
 from .core.chunking import chunk_document
 from .core.engine import Run, RunSettings, allot_cards, default_cards_total
-from .core.export import ExportFormat, ExportOptions
-from .core.models import Chunk, Document
+from .core.export import ExportFormat, ExportOptions, NoteStamps, note_guid
+from .core.models import Card, Chunk, Document
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
 from .core.prompts import PROMPT_VERSION, fixed_prompt_tokens
 from .core.sources import parse_bytes, read_source
-from .core.store import Store
+from .core.store import Store, StoreError
 from .core.tokens import encoding_for_model
 
 OUTPUT_TOKENS_PER_CARD = 60
@@ -124,6 +125,16 @@ class Job:
             use_cache=not (self.settings.fresh or self.settings.no_cache),
             **run_kwargs,
         )
+
+
+def known_stamps(store: Store | None, cards: Iterable[Card]) -> NoteStamps | None:
+    """What ``store`` knows of these cards' notes from earlier exports (None: no store, or it cannot be read)."""
+    if store is None:
+        return None
+    try:
+        return store.note_stamps(note_guid(c.id) for c in cards)
+    except StoreError:
+        return None
 
 
 def load_document(settings: Settings, stdin=None) -> Document:

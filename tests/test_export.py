@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,61 @@ def test_a_written_deck_has_ordinary_file_permissions(tmp_path) -> None:
 
     atomic_write(tmp_path / "deck.apkg", b"data")
     assert stat.S_IMODE((tmp_path / "deck.apkg").stat().st_mode) == 0o666 & ~export._UMASK  # not mkstemp 0600
+
+
+def _note_by_guid(anki: AnkiCollection, guid: str):
+    for nid in anki.col.find_notes(""):
+        note = anki.col.get_note(nid)
+        if note.guid == guid:
+            return note
+    raise KeyError(guid)
+
+
+def test_a_re_export_keeps_edits_made_in_anki_and_updates_cards_edited_here(tmp_path: Path, anki) -> None:
+    from mkflash_tui.core.store import Store
+    from mkflash_tui.job import known_stamps
+
+    store = Store(tmp_path / "data")
+    cards = [card(i, f"What is element {i}?", f"Element {i} weighs {i} grams.") for i in range(3)]
+    deck = tmp_path / "deck.apkg"
+
+    def export() -> None:
+        result = export_cards(cards, deck, options(force=True), stamps=known_stamps(store, cards))
+        store.save_note_stamps(result.stamps)
+
+    export()
+    anki.import_apkg(deck)
+    fixed = _note_by_guid(anki, note_guid(cards[0].id))
+    fixed["Back"] = "Fixed in Anki by the user"
+    anki.col.update_note(fixed)
+
+    export()  # nothing changed here: the note keeps its old time, so Anki keeps the user's fix
+    anki.import_apkg(deck)
+    assert _note_by_guid(anki, note_guid(cards[0].id))["Back"] == "Fixed in Anki by the user"
+
+    cards[1].front = "What does element 1 weigh?"  # edited in Review
+    export()
+    anki.import_apkg(deck)
+    assert _note_by_guid(anki, note_guid(cards[1].id))["Front"] == "What does element 1 weigh?"
+    assert _note_by_guid(anki, note_guid(cards[0].id))["Back"] == "Fixed in Anki by the user"
+    assert len(anki.notes()) == 3
+
+
+def test_the_cli_keeps_anki_edits_across_re_runs(tmp_path: Path, anki) -> None:
+    from conftest import run_cli, sections
+
+    (tmp_path / "notes.md").write_text(sections(3))
+    env = {"MKFLASH_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("generate", "notes.md", cwd=tmp_path, env=env).returncode == 0
+    anki.import_apkg(tmp_path / "notes.apkg")
+    [first, *_] = anki.notes()
+    note = _note_by_guid(anki, first.guid)
+    note[next(iter(first.fields))] = "Fixed in Anki by the user"
+    anki.col.update_note(note)
+    edited_at = anki.col.get_note(note.id).mod
+    while int(time.time()) <= edited_at:  # the re-run happens in a later second than the edit: a newer
+        time.sleep(0.05)  # time on the re-exported note would make Anki overwrite the edit
+    again = run_cli("generate", "notes.md", "--force", cwd=tmp_path, env=env)  # resumed: the same cards
+    assert again.returncode == 0, again.stderr
+    anki.import_apkg(tmp_path / "notes.apkg")
+    assert _note_by_guid(anki, first.guid)[next(iter(first.fields))] == "Fixed in Anki by the user"

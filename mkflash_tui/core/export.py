@@ -92,12 +92,16 @@ class ExportOptions:
     force: bool = False
 
 
+NoteStamps = dict[str, tuple[str, int]]  # note GUID -> (hash of its exported content, modification time)
+
+
 @dataclass(slots=True)
 class ExportResult:
     path: Path
     notes: int
     cards: int
     decks: list[str] = field(default_factory=list)
+    stamps: NoteStamps = field(default_factory=dict)  # what an .apkg wrote: keep them for the next export
 
 
 def deck_id(name: str) -> int:
@@ -166,13 +170,20 @@ def subdeck_for(card: Card, deck: str, subdecks: bool) -> str:
 # ---------------------------------------------------------------------------- writers
 
 
-def export_cards(cards: Iterable[Card], path: Path, options: ExportOptions) -> ExportResult:
-    """Write ``cards`` to ``path`` in ``options.format``; refuses to overwrite unless ``options.force``."""
+def export_cards(cards: Iterable[Card], path: Path, options: ExportOptions, *,
+                 stamps: NoteStamps | None = None) -> ExportResult:  # fmt: skip
+    """Write ``cards`` to ``path`` in ``options.format``; refuses to overwrite unless ``options.force``.
+
+    ``stamps`` (an .apkg's notes as last exported, from the session store) keep each note's modification time
+    until its exported content changes: Anki updates a note on import only when the incoming one is newer, so an
+    unchanged card never overwrites what the user edited in Anki, and a card edited here does update its note.
+    """
     cards = list(cards)
     path = Path(path)
     check_output_path(path, force=options.force)
+    if options.format is ExportFormat.APKG:
+        return _write_apkg(cards, path, options, stamps)
     writer = {
-        ExportFormat.APKG: _write_apkg,
         ExportFormat.CSV: _write_csv,
         ExportFormat.MD: _write_markdown,
         ExportFormat.JSON: _write_json,
@@ -275,7 +286,7 @@ def _models():
     return basic, reversed_, cloze
 
 
-def _write_apkg(cards: list[Card], path: Path, options: ExportOptions) -> ExportResult:
+def _write_apkg(cards: list[Card], path: Path, options: ExportOptions, known: NoteStamps | None) -> ExportResult:
     import genanki
 
     basic, reversed_, cloze = _models()
@@ -304,10 +315,32 @@ def _write_apkg(cards: list[Card], path: Path, options: ExportOptions) -> Export
     if not decks:
         decks[deck_name] = genanki.Deck(deck_id(deck_name), deck_name)
     package = genanki.Package(list(decks.values()))
+    stamps = _note_stamps([n for d in decks.values() for n in d.notes], known)
     buffer = io.BytesIO()
-    _write_package(package, buffer)
+    _write_package(package, buffer, stamps)
     atomic_write(path, buffer.getvalue())
-    return ExportResult(path, len(cards), card_count, sorted(decks))
+    return ExportResult(path, len(cards), card_count, sorted(decks), stamps)
+
+
+def _note_stamps(notes: list, known: NoteStamps | None) -> NoteStamps:
+    """Each note's content hash and modification time: the known time while the content is unchanged, else a
+    time later than both now and the note's last one. With no history at all (no store), every note gets this
+    export's time, later than any earlier export of this process."""
+    if known is None:
+        known, now = {}, int(_export_stamp())
+    else:
+        now = int(time.time())  # never ahead of the clock: a note stamped in the future beats later Anki edits
+    stamps: NoteStamps = {}
+    for note in notes:
+        content = hashlib.sha256(
+            json.dumps([note.model.model_id, note.fields, sorted(note.tags)], ensure_ascii=False).encode()
+        ).hexdigest()[:16]
+        before = known.get(note.guid)
+        if before is not None and before[0] == content:
+            stamps[note.guid] = before
+        else:
+            stamps[note.guid] = (content, max(now, before[1] + 1 if before else 0))
+    return stamps
 
 
 _last_stamp = 0.0
@@ -323,15 +356,19 @@ def _export_stamp() -> float:
     return _last_stamp
 
 
-def _write_package(package, buffer: io.BytesIO) -> None:
-    """The package's bytes. genanki's own ``write_to_file`` leaves its SQLite copy of every note in the temp
-    directory; here that database lives in a private temp dir that is removed, whatever happens."""
+def _write_package(package, buffer: io.BytesIO, stamps: NoteStamps) -> None:
+    """The package's bytes, each note with its own modification time (genanki gives every note one).
+
+    genanki's own ``write_to_file`` leaves its SQLite copy of every note in the temp directory; here that
+    database lives in a private temp dir that is removed, whatever happens."""
     with tempfile.TemporaryDirectory(prefix="mkflash-") as tmp:
         database = Path(tmp) / "collection.anki2"
         stamp = _export_stamp()
         db = sqlite3.connect(database)
         try:
             package.write_to_db(db.cursor(), stamp, itertools.count(int(stamp * 1000)))
+            db.executemany("UPDATE notes SET mod = ? WHERE guid = ?", [(m, g) for g, (_, m) in stamps.items()])
+            db.execute("UPDATE cards SET mod = (SELECT mod FROM notes WHERE notes.id = cards.nid)")
             db.commit()
         finally:
             db.close()

@@ -64,6 +64,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # 5: the number of cards an export would write, as the faces last counted it (after dedup and deletions),
     #    so every place that shows a session's cards shows the same number
     ("ALTER TABLE sessions ADD COLUMN cards_kept INTEGER",),
+    # 6: each exported note's content hash and modification time, so a re-export of an unchanged card keeps
+    #    its old time (and never overwrites the user's edits in Anki) while a changed one gets a newer one
+    ("CREATE TABLE note_stamps (guid TEXT PRIMARY KEY, content TEXT NOT NULL, mod INTEGER NOT NULL)",),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -333,6 +336,30 @@ class Store:
         if session_id:
             self._write("UPDATE sessions SET exported_to = ?, exported_at = ? WHERE id = ?",
                         (str(path), time.time(), session_id))  # fmt: skip
+
+    # ------------------------------------------------------------------ exported notes
+
+    def note_stamps(self, guids: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """The content hash and modification time each of these notes was last exported with."""
+        wanted = list(guids)
+        found: dict[str, tuple[str, int]] = {}
+        try:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for guid, content, mod in self.db.execute(
+                    f"SELECT guid, content, mod FROM note_stamps WHERE guid IN ({marks})", part
+                ):
+                    found[guid] = (content, int(mod))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the session store at {self.path}: {_reason(exc)}") from None
+        return found
+
+    def save_note_stamps(self, stamps: dict[str, tuple[str, int]]) -> None:
+        """Remember what an export wrote (after the file is in place)."""
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO note_stamps VALUES (?, ?, ?)",
+                                [(g, c, m) for g, (c, m) in stamps.items()])  # fmt: skip
 
     # ------------------------------------------------------------------ review decisions
 

@@ -21,6 +21,7 @@ from ...core.engine import Run
 from ...core.export import ExportError, ExportFormat, export_cards
 from ...core.models import Card, ChunkState
 from ...core.store import SessionInfo
+from ...job import known_stamps
 from ..text import LiteralTable, plain
 from .base import DismissOnce
 
@@ -109,14 +110,15 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
             subdecks=self.query_one("#subdecks", Checkbox).value,
             format=ExportFormat.for_path(path, self.job.settings.format if path == self.job.output else None),
         )
+        stamps = known_stamps(self.owner.store, cards)  # read here: the store belongs to this thread
         try:
-            result = await asyncio.to_thread(export_cards, cards, path, options)
+            result = await asyncio.to_thread(export_cards, cards, path, options, stamps=stamps)
         except (ExportError, OSError) as exc:
             self._confirm_overwrite = None
             self._message(str(exc) if isinstance(exc, ExportError) else f"Cannot write {path}: {exc.strerror}.",
                           "bold red")  # fmt: skip
             return
-        self.owner.mark_exported(result.path)
+        self.owner.mark_exported(result.path, result.stamps)
         self._done = True
         where = result.path.resolve()
         message = f"Wrote {fmt.plural(result.notes, 'note')} ({fmt.plural(result.cards, 'card')}) to {where}"

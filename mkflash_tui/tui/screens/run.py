@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
 from ...core.engine import Run, RunCancelled
+from ...core.export import NoteStamps
 from ...core.models import (
     Card,
     ChunkFailed,
@@ -495,10 +496,12 @@ class RunScreen(Screen):
             return 0
         return len(cards)
 
-    def mark_exported(self, path: Path) -> None:
+    def mark_exported(self, path: Path, stamps: NoteStamps | None = None) -> None:
         self.exported = (self.review.version, len(self.cards()))
         if self.store is not None:
             try:
+                if stamps:
+                    self.store.save_note_stamps(stamps)
                 self.store.mark_exported(self.run.session_id, path)
             except StoreError:
                 pass  # the deck is written; only the "exported" mark in the sessions list is missing
