@@ -171,7 +171,8 @@ class MkflashApp(App[int]):
         self._confirm_or_start(job)
 
     def _confirm_or_start(self, job: Job) -> None:
-        needs_confirm = job.settings.online and (not job.settings.yes or job.over_budget)
+        nothing_to_send = job.done_earlier and job.estimate.chunks == 0  # resumed and complete: no cost to confirm
+        needs_confirm = job.settings.online and (not job.settings.yes or job.over_budget) and not nothing_to_send
         if needs_confirm:
             self.push_screen(ConfirmScreen(job), partial(self._confirmed, job))
         else:

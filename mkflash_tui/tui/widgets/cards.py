@@ -49,7 +49,9 @@ class CardTable(LiteralTable):
                 out_of_order = out_of_order or card.chunk_index < last
                 last = max(last, card.chunk_index)
         if out_of_order:
-            current = self.current_id
+            # The cursor follows the card it is on, unless it is on the first row: there it stays on the first
+            # row (someone who has not moved yet is reading from the top, not following the first arrival).
+            current = self.current_id if self.cursor_row > 0 else None
             # A stable sort by chunk keeps each chunk's cards in their own order.
             self.sort("chunk", key=lambda cell: int(cell.plain))
             self.cards = {key.value: self.cards[key.value] for key in self._ordered_keys()}
