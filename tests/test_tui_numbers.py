@@ -101,6 +101,16 @@ async def test_resuming_prices_only_what_is_left_to_send(tmp_path, monkeypatch) 
             full = estimate(job.settings, job.chunks, job.cards_total)
             assert isinstance(job.estimate, whole) and job.estimate.input_tokens < full.input_tokens * 0.8
             assert job.estimate.chunks == 4 and full.chunks == 6
+            await pilot.press("enter")
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, what="the rest of the run")
+        app = make_app(confirm_settings)  # everything is done now: resuming costs nothing, so nothing is asked
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ResumeDialog), what="the resume question")
+            await pilot.press("enter")
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, what="the resumed run")
+            assert screen.run.from_cache == 6 and not isinstance(app.screen, ConfirmScreen)
 
 
 async def test_the_status_line_shows_calls_in_flight_against_the_limit(tmp_path, monkeypatch) -> None:
@@ -159,3 +169,5 @@ async def test_review_keeps_document_order_when_chunks_finish_out_of_order(tmp_p
                 await wait_for(pilot, lambda: len(table.cards) == len(screen.cards()), what="the table")
                 rows = [table.cards[key].chunk_index for key in table.cards]
                 assert rows == sorted(rows), rows
+            # Nobody moved the cursor: it stayed on the first row, now the document's first card.
+            assert table.cursor_row == 0 and table.current.chunk_index == 0
