@@ -52,14 +52,12 @@ class CardTable(LiteralTable):
             # The cursor follows the card it is on, unless it is on the first row: there it stays on the first
             # row (someone who has not moved yet is reading from the top, not following the first arrival).
             current = self.current_id if self.cursor_row > 0 else None
-            # A stable sort by chunk keeps each chunk's cards in their own order.
+            # A stable sort by chunk keeps each chunk's cards in their own order (they arrive together, in order),
+            # so the table's order and ours are the same sort of the same rows.
             self.sort("chunk", key=lambda cell: int(cell.plain))
-            self.cards = {key.value: self.cards[key.value] for key in self._ordered_keys()}
+            self.cards = dict(sorted(self.cards.items(), key=lambda item: item[1].chunk_index))
             if current is not None:
                 self.move_cursor(row=self.get_row_index(current), animate=False, scroll=False)
-
-    def _ordered_keys(self):
-        return [self.coordinate_to_cell_key((row, 0)).row_key for row in range(self.row_count)]
 
     def show(self, cards: list[Card], *, focus_id: str | None = None) -> None:
         """Replace every row, keeping the cursor on ``focus_id`` (or the current card, or the same row)."""
