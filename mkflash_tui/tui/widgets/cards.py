@@ -102,7 +102,14 @@ class CardDetail(Static):
     CardDetail { padding: 0 1; }
     """
 
+    _shown: tuple = ()
+
     def show(self, card: Card | None, *, note: str = "") -> None:
+        # An update relayouts the screen (the pane sizes to its text): skip it when nothing shown would change.
+        shown = (note, self.app.theme) if card is None else (card.id, card.front, card.back, self.app.theme)
+        if shown == self._shown:
+            return
+        self._shown = shown
         if card is None:
             self.update(Text(note or "No card yet: cards appear here as chunks finish.", style="dim"))
             return
