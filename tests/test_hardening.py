@@ -476,3 +476,21 @@ async def test_the_app_shows_a_readable_reason_for_a_web_page_answer(tmp_path: P
             await wait_for(pilot, lambda: any("HTML page" in n for n in notifications(app)), what="the notice")
             assert not any("nternal error" in n for n in notifications(app))
             assert run.counts()["done"] == 2
+
+
+async def test_a_stream_request_answered_with_one_json_body_still_makes_cards() -> None:
+    """Some servers ignore ``stream`` and answer with a plain completion: that is a good answer, not a fault."""
+    completion = {
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                     "content": json.dumps({"cards": [{"type": "basic", "front": "What is magma?",
+                                                       "back": "Molten rock.", "quote": ""}]})}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+    }  # fmt: skip
+    fault = Fault(body=json.dumps(completion).encode(), content_type="application/json")
+    with FakeOpenAI(fault_for=lambda n, b: fault if chunk_of(b) else None) as server:
+        job = make_job(server, sections(1), chunk_tokens=200)
+        run = fast(job.make_run(stream=True))
+        await run_to_end(run)
+    [status] = run.status.values()
+    assert status.state is ChunkState.DONE and [c.front for c in status.cards] == ["What is magma?"]
+    assert server.chunk_requests()[0]["stream"] is True and status.usage.completion_tokens == 5
