@@ -458,8 +458,6 @@ class FakeOpenAI:
         await response.prepare(request)
         try:
             if fault.stall:
-                # aiohttp sends the headers with the first bytes of the body: an SSE comment, then silence.
-                await response.write(b": connected\n\n" if content_type == "text/event-stream" else b" ")
                 while request.transport is not None and not request.transport.is_closing():
                     await asyncio.sleep(0.05)
                 return response

@@ -231,7 +231,7 @@ class OpenAICompatProvider:
         pending = b""
         done = False
         try:
-            async with asyncio.timeout(loop.time() + idle) as silence:
+            async with asyncio.timeout_at(loop.time() + idle) as silence:
                 async for data in response.iter_bytes():
                     silence.reschedule(loop.time() + idle)
                     size += len(data)
