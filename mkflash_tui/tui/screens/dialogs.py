@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -207,12 +208,11 @@ class QuitDialog(ChoiceDialog):
 
 
 class ReadingDialog(DismissOnce, ModalScreen[None]):
-    """A wide, scrolling page of text to read and close: subclasses give ``title`` and ``body()``."""
+    """A wide, scrolling page of text to read and close. Subclasses set ``title_text`` and define
+    ``body() -> Text``, which is called when the page is composed (so it sees the run and the app as they are)."""
 
     title_text = ""
-
-    def body(self) -> Text:
-        raise NotImplementedError
+    body: Callable[[], Text]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog wide"):
