@@ -52,6 +52,8 @@ class Settings:
     data_dir: Path | None = None  # None: MKFLASH_DATA_DIR or the platform's user data directory
     fresh: bool = False
     no_cache: bool = False
+    session: str | None = None  # --session NAME: what finds the session of stdin or a paste again
+    source: str | None = None  # a stored session's source key, when the app reopens it
 
     @property
     def online(self) -> bool:
@@ -150,6 +152,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subdecks", action="store_true", help="one subdeck per top-level heading (Deck::Chapter)")
     add_store_arguments(parser)
     parser.add_argument("--fresh", action="store_true", help="start a new session instead of resuming; ask again")
+    parser.add_argument(
+        "--session",
+        metavar="NAME",
+        help="name the session, so a re-run of stdin or a paste continues it (files are found by their path)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="do not answer from earlier runs' results")
 
 
@@ -188,6 +195,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     settings.data_dir = args.data_dir  # None: the store looks at MKFLASH_DATA_DIR, then the platform's folder
     settings.fresh = args.fresh
     settings.no_cache = args.no_cache
+    settings.session = args.session.strip() if args.session and args.session.strip() else None
 
     if settings.demo:
         if settings.input:

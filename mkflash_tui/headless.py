@@ -150,7 +150,16 @@ def confirm_spend(job: Job, stderr: TextIO) -> int | None:
 
 def dry_run_report(job: Job) -> dict:
     est = job.estimate
+    changes = job.changes
     return {
+        "changes": None
+        if changes is None
+        else {
+            "unchanged": changes.unchanged,
+            "changed": changes.changed,
+            "removed": changes.removed,
+            "summary_kept": changes.summary_kept,
+        },
         "dry_run": True,
         "provider": job.settings.provider,
         "model": job.settings.model if job.settings.online else "offline",
@@ -191,30 +200,32 @@ async def _drive(run: Run, interrupted: list[bool]) -> None:
 def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Run ``job`` to the end, write the deck, report; returns the process exit code."""
     settings = job.settings
+    if not settings.dry_run:
+        try:
+            check_output_path(job.output, force=settings.force)
+        except ExportError as exc:
+            stderr.write(f"mkflash-tui: {exc}\n")
+            return EXIT_USAGE
+    try:
+        store = open_store(settings.data_dir)
+        job.continue_from(store)
+    except StoreError as exc:
+        stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
+        return EXIT_USAGE
     if settings.dry_run:
+        store.close()
         report = dry_run_report(job)
         if settings.json:
             stdout.write(json.dumps(report) + "\n")
         else:
             cost = "unknown" if report["estimated_cost_usd"] is None else f"${report['estimated_cost_usd']:.4f}"
+            changes = f" (continuing its session: {job.changes.describe()})" if job.changes else ""
             stdout.write(
-                f"{job.document.title}: {report['chunks']} chunks, ~{report['input_tokens']:,} input tokens, "
-                f"~{report['cards_planned']} cards, estimated cost {cost} with {report['model']}. Nothing was sent.\n"
+                f"{job.document.title}: {report['chunks']} chunks to send{changes}, ~{report['input_tokens']:,} "
+                f"input tokens, ~{report['cards_planned']} cards, estimated cost {cost} with {report['model']}. "
+                "Nothing was sent.\n"
             )
         return EXIT_OK
-    try:
-        check_output_path(job.output, force=settings.force)
-    except ExportError as exc:
-        stderr.write(f"mkflash-tui: {exc}\n")
-        return EXIT_USAGE
-    try:
-        store = open_store(settings.data_dir)
-        earlier = None if settings.fresh else store.find_session(job.session_spec(), job.document.hash)
-        if earlier is not None:
-            job.resume_from(store.done_chunks(earlier.id))
-    except StoreError as exc:
-        stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
-        return EXIT_USAGE
     stop = confirm_spend(job, stderr)
     if stop is not None:
         store.close()
@@ -224,8 +235,10 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     except StoreError as exc:
         stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
         return EXIT_USAGE
+    how = f"continuing session {session_id}: {job.changes.describe()}" if resumed and job.changes else (
+        f"new session {session_id}")  # fmt: skip
     stderr.write(f"mkflash-tui: {job.document.title}: {len(job.chunks)} chunks with {settings.describe_provider()}"
-                 f" ({'resuming' if resumed else 'new'} session {session_id})\n")  # fmt: skip
+                 f" ({how})\n")  # fmt: skip
     # No per-token display here, so save the per-token parsing.
     run = job.make_run(stream=False, store=store, session_id=session_id)
     progress = Progress(run, stderr, live=stderr.isatty())
@@ -242,6 +255,10 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     if run.from_cache:
         stderr.write(f"mkflash-tui: {run.from_cache} of {len(run.chunks)} chunks answered from earlier runs "
                      "(no calls; --fresh asks again)\n")  # fmt: skip
+    stale = sum(1 for c in cards if c.stale)
+    if stale:
+        stderr.write(f"mkflash-tui: {fmt.plural(stale, 'card')} made of text the source no longer has: kept, "
+                     "tagged mkflash::stale (delete them in Review, or in Anki by that tag)\n")  # fmt: skip
     result = None
     export_error = None
     failures = run.failures()
@@ -312,6 +329,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "session": session_id,
                     "resumed": resumed,
                     "from_cache": run.from_cache,
+                    "changes": dry_run_report(job)["changes"],
+                    "stale_cards": stale,
                     "retries": run.stats.retries,
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,

@@ -12,16 +12,24 @@ from importlib import resources
 from pathlib import Path
 
 from .config import Settings
-from .core.chunking import chunk_document
-from .core.engine import Run, RunSettings, allot_cards, default_cards_total
+from .core.chunking import CHUNKER_VERSION, chunk_document, legacy_chunks
+from .core.engine import (
+    MAX_CARDS_PER_CHUNK,
+    TOKENS_PER_CARD,
+    Run,
+    RunSettings,
+    allot_cards,
+    bound_drafts,
+    make_cards,
+)
 from .core.export import ExportFormat, ExportOptions, NoteStamps, note_guid
-from .core.models import Card, Chunk, Document
+from .core.models import Card, Chunk, Document, Summary
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
-from .core.prompts import PROMPT_VERSION, fixed_prompt_tokens
+from .core.prompts import PROMPT_VERSION, CardRequest, fixed_prompt_tokens
 from .core.sources import parse_bytes, read_source
-from .core.store import Store, StoreError
-from .core.tokens import encoding_for_model
+from .core.store import Store, StoredChunk, StoreError, cache_key
+from .core.tokens import Encoding, encoding_for_model
 
 OUTPUT_TOKENS_PER_CARD = 60
 SUMMARY_TOKENS = 150
@@ -42,6 +50,35 @@ class Estimate:
 
 
 @dataclass(slots=True)
+class Previous:
+    """The session an earlier run of the same source (and settings) left, as this run continues it."""
+
+    session_id: str
+    chunks: list[StoredChunk]
+    summary: Summary | None
+    legacy: bool = False  # made by a version before 0.2: its rows are rewritten when it is continued
+    legacy_text: tuple[str, list[Chunk]] | None = None  # (its text's hash, its chunks) for a legacy session
+
+    @property
+    def finished(self) -> dict[str, StoredChunk]:
+        return {c.id: c for c in self.chunks if c.state in ("done", "skipped")}
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """How the source differs from the session's last run, by chunk."""
+
+    unchanged: int
+    changed: int  # new or edited text: sent
+    removed: int  # answered last time, gone now: their cards become stale
+    summary_kept: bool
+
+    def describe(self) -> str:
+        summary = "summary kept" if self.summary_kept else "summary renewed"
+        return f"{self.unchanged} unchanged, {self.changed} new or changed, {self.removed} removed; {summary}"
+
+
+@dataclass(slots=True)
 class Job:
     settings: Settings
     document: Document
@@ -49,13 +86,76 @@ class Job:
     encoding_name: str
     cards_total: int
     estimate: Estimate
-    done_earlier: int = 0  # chunks a resumed session answered before: not sent, not priced
+    source: str = ""  # what finds this input's session again: its path, its --session name, or its text's hash
+    previous: Previous | None = None
+    changes: Changes | None = None
+    known_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # unchanged chunk -> its answer's key
+    previous_cards: list[Card] = dataclasses.field(default_factory=list)  # of chunks gone or changed
+    kept_summary: Summary | None = None
 
-    def resume_from(self, done_chunk_ids: set[str]) -> None:
-        """Price only what a resumed session still has to send (its finished chunks come from the store)."""
-        done = {c.id for c in self.chunks} & done_chunk_ids
-        self.done_earlier = len(done)
-        self.estimate = estimate(self.settings, self.chunks, self.cards_total, done=done)
+    @property
+    def done_earlier(self) -> int:
+        """Chunks a continued session answered before: not sent, not priced."""
+        return self.changes.unchanged if self.changes else 0
+
+    def continue_from(self, store: Store) -> Previous | None:
+        """Find the session an earlier run of this source left and plan this run as its continuation: chunk
+        boundaries kept where the text is unchanged, those chunks answered from the store, the summary kept
+        after a small edit, and only new or changed chunks priced. Raises StoreError."""
+        if self.settings.fresh or self.settings.demo:
+            return None
+        previous = find_previous(store, self)
+        if previous is None:
+            return None
+        encoding = encoding_for_model(self.settings.model if self.settings.online else "gpt-4o-mini")
+        if previous.legacy_text and previous.legacy_text[0] == self.document.hash:
+            chunks = previous.legacy_text[1]  # the same text: its chunks as they were, every card id kept
+        else:
+            anchors = [c.anchor for c in previous.chunks if c.anchor]
+            chunks = chunk_document(
+                self.document, encoding, self.settings.chunk_tokens, self.settings.overlap_tokens, anchors=anchors
+            )
+        finished = previous.finished
+        if previous.legacy:
+            same = [c for c in chunks if c.id in finished]
+            if not same and previous.chunks:
+                return None  # not this input's session after all: nothing of its text is here
+        self.previous = previous
+        self.chunks = self._plan(chunks, finished)
+        kept = [c for c in self.chunks if c.id in finished]
+        current = {c.id for c in self.chunks}
+        kept_card_ids = {card.id for c in kept for card in (finished[c.id].cards or ())}
+        self.known_keys = {c.id: finished[c.id].key for c in kept if finished[c.id].key}  # type: ignore[misc]
+        self.previous_cards = [
+            card
+            for stored in previous.chunks
+            if stored.id not in current and stored.state in ("done", "stale")
+            for card in (stored.cards or ())
+            if card.id not in kept_card_ids
+        ]
+        summary_kept = (
+            previous.summary is not None and not self.settings.no_cache and 2 * len(kept) >= len(self.chunks)
+        )
+        self.kept_summary = previous.summary if summary_kept else None
+        removed = sum(1 for c in previous.chunks if c.state in ("done", "skipped") and c.id not in current)
+        self.changes = Changes(len(kept), len(self.chunks) - len(kept), removed, summary_kept)
+        self.cards_total = sum(c.cards_wanted or 0 for c in self.chunks)
+        self.estimate = estimate(self.settings, self.chunks, self.cards_total,
+                                 done={c.id for c in kept}, summary=not summary_kept)  # fmt: skip
+        return previous
+
+    def start_over(self) -> None:
+        """Forget the earlier session: a new one, every chunk sent (the user chose not to continue)."""
+        self.settings.fresh = True
+        self.previous = self.changes = self.kept_summary = None
+        self.known_keys, self.previous_cards = {}, []
+        self.chunks = self._plan([dataclasses.replace(c, card_prefix="", cards_wanted=None) for c in self.chunks], {})
+        self.cards_total = sum(c.cards_wanted or 0 for c in self.chunks)
+        self.estimate = estimate(self.settings, self.chunks, self.cards_total)
+
+    def _plan(self, chunks: list[Chunk], finished: dict[str, StoredChunk]) -> list[Chunk]:
+        """Each chunk's card count and card id prefix: an unchanged chunk keeps its earlier ones."""
+        return plan_chunks(chunks, self.settings.cards, finished)
 
     def default_output(self) -> Path:
         return Path("demo.apkg" if self.settings.demo else f"{self.document.stem}.apkg")
@@ -87,24 +187,25 @@ class Job:
         )
 
     def session_spec(self) -> dict:
-        """The settings that make two runs the same run (never the key)."""
-        s = self.settings
-        return {
-            "provider": s.provider,
-            "base_url": s.base_url,
-            "model": s.model if s.online else "offline",
-            "chunk_tokens": s.chunk_tokens,
-            "overlap_tokens": s.overlap_tokens,
-            "cards": self.cards_total,
-            "instructions": s.instructions,
-            "prompt": PROMPT_VERSION,
-        }
+        """The settings that make two runs of one source the same session (never the key)."""
+        return session_spec(self.settings)
 
     def open_session(self, store: Store) -> tuple[str, bool]:
-        """This job's session in ``store``: the last one with the same input and settings, or a new one."""
-        return store.open_session(
-            self.session_spec(), self.document, chunks_total=len(self.chunks), fresh=self.settings.fresh
+        """Open this job's session in ``store``: the one it continues (its chunks that are gone become stale),
+        or a new one. Returns (id, continued)."""
+        previous = None if self.settings.fresh else self.previous
+        session_id, continued = store.open_session(
+            self.session_spec(),
+            self.document,
+            source_key=self.source,
+            chunks_total=len(self.chunks),
+            continue_id=previous.session_id if previous else None,
         )
+        if continued and previous is not None:
+            if previous.legacy:
+                store.replace_chunks(session_id, previous.chunks)
+            store.set_chunks(session_id, [c.id for c in self.chunks])
+        return session_id, continued
 
     def make_run(self, *, stream: bool = True, pace: float = 0.0, store: Store | None = None,
                  session_id: str | None = None, **run_kwargs) -> Run:  # fmt: skip
@@ -123,6 +224,9 @@ class Job:
             journal=store,
             session_id=session_id,
             use_cache=not (self.settings.fresh or self.settings.no_cache),
+            summary=self.kept_summary,
+            known_keys=self.known_keys,
+            previous_cards=self.previous_cards,
             **run_kwargs,
         )
 
@@ -148,19 +252,130 @@ def prepare(settings: Settings, document: Document | None = None, stdin=None) ->
     """Read, chunk and estimate. Raises SourceError or ChunkingError with a sentence for the user."""
     document = document or load_document(settings, stdin=stdin)
     encoding = encoding_for_model(settings.model if settings.online else "gpt-4o-mini")
-    chunks = chunk_document(document, encoding, settings.chunk_tokens, settings.overlap_tokens)
-    cards_total = settings.cards or default_cards_total(chunks)
-    return Job(settings, document, chunks, encoding.name, cards_total, estimate(settings, chunks, cards_total))
+    chunks = plan_chunks(chunk_document(document, encoding, settings.chunk_tokens, settings.overlap_tokens),
+                         settings.cards, {})  # fmt: skip
+    cards_total = sum(c.cards_wanted or 0 for c in chunks)
+    job = Job(settings, document, chunks, encoding.name, cards_total, estimate(settings, chunks, cards_total))
+    job.source = source_key(settings, document)
+    return job
 
 
-def estimate(settings: Settings, chunks: list[Chunk], cards_total: int, *, done: set[str] | None = None) -> Estimate:
+def source_key(settings: Settings, document: Document) -> str:
+    """What finds an input's session again: ``--session NAME``, the file's absolute path, or (stdin, a paste)
+    the text's hash."""
+    if settings.source:
+        return settings.source
+    if settings.demo:
+        return "demo"
+    if settings.session:
+        return f"name:{settings.session}"
+    if settings.input and settings.input != "-":
+        return f"path:{Path(settings.input).expanduser().absolute()}"
+    return f"text:{document.hash}"
+
+
+def session_spec(settings: Settings) -> dict:
+    s = settings
+    return {
+        "provider": s.provider,
+        "base_url": s.base_url,
+        "model": s.model if s.online else "offline",
+        "chunk_tokens": s.chunk_tokens,
+        "overlap_tokens": s.overlap_tokens,
+        "cards": s.cards,  # None: by each chunk's size
+        "instructions": s.instructions,
+        "prompt": PROMPT_VERSION,
+        "chunker": CHUNKER_VERSION,
+    }
+
+
+def cards_for_size(chunk: Chunk) -> int:
+    """A chunk's cards by its own size only (so an edit elsewhere never changes it): one per
+    ``TOKENS_PER_CARD`` tokens of its body, at least one."""
+    body_tokens = chunk.tokens * len(chunk.body) / max(1, len(chunk.text))
+    return max(1, min(MAX_CARDS_PER_CHUNK, round(body_tokens / TOKENS_PER_CARD)))
+
+
+def plan_chunks(chunks: list[Chunk], cards: int | None, finished: dict[str, StoredChunk]) -> list[Chunk]:
+    """Each chunk's card count: its earlier one if it is unchanged, else by its size (``cards``: a total asked
+    for, spread over the document by size). An unchanged chunk also keeps the prefix of its cards' ids."""
+    spread = allot_cards(chunks, cards) if cards else [cards_for_size(c) for c in chunks]
+    out = []
+    for chunk, wanted in zip(chunks, spread, strict=True):
+        stored = finished.get(chunk.id)
+        if stored is not None:
+            wanted = stored.wanted if stored.wanted is not None else wanted
+            chunk = dataclasses.replace(chunk, card_prefix=stored.card_prefix or chunk.card_prefix)
+        out.append(dataclasses.replace(chunk, cards_wanted=wanted))
+    return out
+
+
+def provider_identity(settings: Settings) -> tuple[str, ...]:
+    """What the provider's ``cache_identity`` is, without making the provider."""
+    if settings.online:
+        return ("openai", settings.base_url or "https://api.openai.com/v1", settings.model)
+    return ("offline", "", "offline")
+
+
+def find_previous(store: Store, job: Job) -> Previous | None:
+    """The session this job continues: the latest of its source with its settings, else one made by a version
+    before 0.2 of the same input (read again as that version chunked it). Raises StoreError."""
+    session_id = store.find_session(job.session_spec(), job.source)
+    if session_id is not None:
+        return Previous(session_id, store.stored_chunks(session_id), store.session_summary(session_id))
+    spec = job.session_spec()
+    for session_id, old in store.legacy_sessions(job.document.name, job.document.hash):
+        same = all(old.get(k) == spec[k] for k in ("provider", "base_url", "model", "chunk_tokens",
+                                                   "overlap_tokens", "instructions", "prompt"))  # fmt: skip
+        if not same or (spec["cards"] is not None and old.get("cards") != spec["cards"]):
+            continue
+        source = store.session_source(session_id)
+        if source is None:
+            continue  # kept without its text: cannot be read again
+        return legacy_previous(store, session_id, old, source[1], job.settings)
+    return None
+
+
+def legacy_previous(store: Store, session_id: str, spec: dict, document: Document, settings: Settings) -> Previous:
+    """A session made before 0.2, as this version keeps sessions: its chunks made again from its stored text as
+    that version made them (ids by position), each with its answer's cache key and its cards, by their old ids."""
+    encoding: Encoding = encoding_for_model(settings.model if settings.online else "gpt-4o-mini")
+    chunks = legacy_chunks(document, encoding, spec["chunk_tokens"], spec["overlap_tokens"])
+    wanted = allot_cards(chunks, int(spec.get("cards") or 1))
+    rows = {c.id: c for c in store.stored_chunks(session_id)}
+    identity = provider_identity(settings)
+    summary = store.cached_summary(cache_key("summary", identity, PROMPT_VERSION, document.hash))
+    context = summary or Summary(document.title, "")  # what its chunks were given when the summary failed
+    out = []
+    for chunk, n in zip(chunks, wanted, strict=True):
+        row = rows.get(chunk.card_key)
+        state = row.state if row else "queued"
+        key, cards = None, None
+        if state == "done":
+            request = CardRequest(chunk.text, chunk.location, n, context.title, context.summary,
+                                  spec.get("instructions", ""))  # fmt: skip
+            key = cache_key("chunk", identity, request.key_material())
+            cached = store.cached_chunk(key)
+            if cached is None:
+                state, key = "queued", None
+            else:
+                cards = make_cards(chunk, bound_drafts(cached.drafts, n)[0])
+        out.append(StoredChunk(chunk.id, chunk.index, state, key, chunk.anchor, chunk.card_key, n, cards))
+    return Previous(session_id, out, summary, legacy=True, legacy_text=(document.hash, chunks))
+
+
+def estimate(settings: Settings, chunks: list[Chunk], cards_total: int, *, done: set[str] | None = None,
+             summary: bool = True) -> Estimate:  # fmt: skip
     """Tokens in and out and the price of a run, before anything is sent; ``done``: chunks answered already
-    (a resumed session), which are neither sent nor priced, and neither is the summary they were made with."""
+    (a continued session), which are neither sent nor priced; ``summary``: whether a summary is made."""
     done = done or set()
-    allotted = allot_cards(chunks, cards_total)
+    if chunks and all(c.cards_wanted is not None for c in chunks):
+        allotted = [int(c.cards_wanted or 0) for c in chunks]
+    else:
+        allotted = allot_cards(chunks, cards_total)
     requested = [(c, n) for c, n in zip(chunks, allotted, strict=True) if n > 0 and c.id not in done]
     input_tokens = output_tokens = 0
-    if not done:
+    if summary and len(done) < len(chunks):
         summary_in = min(sum(c.tokens for c in chunks), model_context_tokens(settings.model, settings.context_tokens))
         input_tokens, output_tokens = summary_in + 200, SUMMARY_TOKENS
     input_tokens += sum(c.tokens + SUMMARY_TOKENS + fixed_prompt_tokens() for c, _ in requested)
@@ -192,7 +407,7 @@ def make_provider(settings: Settings, document: Document, *, stream: bool = True
     return OfflineProvider((b.text for b in document.blocks), pace=pace)
 
 
-def settings_for_session(base: Settings, spec: dict) -> Settings:
+def settings_for_session(base: Settings, spec: dict, source: str | None = None) -> Settings:
     """``base`` with the settings a stored session was made with (its ``session_spec``), to reopen it."""
     settings = dataclasses.replace(base, input=None, demo=False, fresh=False, output=None, deck=None)
     settings.provider = spec["provider"]
@@ -202,6 +417,7 @@ def settings_for_session(base: Settings, spec: dict) -> Settings:
         settings.model = spec["model"]
     settings.chunk_tokens = spec["chunk_tokens"]
     settings.overlap_tokens = spec["overlap_tokens"]
-    settings.cards = spec["cards"]
+    settings.cards = spec["cards"] if spec.get("chunker") else None  # before 0.2 it was always the total
     settings.instructions = spec.get("instructions", "")
+    settings.source = source
     return settings

@@ -86,7 +86,7 @@ def test_a_chunk_answered_by_a_web_page_the_deck_holds_the_rest(tmp_path: Path) 
     fault = Fault(body=NGINX, content_type="text/html")
     with FakeOpenAI(fault_for=lambda n, b: fault if "The part 2 fact" in (chunk_of(b) or "") else None) as server:
         proc = run_cli("generate", "n.md", "--base-url", server.base_url, "--api-key", "k", "--chunk-tokens", "120",
-                       "--yes", "--json", cwd=tmp_path)  # fmt: skip
+                       "--overlap-tokens", "0", "--yes", "--json", cwd=tmp_path)  # fmt: skip
     report = json.loads(proc.stdout)
     assert proc.returncode == 1 and report["failed_chunks"] == 1 and report["cards"] > 0, proc.stderr
     assert "HTML page, not a chat completion" in report["failures"][0]["reason"]
@@ -176,7 +176,7 @@ async def test_an_answer_larger_than_the_cap_is_cut_and_its_first_cards_kept(tmp
 async def test_an_overlong_field_is_cut_and_reported() -> None:
     answer = _cards_answer(2, front="What is " + "very " * 20_000 + "{i}?")
     with FakeOpenAI(fault_for=lambda n, b: Fault(content=answer) if chunk_of(b) else None) as server:
-        job = make_job(server, sections(1), chunk_tokens=200)
+        job = make_job(server, sections(1), chunk_tokens=200, cards=2)
         run = fast(job.make_run(stream=False))
         await run_to_end(run)
     [status] = run.status.values()
@@ -275,7 +275,7 @@ def _wal_growth_of_commits(folder: Path, text: str) -> int:
 
     store = Store(folder)
     document = parse_bytes(text.encode(), name="n.md", stem="n", suffix=".md")
-    session_id, _ = store.open_session({"x": 1}, document, chunks_total=100)
+    session_id, _ = store.open_session({"x": 1}, document, source_key="path:/n.md", chunks_total=100)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for i in range(20):
         store.chunk_state(session_id, f"c{i}", i, "done", cards=3)

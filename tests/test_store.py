@@ -102,7 +102,7 @@ def test_kill_9_mid_run_then_resume_loses_and_repeats_nothing(tmp_path: Path) ->
 
         generate(server, tmp_path, "-o", "clean.json", data=tmp_path / "clean-data")
     resumed, clean = card_ids(tmp_path / "resumed.json"), card_ids(tmp_path / "clean.json")
-    assert resumed == clean and len(resumed) == len(set(resumed)) > 6  # nothing lost, nothing doubled
+    assert resumed == clean and len(resumed) == len(set(resumed)) >= 6  # nothing lost, nothing doubled
 
 
 def _done_chunks(data: Path) -> int:
@@ -120,7 +120,7 @@ async def test_64_chunks_commit_at_once_while_a_reader_reads(tmp_path: Path) -> 
     chunks = chunk_document(document, encoding_for_model("gpt-4o-mini"), 120, 0)
     assert len(chunks) == 64
     store = Store(tmp_path / "data")
-    session, _ = store.open_session({"t": 1}, document, chunks_total=64)
+    session, _ = store.open_session({"t": 1}, document, source_key="path:/big.md", chunks_total=64)
     errors: list[BaseException] = []
     reads = [0]
     stop = threading.Event()
@@ -169,7 +169,7 @@ def test_a_version_1_database_opens_and_migrates(tmp_path: Path) -> None:
         db.execute("INSERT INTO sessions VALUES ('old1', 'k', 'notes.md', 'h', 'Old notes', '{}', 3, 1.0, 2.0)")
         db.execute("INSERT INTO chunks VALUES ('old1', 'c0', 0, 'done', '', 4)")
     store = Store(folder)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
     [info] = store.sessions()
     assert (info.id, info.title, info.chunks_done, info.cards, info.exported_to) == ("old1", "Old notes", 1, 4, None)
     assert store.session_source("old1") is None  # kept without its text: cannot be reopened, still listed

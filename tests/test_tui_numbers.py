@@ -39,6 +39,7 @@ async def test_one_count_of_cards_everywhere(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MKFLASH_DATA_DIR", str(data))
     with FakeOpenAI(cards=cards_with_repeats) as server:
         settings = online(server, path)
+        settings.cards = 18  # three a chunk: the repeat and two of its own
         app = make_app(settings)
         async with app.run_test(size=SIZE) as pilot:
             screen = await started(pilot, app)
@@ -59,8 +60,9 @@ async def test_one_count_of_cards_everywhere(tmp_path, monkeypatch) -> None:
         listing = run_cli("sessions", cwd=tmp_path, env={"MKFLASH_DATA_DIR": str(data)})
         row = listing.stdout.splitlines()[1].split()
         assert int(row[4]) == kept, listing.stdout  # ID DATE TIME CHUNKS CARDS …
+        # Without --yes, a second run asks.
         asking = app_settings(str(path), "--base-url", server.base_url, "--api-key", "sk-test", "--chunk-tokens",
-                              "120", "--overlap-tokens", "0")  # without --yes, a second run asks  # fmt: skip
+                              "120", "--overlap-tokens", "0", "--cards", "18")  # fmt: skip
         app = make_app(asking)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: isinstance(app.screen, ResumeDialog), what="the resume question")

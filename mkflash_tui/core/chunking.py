@@ -1,24 +1,39 @@
-"""Split a Document into token-bounded chunks.
+"""Split a Document into token-bounded chunks whose boundaries follow the content.
 
-Cuts fall at paragraph boundaries where possible, then sentences, then words; a "word" longer than a chunk
-(a 1 MB line with no spaces) is cut by characters. Each chunk starts with up to ``overlap_tokens`` of the
-previous chunk's tail and never exceeds ``chunk_tokens`` in total. Each chunk keeps the heading path or page
-of its first paragraph.
+Units are paragraphs (a paragraph longer than a chunk is cut into sentences, then words, then characters). A
+chunk ends at a section change or at a unit whose hash says "cut here", once it holds at least ``MIN_FILL`` of
+its room; with no such place before the chunk is full, at the best-ranked place in that window. Every decision
+depends on the text near the cut only, so an edit moves the boundaries around it and no others: an insertion at
+the top does not shift every later chunk. A chunk's id is the hash of its text plus its occurrence number.
+
+``anchors`` (the chunks of an earlier run of the same source) are kept where their text still stands: their body
+starts and ends where it did, and only the text between them is cut anew. Each chunk starts with up to
+``overlap_tokens`` of the previous chunk's tail and never exceeds ``chunk_tokens`` in total. Each chunk keeps the
+heading path or page of its first paragraph.
+
+``legacy_chunks`` is the packing of versions before 0.2 (greedy, ids by position), kept so sessions they made
+can be read again and upgraded.
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from .models import Chunk, Document, make_chunk_id
+from .models import Chunk, Document, legacy_chunk_id, make_chunk_id, short_hash
 from .text import SENTENCE_END
 from .tokens import Encoding, count_tokens
 
 DEFAULT_CHUNK_TOKENS = 1500
 DEFAULT_OVERLAP_TOKENS = 100
 MIN_CHUNK_TOKENS = 64
+MIN_FILL = 0.5  # a chunk is not cut by content before its body fills this share of its room
+CUT_GAP = 0.5  # past that, a content cut comes on average every this share of the room
+CHUNKER_VERSION = 2
+
+Anchor = tuple[str, int, str]  # (hash of the first body unit, number of body units, hash of the body)
 
 
 class ChunkingError(ValueError):
@@ -40,23 +55,43 @@ def chunk_document(
     encoding: Encoding,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+    *,
+    anchors: Iterable[Anchor] = (),
 ) -> list[Chunk]:
-    """Split ``document`` into chunks of at most ``chunk_tokens`` tokens with ``overlap_tokens`` of overlap."""
+    """Split ``document`` into chunks of at most ``chunk_tokens`` tokens with ``overlap_tokens`` of overlap,
+    keeping the bodies of ``anchors`` (an earlier run's chunks) wherever their text is unchanged."""
+    _check(chunk_tokens, overlap_tokens)
+    return _ContentChunker(document, encoding, chunk_tokens, overlap_tokens).run(anchors)
+
+
+def legacy_chunks(document: Document, encoding: Encoding, chunk_tokens: int, overlap_tokens: int) -> list[Chunk]:
+    """The chunks (and ids) versions before 0.2 made of ``document``; ``id`` is the content id, and
+    ``card_prefix`` the old id their cards' ids begin with."""
+    _check(chunk_tokens, overlap_tokens)
+    return _LegacyChunker(document, encoding, chunk_tokens, overlap_tokens).run()
+
+
+def _check(chunk_tokens: int, overlap_tokens: int) -> None:
     if chunk_tokens < MIN_CHUNK_TOKENS:
         raise ChunkingError(f"--chunk-tokens must be at least {MIN_CHUNK_TOKENS}.")
     if overlap_tokens < 0 or overlap_tokens > chunk_tokens // 2:
         raise ChunkingError("--overlap-tokens must be between 0 and half of --chunk-tokens.")
-    return _Chunker(document, encoding, chunk_tokens, overlap_tokens).run()
 
 
-class _Chunker:
+def unit_hash(text: str) -> str:
+    return short_hash(text, 16)
+
+
+class _Units:
+    """Splitting a document into units, and what both packers share."""
+
     def __init__(self, document: Document, encoding: Encoding, limit: int, overlap: int) -> None:
         self.document = document
         self.encoding = encoding
         self.limit = limit
         self.overlap = overlap
         self.max_unit = limit - overlap - 2  # any unit fits after an overlap and separators
-        self.document_hash = document.hash  # computed once: it hashes the whole text
+        self.seen: dict[str, int] = defaultdict(int)  # chunk text hash -> chunks with that text so far
 
     def count(self, text: str) -> int:
         return count_tokens(self.encoding, text)
@@ -136,7 +171,70 @@ class _Chunker:
             start += size
         return pieces
 
-    # ---- packing units into chunks
+    # ---- what both packers share
+
+    def make_chunk(self, overlap_units: list[_Unit], body: list[_Unit], index: int, tokens: int) -> Chunk:
+        text, overlap_chars = _join(overlap_units, body)
+        digest = short_hash(text, 16)
+        occurrence = self.seen[digest]
+        self.seen[digest] += 1
+        first = body[0]
+        return Chunk(
+            id=make_chunk_id(text, occurrence),
+            index=index,
+            text=text,
+            tokens=tokens,
+            headings=first.headings,
+            page=first.page,
+            overlap_chars=overlap_chars,
+            anchor=(unit_hash(first.text), len(body), body_hash(body)),
+        )
+
+    def fit(self, overlap_units: list[_Unit], body: list[_Unit]) -> tuple[list[_Unit], list[_Unit], list[_Unit], int]:
+        """Overlap and body whose joined text is within the limit (joining can merge tokens differently than
+        counting pieces did), and its tokens: the overlap shrinks first, then units at the end of the body are
+        given back."""
+        given_back: list[_Unit] = []
+        tokens = self.count(_join(overlap_units, body)[0])
+        while tokens > self.limit and (overlap_units or len(body) > 1):
+            if overlap_units:
+                overlap_units = overlap_units[1:]
+            else:
+                given_back.insert(0, body.pop())
+            tokens = self.count(_join(overlap_units, body)[0])
+        return overlap_units, body, given_back, tokens
+
+    @staticmethod
+    def new_section(first: _Unit, unit: _Unit) -> bool:
+        return first.headings[:2] != unit.headings[:2] or (first.page is not None and first.page != unit.page)
+
+    def tail(self, body: list[_Unit]) -> list[_Unit]:
+        """The end of a chunk's body, up to ``overlap`` tokens, in sentence or word pieces."""
+        if not self.overlap:
+            return []
+        picked: list[_Unit] = []
+        total = 0
+        for unit in reversed(body):
+            pieces = [unit] if unit.tokens + _sep_cost(unit) <= self.overlap - total else self.split_for_tail(unit)
+            for piece in reversed(pieces):
+                if total + piece.tokens + _sep_cost(piece) > self.overlap:
+                    return picked
+                picked.insert(0, piece)
+                total += piece.tokens + _sep_cost(piece)
+        return picked
+
+    def split_for_tail(self, unit: _Unit) -> list[_Unit]:
+        if unit.level >= 3:
+            return []
+        pieces = self.split(unit)
+        if len(pieces) == 1 and pieces[0].level < 3:
+            return self.split_for_tail(pieces[0])
+        return pieces
+
+
+class _LegacyChunker(_Units):
+    """The greedy packing of versions before 0.2: each chunk is filled to the limit, cutting a paragraph into
+    sentences to fill the rest; ids by position."""
 
     def run(self) -> list[Chunk]:
         queue = self.paragraph_units()
@@ -144,29 +242,14 @@ class _Chunker:
         overlap_units: list[_Unit] = []
         body: list[_Unit] = []
         used = 0  # tokens of overlap + body, with one token per separator
+        document_hash = self.document.hash
 
         def emit() -> None:
             nonlocal overlap_units, body, used
-            text, overlap_chars = _join(overlap_units, body)
-            while self.count(text) > self.limit and (overlap_units or len(body) > 1):
-                # Joining can merge tokens differently than counting pieces did; give back until it fits.
-                if overlap_units:
-                    overlap_units = overlap_units[1:]
-                else:
-                    queue.appendleft(body.pop())
-                text, overlap_chars = _join(overlap_units, body)
-            first = body[0]
-            chunks.append(
-                Chunk(
-                    id=make_chunk_id(self.document_hash, len(chunks)),
-                    index=len(chunks),
-                    text=text,
-                    tokens=self.count(text),
-                    headings=first.headings,
-                    page=first.page,
-                    overlap_chars=overlap_chars,
-                )
-            )
+            overlap_units, body, given_back, tokens = self.fit(overlap_units, body)
+            queue.extendleft(reversed(given_back))
+            chunk = self.make_chunk(overlap_units, body, len(chunks), tokens)
+            chunks.append(replace(chunk, card_prefix=legacy_chunk_id(document_hash, len(chunks))))
             overlap_units = self.tail(body)
             body = []
             used = sum(u.tokens + _sep_cost(u) for u in overlap_units)
@@ -197,37 +280,94 @@ class _Chunker:
             emit()
         return chunks
 
-    @staticmethod
-    def new_section(first: _Unit, unit: _Unit) -> bool:
-        return first.headings[:2] != unit.headings[:2] or (first.page is not None and first.page != unit.page)
 
-    def tail(self, body: list[_Unit]) -> list[_Unit]:
-        """The end of a chunk's body, up to ``overlap`` tokens, in sentence or word pieces."""
-        if not self.overlap:
-            return []
-        picked: list[_Unit] = []
-        total = 0
-        for unit in reversed(body):
-            pieces = [unit] if unit.tokens + _sep_cost(unit) <= self.overlap - total else self.split_for_tail(unit)
-            for piece in reversed(pieces):
-                if total + piece.tokens + _sep_cost(piece) > self.overlap:
-                    return picked
-                picked.insert(0, piece)
-                total += piece.tokens + _sep_cost(piece)
-        return picked
+class _ContentChunker(_Units):
+    """Content-defined boundaries, with an earlier run's chunk bodies kept where their text is unchanged."""
 
-    def split_for_tail(self, unit: _Unit) -> list[_Unit]:
-        if unit.level >= 3:
-            return []
-        pieces = self.split(unit)
-        if len(pieces) == 1 and pieces[0].level < 3:
-            return self.split_for_tail(pieces[0])
-        return pieces
+    def run(self, anchors: Iterable[Anchor]) -> list[Chunk]:
+        units = list(self.paragraph_units())
+        hashes = [unit_hash(u.text) for u in units]
+        kept = self.find_anchors(units, hashes, anchors)
+        starts = sorted(kept)
+        chunks: list[Chunk] = []
+        overlap_units: list[_Unit] = []
+        i = 0
+        next_start = 0  # index into ``starts``
+        while i < len(units):
+            while next_start < len(starts) and starts[next_start] <= i:
+                next_start += 1
+            stop = starts[next_start] if next_start < len(starts) else len(units)
+            if i in kept:
+                end = kept[i]
+            else:
+                used = sum(u.tokens + _sep_cost(u) for u in overlap_units)
+                while overlap_units and used + units[i].tokens + _sep_cost(units[i]) > self.limit:
+                    overlap_units = overlap_units[1:]  # only the overlap is here and the unit does not fit
+                    used = sum(u.tokens + _sep_cost(u) for u in overlap_units)
+                end = self.cut(units, hashes, i, stop, self.limit - used)
+            overlap_units, body, given_back, tokens = self.fit(overlap_units, units[i:end])
+            chunks.append(self.make_chunk(overlap_units, body, len(chunks), tokens))
+            overlap_units = self.tail(body)
+            i = end - len(given_back)
+        return chunks
+
+    def find_anchors(self, units: list[_Unit], hashes: list[str], anchors: Iterable[Anchor]) -> dict[int, int]:
+        """Where earlier chunk bodies stand unchanged in ``units``: start index -> end index, in order and
+        without overlaps (the first found wins)."""
+        wanted: dict[str, set[tuple[int, str]]] = defaultdict(set)
+        for first, count, whole in anchors:
+            if first and count > 0:
+                wanted[first].add((count, whole))
+        if not wanted:
+            return {}
+        found: dict[int, int] = {}
+        end_of_last = 0
+        for i, digest in enumerate(hashes):
+            if i < end_of_last or digest not in wanted:
+                continue
+            for count, whole in sorted(wanted[digest]):
+                if i + count <= len(units) and body_hash(units[i : i + count]) == whole:
+                    found[i] = end_of_last = i + count
+                    break
+        return found
+
+    def cut(self, units: list[_Unit], hashes: list[str], start: int, stop: int, room: int) -> int:
+        """Where the chunk whose body starts at ``start`` ends (never after ``stop``): at a section change or a
+        unit whose hash is a cut point once the body holds ``MIN_FILL`` of its room; else, when the room is
+        full, at the best of those places (section changes first, then the lowest hash)."""
+        budget = self.limit - self.overlap
+        min_body = int(budget * MIN_FILL)
+        gap = max(1.0, budget * CUT_GAP)
+        body = 0
+        best: tuple[tuple[int, str], int] | None = None
+        j = start
+        while j < stop:
+            unit = units[j]
+            cost = unit.tokens + _sep_cost(unit)
+            if j > start and body + cost > room:
+                break
+            body += cost
+            j += 1
+            if j >= stop or body < min_body:
+                continue
+            section = self.new_section(units[j - 1], units[j])
+            if section or int(hashes[j - 1], 16) / 16**16 < unit.tokens / gap:
+                return j
+            rank = (1, hashes[j - 1])
+            if best is None or rank < best[0]:
+                best = (rank, j)
+        if j >= stop:
+            return stop
+        return best[1] if best else j
 
 
 def _sep_cost(unit: _Unit) -> int:
     # A space usually merges into the next word's token; a paragraph break is a token of its own.
     return 1 if unit.sep == "\n\n" else 0
+
+
+def body_hash(body: list[_Unit]) -> str:
+    return short_hash(_join([], body)[0], 16)
 
 
 def _join(overlap: list[_Unit], body: list[_Unit]) -> tuple[str, int]:

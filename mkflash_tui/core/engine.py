@@ -206,10 +206,14 @@ class Journal(Protocol):
 
     def save_summary(self, key: str, summary: Summary) -> None: ...
 
+    def set_session_summary(self, session_id: str | None, summary: Summary) -> None: ...
+
     def cached_chunk(self, key: str) -> Any: ...
 
-    def save_chunk(self, session_id: str | None, chunk_id: str, index: int, key: str, drafts: Iterable[CardDraft],
-                   raw: str, usage: Usage, cards: int) -> None: ...  # fmt: skip
+    def save_chunk(self, session_id: str | None, chunk: Chunk, key: str, drafts: Iterable[CardDraft], raw: str,
+                   usage: Usage, cards: list[Card], wanted: int) -> None: ...  # fmt: skip
+
+    def chunk_done(self, session_id: str | None, chunk: Chunk, key: str, cards: list[Card], wanted: int) -> None: ...
 
     def chunk_state(self, session_id: str | None, chunk_id: str, index: int, state: str, reason: str = "",
                     cards: int = 0) -> None: ...  # fmt: skip
@@ -231,6 +235,9 @@ class Run:
         journal: Journal | None = None,
         session_id: str | None = None,
         use_cache: bool = True,
+        summary: Summary | None = None,
+        known_keys: dict[str, str] | None = None,
+        previous_cards: Iterable[Card] = (),
     ) -> None:
         self.document = document
         self.journal = journal
@@ -244,14 +251,25 @@ class Run:
         self._rng = rng or random.Random()
         self._t0 = clock()
         self._listeners: list[Listener] = []
-        total = self.settings.cards_total or default_cards_total(chunks)
-        self.cards_total = total
-        self.status: dict[str, ChunkStatus] = {
-            c.id: ChunkStatus(c, wanted) for c, wanted in zip(chunks, allot_cards(chunks, total), strict=True)
-        }
+        if chunks and all(c.cards_wanted is not None for c in chunks):
+            wanted = [int(c.cards_wanted or 0) for c in chunks]
+        else:
+            wanted = allot_cards(chunks, self.settings.cards_total or default_cards_total(chunks))
+        self.cards_total = sum(wanted)
+        self.status: dict[str, ChunkStatus] = {c.id: ChunkStatus(c, n) for c, n in zip(chunks, wanted, strict=True)}
+        # A continued session: the answers its unchanged chunks were given (by cache key), and the cards of its
+        # chunks that are gone or changed, whose ids a regenerated card with the same text takes over; the rest
+        # are stale.
+        self.known_keys = dict(known_keys or {})
+        self.previous_cards = [dataclasses.replace(c, stale=True) for c in previous_cards]
+        self._adoptable: dict[str, str] = {}
+        for card in self.previous_cards:
+            self._adoptable.setdefault(card.dedup_key(), card.id)
+        self._adopted: set[str] = set()
         self.stats = RunStats()
         self.from_cache = 0  # chunks answered from the store, with no call
         self.summary: Summary | None = None
+        self.summary_kept = summary  # a continued session's summary, used again with no call
         self.fatal: str | None = None
         self.halted: str | None = None  # the store failed: no new requests; what is in flight finishes in memory
         self.cancelled = False
@@ -306,10 +324,15 @@ class Run:
                 return self.summary
             if self.fatal or self.cancelled:
                 raise RunCancelled(self.fatal or "cancelled")
+            if self.summary_kept is not None:
+                self.summary = self.summary_kept
+                self._emit(SummaryFinished(self.now(), self.summary, Usage()))
+                return self.summary
             key = cache_key("summary", self.provider.cache_identity, PROMPT_VERSION, self.document.hash)
             cached = self._journal_read("cached_summary", key) if self.use_cache else None
             if cached is not None:
                 self.summary = cached
+                self._journal_write("set_session_summary", self.session_id, cached)
                 self._emit(SummaryFinished(self.now(), cached, Usage()))
                 return cached
             self._track(asyncio.current_task())
@@ -349,6 +372,7 @@ class Run:
                 self._untrack(asyncio.current_task())
             self.summary = Summary(result.summary.title or fallback.title, result.summary.summary)
             self._journal_write("save_summary", key, self.summary)
+            self._journal_write("set_session_summary", self.session_id, self.summary)
             self.stats.usage += result.usage
             self._emit(SummaryFinished(self.now(), self.summary, result.usage))
             return self.summary
@@ -393,7 +417,14 @@ class Run:
             instructions=self.settings.instructions,
         )
         key = cache_key("chunk", self.provider.cache_identity, request.key_material())
-        cached = self._journal_read("cached_chunk", key) if self.use_cache else None
+        cached = None
+        if self.use_cache and chunk.id in self.known_keys:
+            # Unchanged since the session's last run: its answer then, whatever the summary is now.
+            cached = self._journal_read("cached_chunk", self.known_keys[chunk.id])
+            if cached is not None:
+                key = self.known_keys[chunk.id]
+        if cached is None and self.use_cache:
+            cached = self._journal_read("cached_chunk", key)
         if cached is not None:
             # Answered before (an earlier run or the one a crash interrupted): no call, same cards, same ids.
             self.from_cache += 1
@@ -498,12 +529,11 @@ class Run:
         raw = excerpt(result.raw)
         cards = self._make_cards(chunk, drafts)
         if store:
-            self._journal_write("save_chunk", self.session_id, chunk.id, chunk.index, key, drafts, raw,
-                                result.usage, len(cards))  # fmt: skip
+            self._journal_write("save_chunk", self.session_id, chunk, key, drafts, raw, result.usage, cards,
+                                status.cards_wanted)  # fmt: skip
             await asyncio.sleep(0)  # let the loop breathe between commits when many chunks finish at once
         else:
-            self._journal_write("chunk_state", self.session_id, chunk.id, chunk.index, "done", "",
-                                len(cards))  # fmt: skip
+            self._journal_write("chunk_done", self.session_id, chunk, key, cards, status.cards_wanted)
         status.cards = cards
         self._finished_count += 1
         status.raw_output = raw
@@ -632,26 +662,15 @@ class Run:
                 await self._sleep(wait)
 
     def _make_cards(self, chunk: Chunk, drafts: list) -> list[Card]:
-        cards: list[Card] = []
-        seen: set[str] = set()
-        for draft in drafts:
-            card = Card(
-                id=make_card_id(chunk.id, len(cards), draft.front, draft.back),
-                chunk_id=chunk.id,
-                chunk_index=chunk.index,
-                ordinal=len(cards),
-                front=draft.front,
-                back=draft.back,
-                quote=_verbatim_quote(draft.quote, chunk.text, draft.front + " " + draft.back),
-                kind=draft.kind,
-                headings=chunk.headings,
-                page=chunk.page,
-            )
-            key = card.dedup_key()
-            if key in seen:
-                continue
-            seen.add(key)
-            cards.append(card)
+        cards = make_cards(chunk, drafts)
+        if self._adoptable:
+            for card in cards:
+                earlier = self._adoptable.get(card.dedup_key())
+                if earlier is not None and earlier not in self._adopted:
+                    # The same card as one made of the text before the edit: it keeps that card's id (its note,
+                    # its review history in Anki, the user's decisions about it).
+                    card.id = earlier
+                    self._adopted.add(earlier)
         return cards
 
     def _fail_unsent(self, status: ChunkStatus) -> ChunkStatus:
@@ -789,8 +808,48 @@ class Run:
                     continue
                 seen.add(key)
                 out.append(card)
+        out.extend(self._stale(seen))
         self._cards_cache = (self._finished_count, out)
         return list(out)
+
+    def stale_cards(self) -> list[Card]:
+        """Cards of the session's earlier text that this run has not made again (kept, marked stale)."""
+        return [c for c in self.cards() if c.stale]
+
+    def _stale(self, current: set[str]) -> list[Card]:
+        """Earlier cards no chunk of this run made again: none of an unfinished chunk's cards count yet."""
+        out = []
+        for card in self.previous_cards:
+            if card.id in self._adopted or card.dedup_key() in current:
+                continue
+            out.append(card)
+        return out
+
+
+def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
+    """A chunk's cards from its drafts: ids from the chunk's card key, quotes checked against its text, a card
+    identical to an earlier one of the same chunk dropped."""
+    cards: list[Card] = []
+    seen: set[str] = set()
+    for draft in drafts:
+        card = Card(
+            id=make_card_id(chunk.card_key, len(cards), draft.front, draft.back),
+            chunk_id=chunk.id,
+            chunk_index=chunk.index,
+            ordinal=len(cards),
+            front=draft.front,
+            back=draft.back,
+            quote=_verbatim_quote(draft.quote, chunk.text, draft.front + " " + draft.back),
+            kind=draft.kind,
+            headings=chunk.headings,
+            page=chunk.page,
+        )
+        key = card.dedup_key()
+        if key in seen:
+            continue
+        seen.add(key)
+        cards.append(card)
+    return cards
 
 
 def _verbatim_quote(quote: str, chunk_text: str, card_text: str) -> str:

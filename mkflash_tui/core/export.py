@@ -128,6 +128,13 @@ def clean_deck_name(name: str) -> str:
     return "::".join(p for p in parts if p) or "mkflash"
 
 
+STALE_TAG = "mkflash::stale"  # a card made of text the source no longer has
+
+
+def note_tags(card: Card, tags: list[str]) -> list[str]:
+    return [*tags, STALE_TAG] if card.stale else tags
+
+
 def card_tags(options: ExportOptions) -> list[str]:
     tags = ["mkflash"]
     if options.source_stem:
@@ -303,13 +310,13 @@ def _write_apkg(cards: list[Card], path: Path, options: ExportOptions, known: No
         context = render_field(_context(card, options.title))
         if effective_kind(card) == CardKind.CLOZE:
             fields = [render_field(card.front), render_field(card.back), source, context]
-            note = genanki.Note(model=cloze, fields=fields, guid=note_guid(card.id), tags=tags)
+            note = genanki.Note(model=cloze, fields=fields, guid=note_guid(card.id), tags=note_tags(card, tags))
             card_count += len(set(re.findall(r"\{\{c(\d+)::", card.front)))
         else:
             front, back = _basic_front_back(card)
             model = reversed_ if options.reverse else basic
             fields = [render_field(front), render_field(back), source, context]
-            note = genanki.Note(model=model, fields=fields, guid=note_guid(card.id), tags=tags)
+            note = genanki.Note(model=model, fields=fields, guid=note_guid(card.id), tags=note_tags(card, tags))
             card_count += 2 if options.reverse else 1
         deck.add_note(note)
     if not decks:
@@ -379,7 +386,7 @@ def _write_package(package, buffer: io.BytesIO, stamps: NoteStamps) -> None:
 
 def _csv_rows(cards: list[Card], options: ExportOptions) -> tuple[list[str], list[list[str]]]:
     deck_name = clean_deck_name(options.deck)
-    tags = " ".join(card_tags(options))
+    tags = card_tags(options)
     header = [
         "#separator:Comma",
         "#html:true",
@@ -400,7 +407,8 @@ def _csv_rows(cards: list[Card], options: ExportOptions) -> tuple[list[str], lis
             notetype = "Basic (and reversed card)" if options.reverse else ANKI_BASIC_NOTETYPE
             first = front
             second_html = render_field(back) + _source_html(card, options)
-        rows.append([note_guid(card.id), notetype, deck, render_field(first), second_html, tags])
+        rows.append([note_guid(card.id), notetype, deck, render_field(first), second_html,
+                     " ".join(note_tags(card, tags))])  # fmt: skip
     return header, rows
 
 
@@ -466,6 +474,7 @@ def cards_json(cards: list[Card], options: ExportOptions) -> dict:
                 "location": c.location,
                 "deck": subdeck_for(c, clean_deck_name(options.deck), options.subdecks),
                 "edited": c.edited,
+                "stale": c.stale,
             }
             for c in cards
         ],

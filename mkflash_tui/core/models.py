@@ -59,6 +59,13 @@ class Chunk:
     headings: tuple[str, ...] = ()
     page: int | None = None
     overlap_chars: int = 0  # text[:overlap_chars] repeats the end of the previous chunk
+    anchor: tuple[str, int, str] = ("", 0, "")  # (hash of the first body unit, body units, hash of the body)
+    cards_wanted: int | None = None  # None: the run spreads its card total over the chunks
+    card_prefix: str = ""  # what its cards' ids start with: its id, or the id an earlier version gave it
+
+    @property
+    def card_key(self) -> str:
+        return self.card_prefix or self.id
 
     @property
     def body(self) -> str:
@@ -82,8 +89,14 @@ class Chunk:
         return label + ("…" if len(words) > 8 else "")
 
 
-def make_chunk_id(document_hash: str, index: int) -> str:
-    """Chunk ids are the input hash plus the chunk's position: stable across runs of the same text."""
+def make_chunk_id(text: str, occurrence: int = 0) -> str:
+    """A chunk's id: the hash of its text and how many earlier chunks have the same text (so repeated
+    boilerplate does not collide). It follows the content: the same text has the same id wherever it moves."""
+    return f"{short_hash(text, 16)}.{occurrence}"
+
+
+def legacy_chunk_id(document_hash: str, index: int) -> str:
+    """The id versions before 0.2 gave a chunk: the whole input's hash and the chunk's position."""
     return f"{document_hash[:12]}-{index:04d}"
 
 
@@ -118,6 +131,7 @@ class Card:
     page: int | None = None
     original_front: str = ""
     original_back: str = ""
+    stale: bool = False  # made from text the source no longer has (kept, tagged mkflash::stale on export)
     _dedup: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:

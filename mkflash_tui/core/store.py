@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import Block, Card, CardDraft, CardKind, Document, Summary, Usage
+from .models import Block, Card, CardDraft, CardKind, Chunk, Document, Summary, Usage
 from .review import Decisions
 
 DB_NAME = "mkflash.sqlite3"
@@ -67,6 +67,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # 6: each exported note's content hash and modification time, so a re-export of an unchanged card keeps
     #    its old time (and never overwrites the user's edits in Anki) while a changed one gets a newer one
     ("CREATE TABLE note_stamps (guid TEXT PRIMARY KEY, content TEXT NOT NULL, mod INTEGER NOT NULL)",),
+    # 7: sessions found by their source (path, URL or --session name) rather than by the text's hash, with the
+    #    summary kept as context; each chunk row keeps what the next run of an edited source needs: its answer's
+    #    cache key, its anchor (where its body stands), the id its cards' ids begin with, the cards it asked for
+    #    and the cards it made (so the cards of a chunk that is gone can be kept as stale)
+    (
+        "ALTER TABLE sessions ADD COLUMN source_key TEXT",
+        "ALTER TABLE sessions ADD COLUMN summary TEXT",
+        "ALTER TABLE chunks ADD COLUMN key TEXT",
+        "ALTER TABLE chunks ADD COLUMN anchor TEXT",
+        "ALTER TABLE chunks ADD COLUMN card_prefix TEXT",
+        "ALTER TABLE chunks ADD COLUMN wanted INTEGER",
+        "ALTER TABLE chunks ADD COLUMN card_list TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -106,6 +119,20 @@ class SessionInfo:
     chunks_total: int
     cards: int
     exported_to: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as a session's last run left it."""
+
+    id: str
+    index: int
+    state: str  # done, skipped, failed, cancelled, or stale (its text is no longer in the source)
+    key: str | None  # the cache key of its answer
+    anchor: tuple[str, int, str] | None
+    card_prefix: str | None
+    wanted: int | None
+    cards: list[Card] | None  # None: kept by an earlier version, which did not store them
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +245,8 @@ class Store:
                   for d in data["drafts"]]  # fmt: skip
         return CachedAnswer(drafts, data.get("raw", ""), Usage(*data.get("usage", (0, 0))))
 
-    def save_chunk(self, session_id: str | None, chunk_id: str, index: int, key: str, drafts: Iterable[CardDraft],
-                   raw: str, usage: Usage, cards: int) -> None:  # fmt: skip
+    def save_chunk(self, session_id: str | None, chunk: Chunk, key: str, drafts: Iterable[CardDraft], raw: str,
+                   usage: Usage, cards: list[Card], wanted: int) -> None:  # fmt: skip
         """The chunk's answer and its finished state, in one transaction."""
         value = json.dumps(
             {
@@ -232,56 +259,152 @@ class Store:
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO cache VALUES (?, 'chunk', ?, ?)", (key, value, time.time()))
             if session_id:
-                self._chunk_state(session_id, chunk_id, index, "done", "", cards)
+                self._chunk_done(session_id, chunk, key, cards, wanted)
+
+    def chunk_done(self, session_id: str | None, chunk: Chunk, key: str, cards: list[Card], wanted: int) -> None:
+        """Record a chunk answered from the cache as done in its session."""
+        if session_id:
+            with self._transaction():
+                self._chunk_done(session_id, chunk, key, cards, wanted)
+
+    def _chunk_done(self, session_id: str, chunk: Chunk, key: str, cards: list[Card], wanted: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO chunks (session_id, chunk_id, idx, state, reason, cards, key, anchor, card_prefix,"
+            " wanted, card_list) VALUES (?, ?, ?, 'done', '', ?, ?, ?, ?, ?, ?)",
+            (session_id, chunk.id, chunk.index, len(cards), key, json.dumps(chunk.anchor), chunk.card_key, wanted,
+             cards_to_json(cards)),
+        )  # fmt: skip
+        self.db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (time.time(), session_id))
 
     def chunk_state(self, session_id: str | None, chunk_id: str, index: int, state: str, reason: str = "",
                     cards: int = 0) -> None:  # fmt: skip
-        """Record a chunk's state in its session (a failure, or a chunk answered from the cache)."""
+        """Record a chunk's state in its session (a failure, a cancellation)."""
         if session_id:
             with self._transaction():
-                self._chunk_state(session_id, chunk_id, index, state, reason, cards)
+                self.db.execute(
+                    "INSERT INTO chunks (session_id, chunk_id, idx, state, reason, cards) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (session_id, chunk_id) DO UPDATE SET idx = excluded.idx, state = excluded.state, "
+                    "reason = excluded.reason, cards = excluded.cards",
+                    (session_id, chunk_id, index, state, reason, cards),
+                )
+                self.db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (time.time(), session_id))
 
-    def _chunk_state(self, session_id: str, chunk_id: str, index: int, state: str, reason: str, cards: int) -> None:
-        row = (session_id, chunk_id, index, state, reason, cards)
-        self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", row)
-        self.db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (time.time(), session_id))
+    def replace_chunks(self, session_id: str, chunks: Iterable[StoredChunk]) -> None:
+        """Rewrite a session's chunk rows (a session made by an earlier version, upgraded)."""
+        rows = [
+            (session_id, c.id, c.index, c.state, len(c.cards or ()), c.key, json.dumps(c.anchor) if c.anchor else None,
+             c.card_prefix, c.wanted, cards_to_json(c.cards) if c.cards is not None else None)
+            for c in chunks if c.state in ("done", "skipped", "stale")
+        ]  # fmt: skip
+        with self._transaction():
+            self.db.execute("DELETE FROM chunks WHERE session_id = ?", (session_id,))
+            self.db.executemany(
+                "INSERT INTO chunks (session_id, chunk_id, idx, state, reason, cards, key, anchor, card_prefix, "
+                "wanted, card_list) VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def stored_chunks(self, session_id: str) -> list[StoredChunk]:
+        """The session's chunks as its last run left them, in document order."""
+        rows = self.db.execute(
+            "SELECT chunk_id, idx, state, key, anchor, card_prefix, wanted, card_list FROM chunks "
+            "WHERE session_id = ? ORDER BY idx",
+            (session_id,),
+        ).fetchall()
+        out = []
+        for chunk_id, idx, state, key, anchor, prefix, wanted, card_list in rows:
+            anchor_value = tuple(json.loads(anchor)) if anchor else None
+            cards = cards_from_json(card_list, chunk_id, idx) if card_list is not None else None
+            out.append(StoredChunk(chunk_id, idx, state, key, anchor_value, prefix, wanted, cards))  # type: ignore[arg-type]
+        return out
+
+    def set_chunks(self, session_id: str, current: Iterable[str]) -> None:
+        """A continued session's chunks are now ``current``: finished chunks that are not become stale (their
+        cards are kept), unfinished ones are forgotten."""
+        keep = set(current)
+        with self._transaction():
+            rows = self.db.execute("SELECT chunk_id, state FROM chunks WHERE session_id = ?", (session_id,))
+            gone = [(cid, state) for cid, state in rows.fetchall() if cid not in keep]
+            self.db.executemany(
+                "UPDATE chunks SET state = 'stale' WHERE session_id = ? AND chunk_id = ?",
+                [(session_id, cid) for cid, state in gone if state in ("done", "stale")],
+            )
+            self.db.executemany(
+                "DELETE FROM chunks WHERE session_id = ? AND chunk_id = ?",
+                [(session_id, cid) for cid, state in gone if state not in ("done", "stale")],
+            )
 
     # ------------------------------------------------------------------ sessions
 
-    def open_session(self, spec: dict, document: Document, *, chunks_total: int,
-                     fresh: bool = False) -> tuple[str, bool]:  # fmt: skip
-        """The latest session with the same input and settings (resumed), or a new one. Returns (id, resumed)."""
+    def open_session(self, spec: dict, document: Document, *, source_key: str, chunks_total: int,
+                     continue_id: str | None = None) -> tuple[str, bool]:  # fmt: skip
+        """Continue session ``continue_id`` with ``document`` (its source's text now), or start a new one.
+        Returns (id, continued)."""
         input_name, input_hash, title = document.name, document.hash, document.title
-        spec_key = cache_key("session", input_hash, spec)
-        if not fresh:
-            latest = self._latest_session(spec_key)
-            if latest:
-                return latest, True
-        session_id = uuid.uuid4().hex[:8]
+        spec_key = cache_key("session", source_key, spec)
         now = time.time()
         with self._transaction():
+            if continue_id and self.db.execute("SELECT 1 FROM sessions WHERE id = ?", (continue_id,)).fetchone():
+                self.db.execute(
+                    "UPDATE sessions SET spec_key = ?, source_key = ?, input_name = ?, input_hash = ?, title = ?, "
+                    "settings = ?, chunks_total = ?, updated = ? WHERE id = ?",
+                    (spec_key, source_key, input_name, input_hash, title, json.dumps(spec), chunks_total, now,
+                     continue_id),
+                )  # fmt: skip
+                self.db.execute("INSERT OR REPLACE INTO documents VALUES (?, ?)",
+                                (continue_id, document_to_json(document)))  # fmt: skip
+                return continue_id, True
+            session_id = uuid.uuid4().hex[:8]
             self.db.execute(
-                "INSERT INTO sessions (id, spec_key, input_name, input_hash, title, settings, chunks_total, created, "
-                "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, spec_key, input_name, input_hash, title, json.dumps(spec), chunks_total, now, now),
-            )
+                "INSERT INTO sessions (id, spec_key, source_key, input_name, input_hash, title, settings, "
+                "chunks_total, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, spec_key, source_key, input_name, input_hash, title, json.dumps(spec), chunks_total,
+                 now, now),
+            )  # fmt: skip
             self.db.execute("INSERT INTO documents VALUES (?, ?)", (session_id, document_to_json(document)))
         return session_id, False
 
-    def session_source(self, session_id: str) -> tuple[dict, Document] | None:
-        """The settings and the document a session was made from (None if unknown or kept by an old version)."""
+    def session_summary(self, session_id: str) -> Summary | None:
+        """The summary a session's chunks were last given as context."""
+        row = self.db.execute("SELECT summary FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if not row or not row[0]:
+            return None
+        data = json.loads(row[0])
+        return Summary(data["title"], data["summary"])
+
+    def set_session_summary(self, session_id: str | None, summary: Summary) -> None:
+        if session_id:
+            value = json.dumps({"title": summary.title, "summary": summary.summary}, ensure_ascii=False)
+            self._write("UPDATE sessions SET summary = ? WHERE id = ?", (value, session_id))
+
+    def legacy_sessions(self, input_name: str, input_hash: str) -> list[tuple[str, dict]]:
+        """Sessions made by versions before 0.2 (found by the input's hash then) that may be this input's, newest
+        first: same name as given, or the same text. Returns (id, settings)."""
+        rows = self.db.execute(
+            "SELECT id, settings FROM sessions WHERE source_key IS NULL AND (input_name = ? OR input_hash = ?) "
+            "ORDER BY updated DESC",
+            (input_name, input_hash),
+        ).fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def session_source(self, session_id: str) -> tuple[dict, Document, str | None] | None:
+        """The settings, the document and the source key of a session (None if unknown or kept by an old version
+        without its text; the source key is None for sessions made before 0.2)."""
         row = self.db.execute(
-            "SELECT s.settings, d.document FROM sessions s LEFT JOIN documents d ON d.session_id = s.id WHERE s.id = ?",
+            "SELECT s.settings, d.document, s.source_key FROM sessions s LEFT JOIN documents d ON d.session_id = s.id "
+            "WHERE s.id = ?",
             (session_id,),
         ).fetchone()
         if row is None or not row[1]:
             return None
-        return json.loads(row[0]), document_from_json(row[1])
+        return json.loads(row[0]), document_from_json(row[1]), row[2]
 
-    def find_session(self, spec: dict, input_hash: str) -> SessionInfo | None:
-        """The session ``open_session`` would resume, if any."""
-        latest = self._latest_session(cache_key("session", input_hash, spec))
-        return next((s for s in self.sessions() if s.id == latest), None)
+    def find_session(self, spec: dict, source_key: str) -> str | None:
+        """The latest session of this source with these settings, if any."""
+        return self._latest_session(cache_key("session", source_key, spec))
+
+    def session_info(self, session_id: str) -> SessionInfo | None:
+        return next((s for s in self.sessions() if s.id == session_id), None)
 
     def _latest_session(self, spec_key: str) -> str | None:
         row = self.db.execute(
@@ -293,7 +416,8 @@ class Store:
         rows = self.db.execute(
             """
             SELECT s.id, s.title, s.input_name, s.created, s.updated, s.chunks_total, s.exported_to,
-                   COALESCE(SUM(c.state = 'done'), 0), COALESCE(SUM(c.cards), 0),
+                   COALESCE(SUM(c.state IN ('done', 'skipped')), 0),
+                   COALESCE(SUM(CASE WHEN c.state = 'done' THEN c.cards ELSE 0 END), 0),
                    (SELECT COUNT(*) FROM decisions d WHERE d.session_id = s.id AND d.deleted), s.cards_kept
             FROM sessions s LEFT JOIN chunks c ON c.session_id = s.id
             GROUP BY s.id ORDER BY s.updated DESC
@@ -381,6 +505,21 @@ class Store:
     def _write(self, sql: str, params: tuple) -> None:
         with self._transaction():
             self.db.execute(sql, params)
+
+
+def cards_to_json(cards: Iterable[Card]) -> str:
+    return json.dumps(
+        [[c.id, c.ordinal, c.original_front, c.original_back, c.quote, str(c.kind), list(c.headings), c.page]
+         for c in cards],
+        ensure_ascii=False,
+    )  # fmt: skip
+
+
+def cards_from_json(text: str, chunk_id: str, index: int) -> list[Card]:
+    return [
+        Card(card_id, chunk_id, index, ordinal, front, back, quote, CardKind(kind), tuple(headings), page)
+        for card_id, ordinal, front, back, quote, kind, headings, page in json.loads(text)
+    ]
 
 
 def document_to_json(document: Document) -> str:

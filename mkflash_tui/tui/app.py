@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterable
 from functools import partial
@@ -105,6 +106,12 @@ class MkflashApp(App[int]):
         except (SourceError, ChunkingError) as exc:
             self.call_from_thread(self._load_failed, settings, str(exc))
             return
+        if not (settings.fresh or settings.demo):
+            try:  # a connection of this thread's own: the app's belongs to the event loop's thread
+                with contextlib.closing(open_store(settings.data_dir)) as reader:
+                    job.continue_from(reader)
+            except StoreError:
+                pass  # the app says so when it opens the store; this run is then a new one
         if reopen:
             self.call_from_thread(self.start_run, job, view="review")
         else:
@@ -138,10 +145,10 @@ class MkflashApp(App[int]):
             self.notify("That session was kept by an older version without its text; open its file again to "
                         "resume it.", severity="warning", timeout=8)  # fmt: skip
             return
-        spec, document = source
+        spec, document, source_key = source
         if isinstance(self.screen, StartScreen):
             self.pop_screen()
-        self.load(settings_for_session(self.settings, spec), document=document, reopen=True)
+        self.load(settings_for_session(self.settings, spec, source_key), document=document, reopen=True)
 
     def _load_failed(self, settings: Settings, message: str) -> None:
         self.notify(message, title="Cannot use this input", severity="error", timeout=10)
@@ -153,21 +160,17 @@ class MkflashApp(App[int]):
         if job.settings.demo:
             job.settings.fresh = True  # the demo is there to be watched: no question, generated anew every time
         earlier = None
-        if self.store is not None and not job.settings.fresh and not job.settings.yes:
-            earlier = self.store.find_session(job.session_spec(), job.document.hash)
+        if self.store is not None and job.previous is not None and not job.settings.fresh and not job.settings.yes:
+            earlier = self.store.session_info(job.previous.session_id)
         if earlier is not None and earlier.chunks_done:
-            self.push_screen(ResumeDialog(earlier), partial(self._resume_chosen, job, earlier.id))
+            changes = job.changes.describe() if job.changes and (job.changes.changed or job.changes.removed) else ""
+            self.push_screen(ResumeDialog(earlier, changes), partial(self._resume_chosen, job))
         else:
             self._confirm_or_start(job)
 
-    def _resume_chosen(self, job: Job, session_id: str, resume: bool | None) -> None:
+    def _resume_chosen(self, job: Job, resume: bool | None) -> None:
         if not resume:
-            job.settings.fresh = True
-        elif self.store is not None:
-            try:
-                job.resume_from(self.store.done_chunks(session_id))
-            except StoreError:
-                pass  # priced as a whole run: more than it will cost, never less
+            job.start_over()
         self._confirm_or_start(job)
 
     def _confirm_or_start(self, job: Job) -> None:
@@ -188,6 +191,8 @@ class MkflashApp(App[int]):
         self.job = job
         self._ensure_store(job.settings)
         session_id, resumed, decisions = None, False, {}
+        if job.changes is not None and (job.changes.changed or job.changes.removed) and not job.settings.fresh:
+            self.notify(f"Continuing the earlier session: {job.changes.describe()}.", timeout=6)
         if self.store is not None:
             try:
                 session_id, resumed = job.open_session(self.store)

@@ -38,6 +38,8 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         table.add_row("Document", plain(f"{job.document.title}  ({job.document.name})"))
         table.add_row("Model", plain(f"{settings.model} at {settings.base_url or 'api.openai.com'}"))
         earlier = f" ({job.done_earlier} of {len(job.chunks)} done earlier, from the store)" if job.done_earlier else ""
+        if job.changes and (job.changes.changed or job.changes.removed):
+            table.add_row("Since last run", plain(job.changes.describe()))
         table.add_row("Chunks", f"{estimate.chunks} to send, of up to {settings.chunk_tokens} tokens, "
                       f"{settings.concurrency} at a time{earlier}")  # fmt: skip
         table.add_row("Cards", f"about {estimate.cards}" + (" more" if job.done_earlier else ""))

@@ -310,21 +310,23 @@ class ResumeDialog(ChoiceDialog):
         Binding("f", "choose('fresh')", "Start fresh"),
     ]
 
-    def __init__(self, session: SessionInfo) -> None:
+    def __init__(self, session: SessionInfo, changes: str = "") -> None:
         super().__init__()
         self.session = session
+        self.changes = changes  # how the source differs from the session's last run, if it does
 
     def compose(self) -> ComposeResult:
         s = self.session
         when = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
+        changed = f"\n\nSince then the text has changed: {self.changes}." if self.changes else ""
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Resume the earlier session?", classes="dialog-title")
             yield Static(
                 plain(
-                    f"{s.title} was started on {when}: {s.chunks_done} of {s.chunks_total} chunks done, "
-                    f"{fmt.plural(s.cards, 'card')}{', exported' if s.exported_to else ', never exported'}.\n\n"
-                    "Resuming reuses every finished chunk (no calls, no cost) and keeps your deletions and edits. "
-                    "Starting fresh asks the model again."
+                    f"{s.title} was last run on {when}: {s.chunks_done} of {s.chunks_total} chunks done, "
+                    f"{fmt.plural(s.cards, 'card')}{', exported' if s.exported_to else ', never exported'}.{changed}"
+                    "\n\nResuming reuses every unchanged chunk (no calls, no cost), keeps your deletions and edits, "
+                    "and keeps the cards of removed text as stale. Starting fresh asks the model again."
                 )
             )
             with Horizontal(classes="buttons"):

@@ -119,6 +119,8 @@ class RunScreen(Screen):
         self.store = store
         self.decisions = decisions or {}  # from the resumed session, applied to cards as they arrive
         self.review = Review()
+        if self.decisions:
+            self.review.adopt(run.previous_cards, self.decisions)  # stale cards never arrive as chunks finish
         if store is not None:
             self.review.listeners.append(self._commit_decision)
         self.exported: tuple[int, int] | None = None  # (review version, card count) of the last export
@@ -278,6 +280,12 @@ class RunScreen(Screen):
                 + (f", {event.failed} failed" if event.failed else "")
                 + (f", {cancelled} cancelled" if cancelled else "")
             )
+            stale = sum(1 for c in self.cards() if c.stale)
+            if stale:
+                self._log_lines.append(
+                    f"{stamp} STALE {fmt.plural(stale, 'card')} made of text the source no longer has: listed last "
+                    "in Review, tagged mkflash::stale in the deck"
+                )
             self.call_later(self._announce_finish, event)
 
     def _announce_finish(self, event: RunFinished) -> None:
@@ -352,10 +360,12 @@ class RunScreen(Screen):
             return
         table = self.query_one(CardTable)
         visible = self._visible(cards)
-        if len(visible) == len(table.cards):
+        # A continued session: a stale card's id passes to the card made again with the same text.
+        taken_over = bool(self.run.previous_cards) and any(table.cards.get(c.id, c) is not c for c in visible)
+        if len(visible) == len(table.cards) and not taken_over:
             return
         visible_ids = {c.id for c in visible}
-        if any(card_id not in visible_ids for card_id in table.cards):
+        if taken_over or any(card_id not in visible_ids for card_id in table.cards):
             table.show(visible)  # a card was superseded by an identical one from an earlier chunk
         else:
             table.append(visible)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Static
 
 from ... import format as fmt
@@ -20,6 +21,12 @@ class CardTable(LiteralTable):
     DEFAULT_CSS = """
     CardTable { height: 1fr; }
     """
+    # A list of cards, not a spreadsheet: Home and End go to the first and the last card (not the first and the
+    # last column, as in a DataTable).
+    BINDINGS = [
+        Binding("home", "scroll_top", "First card", show=False),
+        Binding("end", "scroll_bottom", "Last card", show=False),
+    ]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -35,27 +42,29 @@ class CardTable(LiteralTable):
         kind = "cloze" if effective_kind(card) is CardKind.CLOZE else "basic"
         front = fmt.fit(card.front, FRONT_WIDTH) + (" ✎" if card.edited else "")
         back = fmt.fit(card.back, BACK_WIDTH) if kind == "basic" else Text("—", style="dim")
+        if card.stale:  # made of text the source no longer has: listed after the current cards
+            return (Text("old", justify="right", style="dim"), Text("stale", style="bold yellow"), front, back)
         return (Text(str(card.chunk_index + 1), justify="right"), kind, front, back)
 
     def append(self, cards: list[Card]) -> None:
         """Add the cards not shown yet. Rows stay in document order: cards from an earlier chunk than the last
         row (chunks finish in any order) are sorted into place, and the cursor stays on the card it was on."""
-        last = max((c.chunk_index for c in self.cards.values()), default=-1)
+        last = max((_order(c) for c in self.cards.values()), default=-1)
         out_of_order = False
         for card in cards:
             if card.id not in self.cards:
                 self.cards[card.id] = card
                 self.add_row(*self._cells(card), key=card.id)
-                out_of_order = out_of_order or card.chunk_index < last
-                last = max(last, card.chunk_index)
+                out_of_order = out_of_order or _order(card) < last
+                last = max(last, _order(card))
         if out_of_order:
             # The cursor follows the card it is on, unless it is on the first row: there it stays on the first
             # row (someone who has not moved yet is reading from the top, not following the first arrival).
             current = self.current_id if self.cursor_row > 0 else None
             # A stable sort by chunk keeps each chunk's cards in their own order (they arrive together, in order),
             # so the table's order and ours are the same sort of the same rows.
-            self.sort("chunk", key=lambda cell: int(cell.plain))
-            self.cards = dict(sorted(self.cards.items(), key=lambda item: item[1].chunk_index))
+            self.sort("chunk", key=lambda cell: int(cell.plain) if cell.plain.isdigit() else STALE_ORDER)
+            self.cards = dict(sorted(self.cards.items(), key=lambda item: _order(item[1])))
             if current is not None:
                 self.move_cursor(row=self.get_row_index(current), animate=False, scroll=False)
 
@@ -95,6 +104,13 @@ class CardTable(LiteralTable):
         return self.cards.get(card_id) if card_id else None
 
 
+STALE_ORDER = 10**9
+
+
+def _order(card: Card) -> int:
+    return STALE_ORDER if card.stale else card.chunk_index
+
+
 class CardDetail(Static):
     """The highlighted card: front, back, the sentence it came from and where that sentence is."""
 
@@ -127,5 +143,10 @@ class CardDetail(Static):
             text.append("Source\n", style=f"bold {theme.primary}")
             text.append(f"“{card.quote}”\n\n", style="italic")
         where = card.location or "the start of the document"
-        text.append(f"From {where} · chunk {card.chunk_index + 1}", style="dim")
+        if card.stale:
+            text.append("Stale: ", style="bold yellow")
+            text.append(f"made of text the source no longer has (it was in {where}). It stays in the deck, tagged "
+                        "mkflash::stale, until you delete it (d).", style="dim")  # fmt: skip
+        else:
+            text.append(f"From {where} · chunk {card.chunk_index + 1}", style="dim")
         self.update(text)
