@@ -91,6 +91,7 @@ class Job:
     changes: Changes | None = None
     known_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # unchanged chunk -> its answer's key
     previous_cards: list[Card] = dataclasses.field(default_factory=list)  # of chunks gone or changed
+    exported_ids: set[str] = dataclasses.field(default_factory=set)  # cards the last run would have exported
     kept_summary: Summary | None = None
 
     @property
@@ -133,6 +134,7 @@ class Job:
             for card in (stored.cards or ())
             if card.id not in kept_card_ids
         ]
+        self.exported_ids = last_exported(previous.chunks)
         summary_kept = (
             previous.summary is not None and not self.settings.no_cache and 2 * len(kept) >= len(self.chunks)
         )
@@ -148,7 +150,7 @@ class Job:
         """Forget the earlier session: a new one, every chunk sent (the user chose not to continue)."""
         self.settings.fresh = True
         self.previous = self.changes = self.kept_summary = None
-        self.known_keys, self.previous_cards = {}, []
+        self.known_keys, self.previous_cards, self.exported_ids = {}, [], set()
         self.chunks = self._plan([dataclasses.replace(c, card_prefix="", cards_wanted=None) for c in self.chunks], {})
         self.cards_total = sum(c.cards_wanted or 0 for c in self.chunks)
         self.estimate = estimate(self.settings, self.chunks, self.cards_total)
@@ -227,6 +229,7 @@ class Job:
             summary=self.kept_summary,
             known_keys=self.known_keys,
             previous_cards=self.previous_cards,
+            exported_ids=self.exported_ids,
             **run_kwargs,
         )
 
@@ -307,6 +310,22 @@ def plan_chunks(chunks: list[Chunk], cards: int | None, finished: dict[str, Stor
             wanted = stored.wanted if stored.wanted is not None else wanted
             chunk = dataclasses.replace(chunk, card_prefix=stored.card_prefix or chunk.card_prefix)
         out.append(dataclasses.replace(chunk, cards_wanted=wanted))
+    return out
+
+
+def last_exported(chunks: list[StoredChunk]) -> set[str]:
+    """The ids of the cards a session's last run would have exported: one card per text, the first in document
+    order (as ``Run.cards`` chooses), then its stale cards."""
+    seen: set[str] = set()
+    out: set[str] = set()
+    ordered = sorted((c for c in chunks if c.state == "done"), key=lambda c: c.index)
+    ordered += [c for c in chunks if c.state == "stale"]
+    for stored in ordered:
+        for card in stored.cards or ():
+            key = card.dedup_key()
+            if key not in seen:
+                seen.add(key)
+                out.add(card.id)
     return out
 
 

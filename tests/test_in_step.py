@@ -408,3 +408,34 @@ async def test_the_app_continues_an_edited_source_and_shows_its_stale_cards(tmp_
         collection.close()
     assert _guid(gone.id) not in {n.guid for n in notes}
     assert sum(STALE_TAG in n.tags for n in notes) == len(stale) - 1
+
+
+@pytest.mark.parametrize("edited_chunk_makes_it", [True, False])
+def test_a_card_two_chunks_share_stays_one_note(tmp_path: Path, anki, edited_chunk_makes_it: bool) -> None:
+    """A card every chunk repeats is exported once (from the first chunk). When the first chunk is edited, the
+    card (made again by it, or now only by a later chunk) must keep the note Anki has, not add a twin."""
+    from fake_openai import default_cards
+
+    shared = {"type": "basic", "front": "What do all the samples share?", "back": "A field number.", "quote": ""}
+
+    def cards(body: dict) -> dict:
+        answer = default_cards(body)
+        if chunk_of(body) and (edited_chunk_makes_it or "(corrected)" not in chunk_of(body)):
+            answer["cards"].insert(0, dict(shared))
+        return answer
+
+    parts = field_notes(8)
+    (tmp_path / "notes.md").write_text(text_of(parts))
+    data = tmp_path / "data"
+    with FakeOpenAI(cards=cards) as server:
+        generate(server, tmp_path, data)
+        anki.import_apkg(tmp_path / "notes.apkg")
+        [first_guid] = [g for g, (_, _, f) in notes_by_guid(anki).items() if f.get("Front") == shared["front"]]
+        parts[2] = parts[2].replace("fact 0 notes", "fact 0 (corrected) notes")
+        (tmp_path / "notes.md").write_text(text_of(parts))
+        report = generate(server, tmp_path, data)
+    assert report["changes"]["changed"] >= 1
+    anki.import_apkg(tmp_path / "notes.apkg")
+    twins = [(g, tags) for g, (_, tags, f) in notes_by_guid(anki).items() if f.get("Front") == shared["front"]]
+    assert twins == [(first_guid, twins[0][1])] and STALE_TAG not in twins[0][1]
+    assert deck_guids(tmp_path / "notes.apkg", tmp_path / "check") <= set(notes_by_guid(anki))

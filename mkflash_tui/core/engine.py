@@ -238,6 +238,7 @@ class Run:
         summary: Summary | None = None,
         known_keys: dict[str, str] | None = None,
         previous_cards: Iterable[Card] = (),
+        exported_ids: Iterable[str] = (),
     ) -> None:
         self.document = document
         self.journal = journal
@@ -266,6 +267,7 @@ class Run:
         for card in self.previous_cards:
             self._adoptable.setdefault(card.dedup_key(), card.id)
         self._adopted: set[str] = set()
+        self._exported = set(exported_ids)  # the cards the session's last run would have exported
         self.stats = RunStats()
         self.from_cache = 0  # chunks answered from the store, with no call
         self.summary: Summary | None = None
@@ -666,7 +668,7 @@ class Run:
         if self._adoptable:
             for card in cards:
                 earlier = self._adoptable.get(card.dedup_key())
-                if earlier is not None and earlier not in self._adopted:
+                if earlier is not None and earlier not in self._adopted and card.id not in self._exported:
                     # The same card as one made of the text before the edit: it keeps that card's id (its note,
                     # its review history in Anki, the user's decisions about it).
                     card.id = earlier
@@ -799,16 +801,25 @@ class Run:
         """
         if self._cards_cache is not None and self._cards_cache[0] == self._finished_count:
             return list(self._cards_cache[1])
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         out: list[Card] = []
         for chunk in self.chunks:
             for card in self.status[chunk.id].cards:
                 key = card.dedup_key()
-                if key in seen:
-                    continue
-                seen.add(key)
-                out.append(card)
-        out.extend(self._stale(seen))
+                if key not in seen:
+                    seen[key] = len(out)
+                    out.append(card)
+                elif self._exported and card.id in self._exported and out[seen[key]].id not in self._exported:
+                    out[seen[key]] = card  # the one of two identical cards that Anki already has a note for
+        if self._adoptable:
+            for card in out:
+                # A card that was a duplicate last time (never exported) and is the only one of its text now
+                # takes the id of the earlier card with its text, so Anki does not get that text twice.
+                earlier = self._adoptable.get(card.dedup_key())
+                if earlier is not None and earlier not in self._adopted and card.id not in self._exported:
+                    card.id = earlier
+                    self._adopted.add(earlier)
+        out.extend(self._stale(set(seen)))
         self._cards_cache = (self._finished_count, out)
         return list(out)
 

@@ -445,12 +445,6 @@ class Store:
         if session_id:
             self._write("UPDATE sessions SET cards_kept = ? WHERE id = ?", (cards, session_id))
 
-    def done_chunks(self, session_id: str) -> set[str]:
-        """The ids of the session's chunks that are answered (a resumed run sends none of them again)."""
-        rows = self.db.execute("SELECT chunk_id FROM chunks WHERE session_id = ? AND state IN ('done', 'skipped')",
-                               (session_id,)).fetchall()  # fmt: skip
-        return {r[0] for r in rows}
-
     def remove_session(self, session_id: str) -> bool:
         with self._transaction():
             removed = self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount

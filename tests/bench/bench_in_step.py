@@ -27,8 +27,23 @@ sys.path.insert(0, str(HERE.parent))
 from anki_check import AnkiCollection  # noqa: E402
 from fake_openai import WANT_RE, FakeOpenAI, chunk_of, is_summary  # noqa: E402
 
-NOUNS = "magma crust mantle basalt granite erosion glacier delta estuary plateau canyon aquifer sediment quartz".split()
-VERBS = "shapes carries cools erodes feeds lifts buries splits warms drains".split()
+NOUNS = [
+    "magma",
+    "crust",
+    "mantle",
+    "basalt",
+    "granite",
+    "erosion",
+    "glacier",
+    "delta",
+    "estuary",
+    "plateau",
+    "canyon",
+    "aquifer",
+    "sediment",
+    "quartz",
+]
+VERBS = ["shapes", "carries", "cools", "erodes", "feeds", "lifts", "buries", "splits", "warms", "drains"]
 
 
 def paragraph(rng: random.Random, i: int) -> str:
