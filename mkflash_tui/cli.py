@@ -158,7 +158,7 @@ def app_main(argv: list[str]) -> int:
         return _fail(str(exc))
     if settings.input == "-":
         return _fail("the app reads keys from the terminal; for stdin use: mkflash-tui generate - -o deck.apkg")
-    if settings.input:
+    if settings.input and not settings.input.lower().startswith(("http://", "https://")):
         from .core.sources import SourceError, check_readable
 
         try:

@@ -269,7 +269,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
     if cards:
         try:
-            result = export_cards(cards, job.output, job.export_options(), stamps=known_stamps(store, cards))
+            result = export_cards(cards, job.output, job.export_options(title=run.title),
+                                  stamps=known_stamps(store, cards))  # fmt: skip
         except (ExportError, OSError) as exc:
             export_error = str(exc)
     code = EXIT_OK
@@ -316,7 +317,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "provider": settings.provider,
                     "model": settings.model if settings.online else "offline",
                     "title": job.document.title,
-                    "deck": job.deck_name,
+                    "deck": job.settings.deck or run.title,
                     "chunks": len(run.chunks),
                     "cards": len(cards),
                     "failed_chunks": len(failures),

@@ -23,6 +23,7 @@ from .core.engine import (
     make_cards,
 )
 from .core.export import ExportFormat, ExportOptions, NoteStamps, note_guid
+from .core.fetch import is_url
 from .core.models import Card, Chunk, Document, Summary
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
@@ -75,7 +76,7 @@ class Changes:
 
     def describe(self) -> str:
         summary = "summary kept" if self.summary_kept else "summary renewed"
-        return f"{self.unchanged} unchanged, {self.changed} new or changed, {self.removed} removed; {summary}"
+        return f"chunks {self.unchanged} unchanged, {self.changed} new or changed, {self.removed} removed; {summary}"
 
 
 @dataclass(slots=True)
@@ -172,14 +173,12 @@ class Job:
         cost, limit = self.estimate.cost_usd, self.settings.max_cost
         return limit is not None and cost is not None and cost > limit
 
-    @property
-    def deck_name(self) -> str:
-        return self.settings.deck or self.document.title
-
-    def export_options(self, *, force: bool | None = None) -> ExportOptions:
+    def export_options(self, *, force: bool | None = None, title: str | None = None) -> ExportOptions:
+        """How to export this job's cards; ``title``: the run's title (``Run.title``), when there is a run."""
+        title = title or self.document.title
         return ExportOptions(
-            deck=self.deck_name,
-            title=self.document.title,
+            deck=self.settings.deck or title,
+            title=title,
             source_stem=self.document.stem,
             tags=self.settings.tags,
             reverse=self.settings.reverse,
@@ -272,6 +271,8 @@ def source_key(settings: Settings, document: Document) -> str:
         return "demo"
     if settings.session:
         return f"name:{settings.session}"
+    if settings.input and is_url(settings.input):
+        return f"url:{settings.input.strip()}"
     if settings.input and settings.input != "-":
         return f"path:{Path(settings.input).expanduser().absolute()}"
     return f"text:{document.hash}"

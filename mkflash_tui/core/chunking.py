@@ -188,6 +188,7 @@ class _Units:
             page=first.page,
             overlap_chars=overlap_chars,
             anchor=(unit_hash(first.text), len(body), body_hash(body)),
+            places=_places(overlap_units, body),
         )
 
     def fit(self, overlap_units: list[_Unit], body: list[_Unit]) -> tuple[list[_Unit], list[_Unit], list[_Unit], int]:
@@ -364,6 +365,19 @@ class _ContentChunker(_Units):
 def _sep_cost(unit: _Unit) -> int:
     # A space usually merges into the next word's token; a paragraph break is a token of its own.
     return 1 if unit.sep == "\n\n" else 0
+
+
+def _places(overlap: list[_Unit], body: list[_Unit]) -> tuple[tuple[int, tuple[str, ...], int | None], ...]:
+    """Where in a chunk's text the heading path or page changes (the first entry is its start)."""
+    places: list[tuple[int, tuple[str, ...], int | None]] = []
+    offset = 0
+    for i, unit in enumerate(overlap + body):
+        if i:
+            offset += len(unit.sep)
+        if not places or places[-1][1:] != (unit.headings, unit.page):
+            places.append((offset, unit.headings, unit.page))
+        offset += len(unit.text)
+    return tuple(places) if len(places) > 1 else ()
 
 
 def body_hash(body: list[_Unit]) -> str:

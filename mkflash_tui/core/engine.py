@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -294,6 +295,13 @@ class Run:
     def _emit(self, event: Event) -> None:
         for listener in self._listeners:
             listener(event)
+
+    @property
+    def title(self) -> str:
+        """The one title shown and exported: the document's own when it has one, else the summary's."""
+        if self.document.has_title or self.summary is None or not self.summary.title:
+            return self.document.title
+        return self.summary.title
 
     # ------------------------------------------------------------------ limiter
 
@@ -843,6 +851,8 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
     cards: list[Card] = []
     seen: set[str] = set()
     for draft in drafts:
+        quote = _verbatim_quote(draft.quote, chunk.text, draft.front + " " + draft.back)
+        headings, page = chunk.place_of(_offset_of(quote, chunk.text)) if chunk.places else (chunk.headings, chunk.page)
         card = Card(
             id=make_card_id(chunk.card_key, len(cards), draft.front, draft.back),
             chunk_id=chunk.id,
@@ -850,10 +860,10 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
             ordinal=len(cards),
             front=draft.front,
             back=draft.back,
-            quote=_verbatim_quote(draft.quote, chunk.text, draft.front + " " + draft.back),
+            quote=quote,
             kind=draft.kind,
-            headings=chunk.headings,
-            page=chunk.page,
+            headings=headings,
+            page=page,
         )
         key = card.dedup_key()
         if key in seen:
@@ -861,6 +871,13 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
         seen.add(key)
         cards.append(card)
     return cards
+
+
+def _offset_of(quote: str, text: str) -> int:
+    """Where ``quote`` (whitespace collapsed) starts in ``text``, by its first words; the overlap's end if not
+    found (a card is about the chunk's own text, which starts there)."""
+    found = re.search(r"\s+".join(re.escape(w) for w in quote.split()[:8]), text) if quote.strip() else None
+    return found.start() if found else 0
 
 
 def _verbatim_quote(quote: str, chunk_text: str, card_text: str) -> str:

@@ -43,6 +43,11 @@ class Document:
         return "\n\n".join(b.text for b in self.blocks)
 
     @property
+    def has_title(self) -> bool:
+        """Whether the document names itself (a heading, front matter, metadata), rather than by its file."""
+        return bool(self.title) and self.title != self.stem
+
+    @property
     def hash(self) -> str:
         """Identity of the document's content (independent of its name)."""
         return short_hash(self.text, 16)
@@ -62,6 +67,16 @@ class Chunk:
     anchor: tuple[str, int, str] = ("", 0, "")  # (hash of the first body unit, body units, hash of the body)
     cards_wanted: int | None = None  # None: the run spreads its card total over the chunks
     card_prefix: str = ""  # what its cards' ids start with: its id, or the id an earlier version gave it
+    places: tuple[tuple[int, tuple[str, ...], int | None], ...] = ()  # (offset in text, headings, page) changes
+
+    def place_of(self, offset: int) -> tuple[tuple[str, ...], int | None]:
+        """The heading path and page of the text at ``offset`` (the chunk's own when it has no places)."""
+        headings, page = self.headings, self.page
+        for start, place_headings, place_page in self.places:
+            if start > offset:
+                break
+            headings, page = place_headings, place_page
+        return headings, page
 
     @property
     def card_key(self) -> str:

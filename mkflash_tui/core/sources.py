@@ -29,6 +29,10 @@ def read_source(name: str, *, stdin: BinaryIO | None = None) -> Document:
 
     At most ``MAX_BYTES`` are read from any stream: a size the file system reports is not trusted.
     """
+    if name.strip().lower().startswith(("http://", "https://")):
+        from .fetch import fetch_url
+
+        return fetch_url(name)
     if name == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         data = stream.read(MAX_BYTES + 1)
@@ -95,13 +99,18 @@ def parse_bytes(data: bytes, *, name: str, stem: str, suffix: str) -> Document:
         raise SourceError(f"{name} is larger than {MAX_BYTES // 2**20} MB; mkflash-tui reads up to that.")
     if suffix == ".pdf" or data[:5] == b"%PDF-":
         doc = _read_pdf(data, name=name, stem=stem)
+    elif suffix == ".epub" or (data[:2] == b"PK" and b"application/epub+zip" in data[:100]):
+        doc = _read_epub(data, name=name, stem=stem)
     else:
         text = decode_text(data, name=name)
         head = text[:2000].lstrip().lower()
-        if suffix in (".html", ".htm", ".xhtml") or head.startswith(("<!doctype html", "<html")):
+        xhtml = head.startswith("<?xml") and "<html" in head
+        if suffix in (".html", ".htm", ".xhtml") or head.startswith(("<!doctype html", "<html")) or xhtml:
             doc = _read_html(text, name=name, stem=stem)
+        elif suffix in (".srt", ".vtt") or head.startswith("webvtt") or _SRT_START.match(head):
+            doc = _read_subtitles(text, name=name, stem=stem)
         else:
-            kind = "markdown" if suffix in (".md", ".markdown", ".mdown") else "text"
+            kind = "markdown" if suffix in (".md", ".markdown", ".mdown", ".mkd") else "text"
             doc = _read_markdown(text, name=name, stem=stem, kind=kind)
     if not any(b.text.strip() for b in doc.blocks):
         where = "stdin" if name == "-" else name
@@ -159,7 +168,42 @@ def _normalise_newlines(text: str) -> str:
 
 _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
+# A reStructuredText (or plain-text) adornment: one punctuation character repeated, at least three times.
+_ADORNMENT = re.compile(r"^([=\-~*^\"+#'.:_])\1{2,}\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_RST_COMMENT = re.compile(r"^\.\.(?:\s|$)(?![\w-]+::)")
+_FRONT_MATTER = re.compile(r"\A(---|\+\+\+)[ \t]*\n(.*?)\n\1[ \t]*(?:\n|\Z)", re.S)
+_WIKILINK = re.compile(r"(!?)\[\[([^\]|#\n]*)(?:#([^\]|\n]*))?(?:\|([^\]\n]*))?\]\]")
+_CALLOUT = re.compile(r"^>\s*\[!(\w+)\][+-]?\s*(.*)$")
+
+
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    """YAML (``---``) or TOML (``+++``) front matter at the top of a Markdown text: its simple ``key: value``
+    pairs, and the text after it."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    meta: dict[str, str] = {}
+    separator = ":" if match.group(1) == "---" else "="
+    for line in match.group(2).split("\n"):
+        key, found, value = line.partition(separator)
+        if found and key.strip() and not key.startswith((" ", "\t", "-", "#")):
+            meta[key.strip().lower()] = value.strip().strip("\"'")
+    return meta, text[match.end() :]
+
+
+def _obsidian(line: str) -> str:
+    """Obsidian syntax as text: ``[[Page|shown]]`` reads "shown", ``[[Page#Part]]`` "Page › Part", embeds go."""
+
+    def link(match: re.Match) -> str:
+        if match.group(1):
+            return ""  # ![[embed.png]]: an embedded file, not text
+        page, part, alias = match.group(2).strip(), (match.group(3) or "").strip(), match.group(4)
+        if alias is not None and alias.strip():
+            return alias.strip()
+        return f"{page} › {part}" if page and part else page or part
+
+    return _WIKILINK.sub(link, line) if "[[" in line else line
 
 
 def _read_markdown(text: str, *, name: str, stem: str, kind: str) -> Document:
@@ -168,10 +212,18 @@ def _read_markdown(text: str, *, name: str, stem: str, kind: str) -> Document:
     title = ""
     para: list[str] = []
     in_fence = False
+    in_callout = False
+    styles: list[tuple[str, bool]] = []  # reStructuredText heading styles (character, overlined) in order of use
+    overline = ""
+    if kind == "markdown":
+        meta, text = front_matter(text)
+        title = " ".join(meta.get("title", "").split())
 
     def flush() -> None:
         if para:
             body = "\n".join(para).strip()
+            if kind == "text" and _RST_COMMENT.match(body):
+                body = ""  # a reStructuredText comment (".. text"), not a directive (".. name::")
             if body:
                 blocks.append(Block(body, tuple(h for h in headings if h)))
             para.clear()
@@ -188,7 +240,8 @@ def _read_markdown(text: str, *, name: str, stem: str, kind: str) -> Document:
 
     lines = text.split("\n")
     for line in lines:
-        if _FENCE.match(line):
+        underline = kind == "text" and not in_fence and len(para) == 1 and _ADORNMENT.match(line)
+        if _FENCE.match(line) and not underline:  # "~~~" under a one-line paragraph underlines a title
             in_fence = not in_fence
             para.append(line)
             continue
@@ -199,17 +252,51 @@ def _read_markdown(text: str, *, name: str, stem: str, kind: str) -> Document:
         if match:
             set_heading(len(match.group(1)), match.group(2))
             continue
-        if (
-            _SETEXT.match(line)
-            and len(para) == 1
-            and para[0].strip()
-            and not para[0].lstrip().startswith(("-", "*", ">"))
-        ):
-            heading = para.pop()
-            set_heading(1 if line.lstrip().startswith("=") else 2, heading)
-            continue
+        if kind == "markdown":
+            if (
+                _SETEXT.match(line)
+                and len(para) == 1
+                and para[0].strip()
+                and not para[0].lstrip().startswith(("-", "*", ">"))
+            ):
+                heading = para.pop()
+                set_heading(1 if line.lstrip().startswith("=") else 2, heading)
+                continue
+            callout = _CALLOUT.match(line)
+            if callout:  # > [!note] Title: a callout reads as "Note: Title" and its lines as text
+                flush()
+                kind_word = callout.group(1).capitalize()
+                line = f"{kind_word}: {callout.group(2)}" if callout.group(2).strip() else f"{kind_word}:"
+                in_callout = True
+            elif in_callout and line.startswith(">"):
+                line = line[1:].lstrip()
+            else:
+                in_callout = False
+            line = _obsidian(line)
+        else:
+            adornment = _ADORNMENT.match(line)
+            if adornment:
+                char = adornment.group(1)
+                if not para:
+                    overline = char  # the line above a title, or a separator: never text
+                    continue
+                if len(para) == 1 and para[0].strip() and len(line.strip()) >= min(len(para[0].strip()), 3):
+                    style = (char, overline == char)
+                    if style not in styles:
+                        styles.append(style)
+                    set_heading(min(6, styles.index(style) + 1), para.pop())
+                    overline = ""
+                    continue
+            elif _SETEXT.match(line) and len(para) == 1 and para[0].strip():  # "Title" over "==" or "--"
+                style = (line.strip()[0], False)
+                if style not in styles:
+                    styles.append(style)
+                set_heading(min(6, styles.index(style) + 1), para.pop())
+                continue
         if not line.strip():
             flush()
+            if not para:
+                overline = ""
         else:
             para.append(line)
     flush()
@@ -239,31 +326,79 @@ _BLOCK_TAGS = {
     "pre", "header", "footer", "main", "aside", "nav", "dd", "dt", "dl", "figure", "figcaption", "hr",
 }  # fmt: skip
 _HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-_SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "head"}
+_SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "head", "math"}
+_VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+# Page furniture, not text: whole elements left out wherever they are.
+_CHROME_TAGS = {"nav", "aside", "form", "button", "select", "dialog", "menu", "iframe", "object", "canvas"}
+_SITE_TAGS = {"header", "footer"}  # left out outside the main content (an article's own header stays)
+_CHROME_ROLES = {"navigation", "banner", "contentinfo", "search", "dialog", "alertdialog", "menu", "menubar",
+                 "complementary", "toolbar", "tablist"}  # fmt: skip
+_CHROME_WORDS = {
+    "nav", "navbar", "navigation", "menu", "menubar", "sidebar", "toc", "breadcrumb", "breadcrumbs", "cookie",
+    "cookies", "consent", "banner", "theme", "themes", "share", "sharing", "social", "pagination", "pager", "skip",
+    "footer", "masthead", "topbar", "toolbar", "popup", "modal", "related", "newsletter", "subscribe", "advert",
+    "ads", "sponsor", "search", "help", "hidden", "sr", "visually",
+}  # fmt: skip
+_MAIN = re.compile(r"<main[\s>]|<[a-z]+[^>]*\brole\s*=\s*[\"']?main\b|<article[\s>]", re.I)
+
+
+def _is_chrome(tag: str, attrs: list[tuple[str, str | None]], in_main: bool) -> bool:
+    if tag in _CHROME_TAGS or (tag in _SITE_TAGS and not in_main):
+        return True
+    values = dict(attrs)
+    if "hidden" in values or values.get("aria-hidden") == "true":
+        return True
+    if (values.get("role") or "").lower() in _CHROME_ROLES:
+        return True
+    words = set(re.split(r"[\s_\-]+", f"{values.get('class') or ''} {values.get('id') or ''}".lower()))
+    return bool(words & _CHROME_WORDS)
 
 
 class _HTMLText(HTMLParser):
-    def __init__(self) -> None:
+    """Text of an HTML page as blocks under their headings: scripts, styles and page furniture (navigation,
+    menus, sidebars, theme pickers, cookie banners, site headers and footers) left out; ``<pre>`` keeps its
+    lines. With ``main_only``, only what is inside ``<main>`` (or ``role=main``, or else ``<article>``) counts."""
+
+    def __init__(self, *, main_only: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.blocks: list[Block] = []
         self.headings: list[str] = []
         self.title = ""
+        self.first_h1 = ""
+        self.main_only = main_only
+        self._main: tuple[str, int] | None = None  # the main element's tag and nesting depth while inside it
+        self._main_done = False
+        self._chrome: tuple[str, int] | None = None  # the skipped element's tag and nesting depth
         self._skip = 0
+        self._pre = 0
         self._in_title = False
         self._heading_level = 0
         self._buffer: list[str] = []
 
+    @property
+    def _reading(self) -> bool:
+        if self._skip or self._chrome is not None:
+            return False
+        return not self.main_only or self._main is not None
+
     def _flush(self) -> None:
-        text = re.sub(r"[ \t\f\v]+", " ", "".join(self._buffer))
-        text = "\n".join(line.strip() for line in text.split("\n") if line.strip())
+        raw = "".join(self._buffer)
         self._buffer.clear()
-        if not text:
+        if self._pre:
+            text = "\n".join(line.rstrip() for line in raw.strip("\n").split("\n"))
+        else:
+            text = re.sub(r"[ \t\f\v]+", " ", raw)
+            text = "\n".join(line.strip() for line in text.split("\n") if line.strip())
+        if not text.strip():
             return
         if self._heading_level:
             level = self._heading_level
+            heading = " ".join(text.split())
             del self.headings[level - 1 :]
             self.headings.extend([""] * (level - 1 - len(self.headings)))
-            self.headings.append(text.replace("\n", " "))
+            self.headings.append(heading)
+            if level == 1 and not self.first_h1:
+                self.first_h1 = heading
         else:
             self.blocks.append(Block(text, tuple(h for h in self.headings if h)))
 
@@ -274,9 +409,28 @@ class _HTMLText(HTMLParser):
         if tag in _SKIP_TAGS:
             self._skip += 1
             return
+        if self._chrome is not None:
+            if tag == self._chrome[0]:
+                self._chrome = (tag, self._chrome[1] + 1)
+            return
+        if self._main is not None and tag == self._main[0]:
+            self._main = (tag, self._main[1] + 1)
+        elif self.main_only and self._main is None and not self._main_done and _opens_main(tag, attrs):
+            self._main = (tag, 1)
+            return
+        if self._skip or (tag in _VOID_TAGS and tag not in ("br", "hr")):
+            return
+        if _is_chrome(tag, attrs, self._main is not None or not self.main_only):
+            if tag not in _VOID_TAGS:
+                self._flush()
+                self._chrome = (tag, 1)
+            return
         if tag in _HEADING_TAGS:
             self._flush()
             self._heading_level = _HEADING_TAGS[tag]
+        elif tag == "pre":
+            self._flush()
+            self._pre += 1
         elif tag in _BLOCK_TAGS:
             if tag in ("br", "li", "tr"):
                 self._buffer.append("\n")
@@ -290,32 +444,215 @@ class _HTMLText(HTMLParser):
         if tag in _SKIP_TAGS:
             self._skip = max(0, self._skip - 1)
             return
+        if self._chrome is not None:
+            if tag == self._chrome[0]:
+                depth = self._chrome[1] - 1
+                self._chrome = (tag, depth) if depth else None
+            return
+        if self._main is not None and tag == self._main[0]:
+            depth = self._main[1] - 1
+            if not depth:
+                self._flush()
+                self._main, self._main_done = None, True
+                return
+            self._main = (tag, depth)
         if tag in _HEADING_TAGS:
             self._flush()
             self._heading_level = 0
+        elif tag == "pre":
+            self._flush()
+            self._pre = max(0, self._pre - 1)
         elif tag in _BLOCK_TAGS and tag not in ("br", "li", "tr", "td", "th"):
             self._flush()
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title += data
-        elif not self._skip:
-            self._buffer.append(data.replace("\n", " ") if not self._heading_level else data)
+        elif self._reading:
+            keep_lines = self._pre or self._heading_level
+            self._buffer.append(data if keep_lines else data.replace("\n", " "))
 
     def close(self) -> None:
         super().close()
         self._flush()
 
 
-def _read_html(text: str, *, name: str, stem: str) -> Document:
-    parser = _HTMLText()
+def _opens_main(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    return tag in ("main", "article") or (dict(attrs).get("role") or "").lower() == "main"
+
+
+def html_blocks(text: str) -> tuple[list[Block], str, str]:
+    """The blocks of an HTML page's main content, its ``<title>`` and its first ``<h1>``."""
+    parser = _HTMLText(main_only=bool(_MAIN.search(text)))
     parser.feed(text)
     parser.close()
-    title = " ".join(parser.title.split())
+    if parser.main_only and not any(b.text.strip() for b in parser.blocks):
+        parser = _HTMLText()  # the "main" element was empty: the whole page, less its furniture
+        parser.feed(text)
+        parser.close()
+    return parser.blocks, " ".join(parser.title.split()), parser.first_h1
+
+
+def _read_html(text: str, *, name: str, stem: str) -> Document:
+    blocks, page_title, h1 = html_blocks(text)
+    title = h1 or page_title
     if not title:
-        first = next((b for b in parser.blocks if b.headings), None)
-        title = first.headings[0] if first else (parser.headings[0] if parser.headings else stem)
-    return Document(_drop_title_heading(parser.blocks, title), title=title, name=name, stem=stem, kind="html")
+        first = next((b for b in blocks if b.headings), None)
+        title = first.headings[0] if first else stem
+    return Document(_drop_title_heading(blocks, title), title=title, name=name, stem=stem, kind="html")
+
+
+# ---------------------------------------------------------------- EPUB
+
+_OPF = "{http://www.idpf.org/2007/opf}"
+_DC = "{http://purl.org/dc/elements/1.1/}"
+_CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+MAX_EPUB_ENTRY = 50 * 1024 * 1024  # an entry that unpacks to more than this is not a chapter (a zip bomb?)
+
+
+def _read_epub(data: bytes, *, name: str, stem: str) -> Document:
+    """An EPUB's chapters in reading (spine) order, their headings as sections; navigation and table-of-contents
+    documents left out; title and author from the book's metadata."""
+    import posixpath
+    import zipfile
+    from xml.etree import ElementTree
+
+    where = "stdin" if name == "-" else name
+    try:
+        book = zipfile.ZipFile(io.BytesIO(data))
+        names = set(book.namelist())
+        if "META-INF/encryption.xml" in names and _drm(book.read("META-INF/encryption.xml")):
+            raise SourceError(f"{where} is a DRM-protected EPUB; mkflash-tui can read only unprotected books.")
+        container = ElementTree.fromstring(book.read("META-INF/container.xml"))
+        rootfile = container.find(f".//{_CONTAINER}rootfile")
+        if rootfile is None or not rootfile.get("full-path"):
+            raise KeyError("rootfile")
+        opf_path = rootfile.get("full-path", "")
+        package = ElementTree.fromstring(book.read(opf_path))
+        base = posixpath.dirname(opf_path)
+        title = " ".join((package.findtext(f".//{_DC}title") or "").split())
+        author = " ".join((package.findtext(f".//{_DC}creator") or "").split())
+        manifest = {
+            item.get("id"): item for item in package.iter(f"{_OPF}item") if item.get("id") and item.get("href")
+        }
+        toc_id = (package.find(f"{_OPF}spine") or ElementTree.Element("spine")).get("toc")
+        blocks: list[Block] = []
+        for ref in package.iter(f"{_OPF}itemref"):
+            item = manifest.get(ref.get("idref"))
+            if item is None or ref.get("linear") == "no" or item.get("id") == toc_id:
+                continue
+            properties = (item.get("properties") or "").split()
+            media = item.get("media-type") or ""
+            if "nav" in properties or "html" not in media:
+                continue  # the table of contents, or an image or stylesheet in the spine
+            path = posixpath.normpath(posixpath.join(base, item.get("href", "").split("#")[0]))
+            info = book.getinfo(path)
+            if info.file_size > MAX_EPUB_ENTRY:
+                raise SourceError(f"{where}: the chapter {path} unpacks to more than 50 MB; is the book broken?")
+            chapter, _, _ = html_blocks(decode_text(book.read(info), name=name))
+            blocks.extend(chapter)
+    except SourceError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError, OSError, EOFError):
+        raise SourceError(f"{where} is not a readable EPUB (a broken or incomplete book file).") from None
+    if not any(b.text.strip() for b in blocks):
+        raise SourceError(f"{where} has no text in its chapters (only images?).")
+    title = title or stem
+    if author:
+        title = f"{title} — {author}" if title != stem else title
+    return Document(tuple(blocks), title=title, name=name, stem=stem, kind="epub")
+
+
+def _drm(encryption_xml: bytes) -> bool:
+    """Whether an EPUB's encryption.xml encrypts more than fonts (font obfuscation is not DRM)."""
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.fromstring(encryption_xml)
+    except ElementTree.ParseError:
+        return True
+    for data in root.iter("{http://www.w3.org/2001/04/xmlenc#}EncryptedData"):
+        method = data.find("{http://www.w3.org/2001/04/xmlenc#}EncryptionMethod")
+        algorithm = method.get("Algorithm", "") if method is not None else ""
+        reference = data.find(".//{http://www.w3.org/2001/04/xmlenc#}CipherReference")
+        uri = (reference.get("URI", "") if reference is not None else "").lower()
+        if "obfuscation" in algorithm or "font" in algorithm or uri.endswith((".otf", ".ttf", ".woff", ".woff2")):
+            continue
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- subtitles
+
+_SRT_START = re.compile(r"\A\s*\d+\s*\n\s*\d{1,2}:\d{2}:\d{2}[,.]\d{1,3}\s*-->")
+_CUE_TIME = re.compile(r"^\s*((?:\d{1,2}:)?\d{1,2}:\d{2})[,.]\d{1,3}\s*-->\s*(?:\d{1,2}:)?\d{1,2}:\d{2}[,.]\d{1,3}")
+_CUE_TAG = re.compile(r"<[^>]{0,200}>|\{\\[^}]{0,100}\}")
+SUBTITLE_BLOCK_SECONDS = 60  # cues are joined into paragraphs of about this long, each with its start time
+
+
+def _read_subtitles(text: str, *, name: str, stem: str) -> Document:
+    """SRT or WebVTT: cue numbers, timings and styling removed; cues joined into paragraphs of about a minute,
+    each located by its start time ("at 12:34")."""
+    cues: list[tuple[int, str]] = []
+    start: int | None = None
+    lines: list[str] = []
+    skipping = False  # inside a WebVTT NOTE, STYLE or REGION block
+
+    def end_cue() -> None:
+        nonlocal start
+        words = " ".join(" ".join(_CUE_TAG.sub("", line).split()) for line in lines).strip()
+        if start is not None and words:
+            cues.append((start, words))
+        start = None
+        lines.clear()
+
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if not stripped:
+            end_cue()
+            skipping = False
+            continue
+        if skipping:
+            continue
+        timing = _CUE_TIME.match(line)
+        if timing:
+            end_cue()
+            start = _seconds(timing.group(1))
+            continue
+        if start is None:
+            if stripped.upper().startswith(("NOTE", "STYLE", "REGION")):
+                skipping = True
+            continue  # a cue number or id, the WEBVTT header
+        lines.append(stripped)
+    end_cue()
+    blocks: list[Block] = []
+    group: list[str] = []
+    group_start = 0
+    for at, words in cues:
+        if group and ((at - group_start >= SUBTITLE_BLOCK_SECONDS and group[-1].rstrip().endswith((".", "?", "!")))
+                      or at - group_start >= 3 * SUBTITLE_BLOCK_SECONDS):  # fmt: skip
+            blocks.append(Block(" ".join(group), (f"at {_clock(group_start)}",)))
+            group = []
+        if not group:
+            group_start = at
+        if not group or group[-1] != words:  # a cue repeated by a rolling caption
+            group.append(words)
+    if group:
+        blocks.append(Block(" ".join(group), (f"at {_clock(group_start)}",)))
+    return Document(tuple(blocks), title=stem, name=name, stem=stem, kind="subtitles")
+
+
+def _seconds(clock: str) -> int:
+    parts = [int(p) for p in clock.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    return parts[0] * 3600 + parts[1] * 60 + parts[2]
+
+
+def _clock(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 # ---------------------------------------------------------------- PDF

@@ -43,7 +43,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         self._done = False
 
     def compose(self) -> ComposeResult:
-        options = self.job.export_options()
+        options = self.job.export_options(title=self.owner.run.title)
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Export deck", classes="dialog-title")
             yield Label("Deck name")
@@ -105,7 +105,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
                 return
             force = True
         options = dataclasses.replace(
-            self.job.export_options(force=force),
+            self.job.export_options(force=force, title=self.owner.run.title),
             deck=deck,
             reverse=self.query_one("#reverse", Checkbox).value,
             subdecks=self.query_one("#subdecks", Checkbox).value,

@@ -24,6 +24,7 @@ from textual.widgets import (
 )
 
 from ...config import Settings
+from ...core.fetch import is_url
 from ..text import LiteralDirectoryTree, plain
 from ..widgets.key_bar import KeyBar
 from .base import DismissOnce
@@ -92,7 +93,7 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
         )
         with TabbedContent(id="start-tabs"):
             with TabPane("File", id="tab-file"):
-                yield Input(s.input or "", placeholder="path to a .txt, .md, .html or .pdf file (→ completes)",
+                yield Input(s.input or "", placeholder="a file (.md .txt .html .pdf .epub .srt) or a web address",
                             suggester=PathSuggester(), id="path")  # fmt: skip
                 yield DocumentTree(".", id="tree")
             with TabPane("Paste", id="tab-paste"):
@@ -165,7 +166,9 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
             raise ValueError("The OpenAI provider needs an API key or a base URL (see Settings).")
         pasted = self.query_one("#pasted", TextArea).text
         path = self.query_one("#path", Input).value.strip()
-        if self.query_one(TabbedContent).active == "tab-paste" or (pasted.strip() and not path):
+        if is_url(pasted) and len(pasted.split()) == 1 and not path:
+            path = pasted.strip()  # a web address pasted: the page, not its address as text
+        elif self.query_one(TabbedContent).active == "tab-paste" or (pasted.strip() and not path):
             if not pasted.strip():
                 raise ValueError("Paste some text first (or pick a file).")
             settings.input = None

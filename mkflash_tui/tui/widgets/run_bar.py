@@ -49,7 +49,7 @@ class RunBar(Widget):
     def render(self) -> Text:
         run = self.run
         theme = self.app.current_theme
-        title = run.summary.title if run.summary else run.document.title
+        title = run.title
         head = Text.assemble((title, "bold"), "  ", (self.provider, "dim"))
         if run.fatal:
             head.append("  stopped: ", style=f"bold {theme.error}")
