@@ -26,10 +26,10 @@ CHUNK_TOKENS = 300
 
 
 def make_text(chunks: int) -> str:
-    # Each section is ~250 tokens, so with --chunk-tokens 300 every section becomes one chunk.
+    # Each section is ~215 tokens, so with --chunk-tokens 300 (and its overlap) every section is one chunk.
     sections = []
     for i in range(chunks):
-        body = " ".join(f"Fact {j} of part {i} says that item {i}-{j} has property {j * 7 % 13}." for j in range(14))
+        body = " ".join(f"Fact {j} of part {i} says that item {i}-{j} has property {j * 7 % 13}." for j in range(12))
         sections.append(f"## Part {i}\n\n{body}")
     return "# Benchmark\n\n" + "\n\n".join(sections)
 
