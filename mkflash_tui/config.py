@@ -53,6 +53,7 @@ class Settings:
     fresh: bool = False
     no_cache: bool = False
     session: str | None = None  # --session NAME: what finds the session of stdin or a paste again
+    drop_flagged: bool = False  # drop every card the quality gate flags (clearly broken ones always go)
     source: str | None = None  # a stored session's source key, when the app reopens it
 
     @property
@@ -149,6 +150,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("apkg", "csv", "md", "json"), help="output format (default: by extension)")
     parser.add_argument("--tag", dest="tags", action="append", default=[], help="add a tag to every note (repeatable)")
     parser.add_argument("--reverse", action="store_true", help="basic cards also get a reversed card")
+    parser.add_argument(
+        "--drop-flagged",
+        action="store_true",
+        help="leave out every card the quality gate flags (default: keep them, marked; clearly broken cards and "
+        "near-duplicates are always left out)",
+    )
     parser.add_argument("--subdecks", action="store_true", help="one subdeck per top-level heading (Deck::Chapter)")
     add_store_arguments(parser)
     parser.add_argument("--fresh", action="store_true", help="start a new session instead of resuming; ask again")
@@ -191,6 +198,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     settings.format = args.format
     settings.tags = list(args.tags)
     settings.reverse = args.reverse
+    settings.drop_flagged = args.drop_flagged
     settings.subdecks = args.subdecks
     settings.data_dir = args.data_dir  # None: the store looks at MKFLASH_DATA_DIR, then the platform's folder
     settings.fresh = args.fresh

@@ -255,6 +255,12 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     if run.from_cache:
         stderr.write(f"mkflash-tui: {run.from_cache} of {len(run.chunks)} chunks answered from earlier runs "
                      "(no calls; --fresh asks again)\n")  # fmt: skip
+    dropped = sum(run.quality["dropped"].values())
+    flagged = sum(1 for c in cards if c.flags)
+    if dropped or flagged:
+        stderr.write(f"mkflash-tui: quality gate: {dropped} cards left out (broken or repeated), "
+                     f"{flagged} kept with flags"
+                     + ("" if settings.drop_flagged else " (--drop-flagged leaves them out)") + "\n")  # fmt: skip
     stale = sum(1 for c in cards if c.stale)
     if stale:
         stderr.write(f"mkflash-tui: {fmt.plural(stale, 'card')} made of text the source no longer has: kept, "
@@ -331,6 +337,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "resumed": resumed,
                     "from_cache": run.from_cache,
                     "changes": dry_run_report(job)["changes"],
+                    "quality": run.quality,
                     "stale_cards": stale,
                     "retries": run.stats.retries,
                     "prompt_tokens": usage.prompt_tokens,

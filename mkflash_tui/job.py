@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from .config import Settings
+from .core import quality
 from .core.chunking import CHUNKER_VERSION, chunk_document, legacy_chunks
 from .core.engine import (
     MAX_CARDS_PER_CHUNK,
@@ -27,7 +28,7 @@ from .core.fetch import is_url
 from .core.models import Card, Chunk, Document, Summary
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
-from .core.prompts import PROMPT_VERSION, CardRequest, fixed_prompt_tokens
+from .core.prompts import CardRequest, fixed_prompt_tokens
 from .core.sources import parse_bytes, read_source
 from .core.store import Store, StoredChunk, StoreError, cache_key
 from .core.tokens import Encoding, encoding_for_model
@@ -93,6 +94,7 @@ class Job:
     known_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # unchanged chunk -> its answer's key
     previous_cards: list[Card] = dataclasses.field(default_factory=list)  # of chunks gone or changed
     exported_ids: set[str] = dataclasses.field(default_factory=set)  # cards the last run would have exported
+    written_ids: set[str] = dataclasses.field(default_factory=set)  # cards already written to an .apkg
     kept_summary: Summary | None = None
 
     @property
@@ -135,7 +137,10 @@ class Job:
             for card in (stored.cards or ())
             if card.id not in kept_card_ids
         ]
-        self.exported_ids = last_exported(previous.chunks)
+        self.exported_ids = last_exported(previous.chunks, drop_flagged=self.settings.drop_flagged)
+        earlier = {card.id for stored in previous.chunks for card in (stored.cards or ())}
+        stamps = store.note_stamps(note_guid(card_id) for card_id in earlier)
+        self.written_ids = {card_id for card_id in earlier if note_guid(card_id) in stamps}
         summary_kept = (
             previous.summary is not None and not self.settings.no_cache and 2 * len(kept) >= len(self.chunks)
         )
@@ -151,7 +156,7 @@ class Job:
         """Forget the earlier session: a new one, every chunk sent (the user chose not to continue)."""
         self.settings.fresh = True
         self.previous = self.changes = self.kept_summary = None
-        self.known_keys, self.previous_cards, self.exported_ids = {}, [], set()
+        self.known_keys, self.previous_cards, self.exported_ids, self.written_ids = {}, [], set(), set()
         self.chunks = self._plan([dataclasses.replace(c, card_prefix="", cards_wanted=None) for c in self.chunks], {})
         self.cards_total = sum(c.cards_wanted or 0 for c in self.chunks)
         self.estimate = estimate(self.settings, self.chunks, self.cards_total)
@@ -221,6 +226,7 @@ class Job:
                 instructions=self.settings.instructions,
                 context_tokens=self.settings.context_tokens,
                 attempt_timeout=self.settings.timeout if self.settings.online else None,
+                drop_flagged=self.settings.drop_flagged,
             ),
             journal=store,
             session_id=session_id,
@@ -229,6 +235,7 @@ class Job:
             known_keys=self.known_keys,
             previous_cards=self.previous_cards,
             exported_ids=self.exported_ids,
+            keep_ids=self.written_ids,
             **run_kwargs,
         )
 
@@ -288,7 +295,6 @@ def session_spec(settings: Settings) -> dict:
         "overlap_tokens": s.overlap_tokens,
         "cards": s.cards,  # None: by each chunk's size
         "instructions": s.instructions,
-        "prompt": PROMPT_VERSION,
         "chunker": CHUNKER_VERSION,
     }
 
@@ -314,20 +320,19 @@ def plan_chunks(chunks: list[Chunk], cards: int | None, finished: dict[str, Stor
     return out
 
 
-def last_exported(chunks: list[StoredChunk]) -> set[str]:
+def last_exported(chunks: list[StoredChunk], *, drop_flagged: bool = False) -> set[str]:
     """The ids of the cards a session's last run would have exported: one card per text, the first in document
-    order (as ``Run.cards`` chooses), then its stale cards."""
+    order, through the quality gate (as ``Run.cards`` chooses), and its stale cards."""
     seen: set[str] = set()
-    out: set[str] = set()
-    ordered = sorted((c for c in chunks if c.state == "done"), key=lambda c: c.index)
-    ordered += [c for c in chunks if c.state == "stale"]
-    for stored in ordered:
+    current: list[Card] = []
+    for stored in sorted((c for c in chunks if c.state == "done"), key=lambda c: c.index):
         for card in stored.cards or ():
-            key = card.dedup_key()
-            if key not in seen:
-                seen.add(key)
-                out.add(card.id)
-    return out
+            if card.dedup_key() not in seen:
+                seen.add(card.dedup_key())
+                current.append(card)
+    kept, _ = quality.gate(current, set(), drop_flagged=drop_flagged)
+    stale = [card for c in chunks if c.state == "stale" for card in (c.cards or ())]
+    return {c.id for c in kept} | {c.id for c in stale}
 
 
 def provider_identity(settings: Settings) -> tuple[str, ...]:
@@ -346,7 +351,7 @@ def find_previous(store: Store, job: Job) -> Previous | None:
     spec = job.session_spec()
     for session_id, old in store.legacy_sessions(job.document.name, job.document.hash):
         same = all(old.get(k) == spec[k] for k in ("provider", "base_url", "model", "chunk_tokens",
-                                                   "overlap_tokens", "instructions", "prompt"))  # fmt: skip
+                                                   "overlap_tokens", "instructions"))  # fmt: skip
         if not same or (spec["cards"] is not None and old.get("cards") != spec["cards"]):
             continue
         source = store.session_source(session_id)
@@ -364,7 +369,8 @@ def legacy_previous(store: Store, session_id: str, spec: dict, document: Documen
     wanted = allot_cards(chunks, int(spec.get("cards") or 1))
     rows = {c.id: c for c in store.stored_chunks(session_id)}
     identity = provider_identity(settings)
-    summary = store.cached_summary(cache_key("summary", identity, PROMPT_VERSION, document.hash))
+    prompt = spec.get("prompt", "1")  # the prompt that session's answers were made with
+    summary = store.cached_summary(cache_key("summary", identity, prompt, document.hash))
     context = summary or Summary(document.title, "")  # what its chunks were given when the summary failed
     out = []
     for chunk, n in zip(chunks, wanted, strict=True):
@@ -374,7 +380,7 @@ def legacy_previous(store: Store, session_id: str, spec: dict, document: Documen
         if state == "done":
             request = CardRequest(chunk.text, chunk.location, n, context.title, context.summary,
                                   spec.get("instructions", ""))  # fmt: skip
-            key = cache_key("chunk", identity, request.key_material())
+            key = cache_key("chunk", identity, request.key_material(prompt))
             cached = store.cached_chunk(key)
             if cached is None:
                 state, key = "queued", None

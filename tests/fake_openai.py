@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 CHUNK_RE = re.compile(r"<<<CHUNK\n(.*?)\nCHUNK>>>", re.DOTALL)
-WANT_RE = re.compile(r"Write (\d+) flashcards?")
+WANT_RE = re.compile(r"Write (?:up to )?(\d+) flashcards?")
 
 
 @dataclass
@@ -106,16 +106,17 @@ def default_cards(body: dict[str, Any]) -> dict[str, Any]:
         cards.append(
             {
                 "type": "basic",
-                "front": "What follows: " + " ".join(words[:4]) + " …?",
-                "back": " ".join(words[4:]),
+                "front": "What follows: " + " ".join(words[:6]) + " …?",
+                "back": " ".join(words[6:]),
                 "quote": sentence,
             }
         )
+        k = min(7, len(words) - 2)  # the word deleted from the sentence (in test texts, a distinct token)
         if i == 0 and len(words) > 6 and len(cards) < wanted:
             cards.append(
                 {
                     "type": "cloze",
-                    "front": " ".join(words[:3]) + " {{c1::" + words[3] + "}}",
+                    "front": " ".join([*words[:k], "{{c1::" + words[k] + "}}", *words[k + 1 :]]),
                     "back": "",
                     "quote": sentence,
                 }

@@ -77,7 +77,7 @@ def test_html_text_only_with_title_and_headings() -> None:
     assert doc.title == "Main"  # the page's own heading: <title> often carries the site's name too
     assert "alert" not in doc.text and "color" not in doc.text and "enable js" not in doc.text
     assert [(b.headings, b.text) for b in doc.blocks] == [((), "First & foremost."), (("Sub",), "Second.")]
-    untitled = parse_bytes(page.replace("h1", "p").encode(), name="p.html", stem="p", suffix=".html")
+    untitled = parse_bytes(page.replace("h1", "p").replace("h2", "p").encode(), name="p.html", stem="p", suffix=".html")
     assert untitled.title == "The Page"
 
 

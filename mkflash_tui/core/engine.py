@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from . import quality
 from .limiter import Limiter
 from .models import (
     Card,
@@ -75,6 +76,7 @@ class RunSettings:
     cut_off_retries: int = 2  # extra attempts for a half-chunk whose answer was cut off again
     attempt_timeout: float | None = None  # seconds one attempt may take end to end (None: no limit)
     max_timeouts: int = 2  # attempts that timed out or went silent before the call gives up
+    drop_flagged: bool = False  # drop every card the quality gate flagged (else only clearly broken ones)
     progress_interval: float = 0.1
 
 
@@ -240,6 +242,7 @@ class Run:
         known_keys: dict[str, str] | None = None,
         previous_cards: Iterable[Card] = (),
         exported_ids: Iterable[str] = (),
+        keep_ids: Iterable[str] = (),
     ) -> None:
         self.document = document
         self.journal = journal
@@ -269,6 +272,8 @@ class Run:
             self._adoptable.setdefault(card.dedup_key(), card.id)
         self._adopted: set[str] = set()
         self._exported = set(exported_ids)  # the cards the session's last run would have exported
+        self._keep = set(keep_ids)  # cards already in a deck file: the quality gate never drops them
+        self.quality: dict = {"gate": quality.GATE_VERSION, "flagged": {}, "dropped": {}}
         self.stats = RunStats()
         self.from_cache = 0  # chunks answered from the store, with no call
         self.summary: Summary | None = None
@@ -819,6 +824,7 @@ class Run:
                     out.append(card)
                 elif self._exported and card.id in self._exported and out[seen[key]].id not in self._exported:
                     out[seen[key]] = card  # the one of two identical cards that Anki already has a note for
+        out = self._gate(out)
         if self._adoptable:
             for card in out:
                 # A card that was a duplicate last time (never exported) and is the only one of its text now
@@ -830,6 +836,14 @@ class Run:
         out.extend(self._stale(set(seen)))
         self._cards_cache = (self._finished_count, out)
         return list(out)
+
+    def _gate(self, cards: list[Card]) -> list[Card]:
+        """The quality gate over the run's cards, in document order: near-duplicates and clearly broken cards
+        dropped (and counted), every other flagged card kept with its flags unless ``drop_flagged``. A card the
+        user edited or that was exported before is never dropped."""
+        keep = {c.id for c in cards if c.edited or c.id in self._keep}
+        out, self.quality = quality.gate(cards, keep, drop_flagged=self.settings.drop_flagged)
+        return out
 
     def stale_cards(self) -> list[Card]:
         """Cards of the session's earlier text that this run has not made again (kept, marked stale)."""
@@ -851,6 +865,7 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
     cards: list[Card] = []
     seen: set[str] = set()
     for draft in drafts:
+        quote_found = quality.quote_in(draft.quote, chunk.text)  # the model's own quote, before any substitution
         quote = _verbatim_quote(draft.quote, chunk.text, draft.front + " " + draft.back)
         headings, page = chunk.place_of(_offset_of(quote, chunk.text)) if chunk.places else (chunk.headings, chunk.page)
         card = Card(
@@ -869,6 +884,7 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
         if key in seen:
             continue
         seen.add(key)
+        card.flags = tuple(str(f) for f in quality.check(card, quote_found=quote_found))
         cards.append(card)
     return cards
 

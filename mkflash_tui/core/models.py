@@ -147,6 +147,7 @@ class Card:
     original_front: str = ""
     original_back: str = ""
     stale: bool = False  # made from text the source no longer has (kept, tagged mkflash::stale on export)
+    flags: tuple[str, ...] = ()  # what the quality gate found wrong with it (core.quality.Flag values)
     _dedup: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:

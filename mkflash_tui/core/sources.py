@@ -345,6 +345,8 @@ _MAIN = re.compile(r"<main[\s>]|<[a-z]+[^>]*\brole\s*=\s*[\"']?main\b|<article[\
 def _is_chrome(tag: str, attrs: list[tuple[str, str | None]], in_main: bool) -> bool:
     if tag in _CHROME_TAGS or (tag in _SITE_TAGS and not in_main):
         return True
+    if tag in ("html", "body", "main", "article"):
+        return False  # their classes describe the page's state ("sidebar-visible"), not furniture
     values = dict(attrs)
     if "hidden" in values or values.get("aria-hidden") == "true":
         return True
@@ -397,8 +399,8 @@ class _HTMLText(HTMLParser):
             del self.headings[level - 1 :]
             self.headings.extend([""] * (level - 1 - len(self.headings)))
             self.headings.append(heading)
-            if level == 1 and not self.first_h1:
-                self.first_h1 = heading
+            if not self.first_h1:
+                self.first_h1 = heading  # the first heading of the content read: the page's own title
         else:
             self.blocks.append(Block(text, tuple(h for h in self.headings if h)))
 
@@ -482,7 +484,7 @@ def _opens_main(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
 
 
 def html_blocks(text: str) -> tuple[list[Block], str, str]:
-    """The blocks of an HTML page's main content, its ``<title>`` and its first ``<h1>``."""
+    """The blocks of an HTML page's main content, its ``<title>`` and the first heading of that content."""
     parser = _HTMLText(main_only=bool(_MAIN.search(text)))
     parser.feed(text)
     parser.close()

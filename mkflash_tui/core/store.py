@@ -503,17 +503,20 @@ class Store:
 
 def cards_to_json(cards: Iterable[Card]) -> str:
     return json.dumps(
-        [[c.id, c.ordinal, c.original_front, c.original_back, c.quote, str(c.kind), list(c.headings), c.page]
-         for c in cards],
+        [[c.id, c.ordinal, c.original_front, c.original_back, c.quote, str(c.kind), list(c.headings), c.page,
+          list(c.flags)] for c in cards],
         ensure_ascii=False,
     )  # fmt: skip
 
 
 def cards_from_json(text: str, chunk_id: str, index: int) -> list[Card]:
-    return [
-        Card(card_id, chunk_id, index, ordinal, front, back, quote, CardKind(kind), tuple(headings), page)
-        for card_id, ordinal, front, back, quote, kind, headings, page in json.loads(text)
-    ]
+    out = []
+    for row in json.loads(text):
+        card_id, ordinal, front, back, quote, kind, headings, page = row[:8]
+        card = Card(card_id, chunk_id, index, ordinal, front, back, quote, CardKind(kind), tuple(headings), page)
+        card.flags = tuple(row[8]) if len(row) > 8 else ()
+        out.append(card)
+    return out
 
 
 def document_to_json(document: Document) -> str:

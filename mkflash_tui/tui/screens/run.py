@@ -61,6 +61,7 @@ class ReviewView(Vertical):
         Binding("u", "undo", "Undo", tooltip="bring back the last deleted card (several levels)"),
         Binding("e", "edit", "Edit", tooltip="edit the card's front and back (Ctrl+S saves)"),
         Binding("slash", "filter", "Filter", tooltip="show only cards containing all the words typed"),
+        Binding("f", "flagged", "Flagged", tooltip="show only the cards the quality gate flagged (again: all)"),
         Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
     ]
 
@@ -76,6 +77,9 @@ class ReviewView(Vertical):
 
     def action_undo(self) -> None:
         self.screen.undo_delete()
+
+    def action_flagged(self) -> None:
+        self.screen.toggle_flagged()
 
     def action_edit(self) -> None:
         self.screen.edit_card()
@@ -131,6 +135,7 @@ class RunScreen(Screen):
         self._chunk_of_worker: dict[Worker, str] = {}
         self._pending = 0
         self._filter = ""
+        self.flagged_only = False
         self._fatal_shown = False
         self.card_count = 0
         self._halt_shown = False
@@ -343,6 +348,8 @@ class RunScreen(Screen):
     def _visible(self, cards=None):
         """The cards the table shows: what would be exported, narrowed by the filter."""
         cards = self.cards() if cards is None else cards
+        if self.flagged_only:
+            cards = [c for c in cards if c.flags]
         return [c for c in cards if matches(c, self._filter)] if self._filter else cards
 
     def _count_on_tab(self, cards) -> None:
@@ -376,6 +383,8 @@ class RunScreen(Screen):
         note = ""
         if self._filter and not table.row_count:
             note = f"No card matches “{self._filter}”. Esc clears the filter."
+        elif self.flagged_only and not table.row_count:
+            note = "No card is flagged. f shows all cards."
         self.query_one(CardDetail).show(table.current, note=note)
 
     @on(DataTable.RowHighlighted, "#cards")
@@ -389,6 +398,15 @@ class RunScreen(Screen):
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
         self.query_one(CardTable).focus()
+
+    def toggle_flagged(self) -> None:
+        """Show only the cards the quality gate flagged, or all of them again."""
+        self.flagged_only = not self.flagged_only
+        shown = self._visible()
+        self.query_one(CardTable).show(shown)
+        self._update_detail()
+        if self.flagged_only:
+            self.app.notify(f"{fmt.plural(len(shown), 'flagged card')}; f shows all again.", timeout=3)
 
     def apply_filter(self, query: str) -> None:
         self._filter = query.strip()

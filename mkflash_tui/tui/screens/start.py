@@ -120,6 +120,9 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
                 yield Input(str(s.concurrency), type="integer", id="concurrency")
                 yield Label("Chunk tokens")
                 yield Input(str(s.chunk_tokens), type="integer", id="chunk-tokens")
+                yield Label("Flagged cards")
+                yield Select([("keep them, marked ⚑ in Review", "keep"), ("leave them out", "drop")],
+                             value="drop" if s.drop_flagged else "keep", allow_blank=False, id="flagged")  # fmt: skip
         with Horizontal(id="start-buttons"):
             yield Static(plain(self.message), id="start-message")
             yield Button("Start (Ctrl+S)", variant="primary", id="go")
@@ -156,6 +159,7 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
             settings.api_key, settings.key_source = key, "the start screen"
         settings.cards = _number(self.query_one("#cards", Input).value, "Total cards", allow_blank=True)
         settings.concurrency = _number(self.query_one("#concurrency", Input).value, "Concurrency") or 1
+        settings.drop_flagged = self.query_one("#flagged", Select).value == "drop"
         chunk_tokens = _number(self.query_one("#chunk-tokens", Input).value, "Chunk tokens") or 0
         if chunk_tokens < 64:
             raise ValueError("Chunk tokens must be at least 64.")

@@ -9,6 +9,7 @@ from textual.widgets import Static
 from ... import format as fmt
 from ...core.export import effective_kind
 from ...core.models import Card, CardKind
+from ...core.quality import explain
 from ..text import LiteralTable
 
 FRONT_WIDTH = 34
@@ -40,7 +41,9 @@ class CardTable(LiteralTable):
 
     def _cells(self, card: Card) -> tuple[object, ...]:
         kind = "cloze" if effective_kind(card) is CardKind.CLOZE else "basic"
-        front = fmt.fit(card.front, FRONT_WIDTH) + (" ✎" if card.edited else "")
+        front = fmt.fit(card.front, FRONT_WIDTH - (2 if card.flags else 0)) + (" ✎" if card.edited else "")
+        if card.flags:
+            front = Text.assemble(("⚑ ", "bold yellow"), front)
         back = fmt.fit(card.back, BACK_WIDTH) if kind == "basic" else Text("—", style="dim")
         if card.stale:  # made of text the source no longer has: listed after the current cards
             return (Text("old", justify="right", style="dim"), Text("stale", style="bold yellow"), front, back)
@@ -142,6 +145,12 @@ class CardDetail(Static):
         if card.quote:
             text.append("Source\n", style=f"bold {theme.primary}")
             text.append(f"“{card.quote}”\n\n", style="italic")
+        if card.flags:
+            text.append("Flagged by the quality gate\n", style="bold yellow")
+            for flag, why in zip(card.flags, explain(card.flags), strict=False):
+                text.append(f"• {flag}: ", style="bold")
+                text.append(why + "\n")
+            text.append("\n")
         where = card.location or "the start of the document"
         if card.stale:
             text.append("Stale: ", style="bold yellow")
