@@ -430,7 +430,10 @@ def make_provider(settings: Settings, document: Document, *, stream: bool = True
         )
     from .core.providers.offline import OfflineProvider
 
-    return OfflineProvider((b.text for b in document.blocks), pace=pace)
+    provider = OfflineProvider((b.text for b in document.blocks), pace=pace)
+    if document.has_title:
+        provider.set_title(document.title)
+    return provider
 
 
 def settings_for_session(base: Settings, spec: dict, source: str | None = None) -> Settings:

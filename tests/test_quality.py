@@ -206,17 +206,27 @@ def test_the_setting_costs_no_call_and_never_drops_what_a_deck_holds(tmp_path: P
 
 
 def test_the_offline_generator_is_gated_too(tmp_path: Path) -> None:
-    text = "# Notes\n\nThis is why glaciers move slowly. However, rivers are fast.\n\n" + (
-        "THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.\n"
+    """The built-in generator runs every candidate through the gate's checks: traps give no card, sound sentences
+    still do."""
+    text = (
+        "# Glaciers\n\nThis is why glaciers move slowly. However, rivers are fast. It melts in spring.\n\n"
+        "THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.\n\n"
+        "```\nlet moraine = glacier.deposit();\n```\n\n- a list item about moraines\n\n"
+        "A moraine is an accumulation of unconsolidated debris carried by a glacier.\n\n"
+        "Glaciers carve U-shaped valleys when thick ice slides over bedrock for thousands of years.\n"
     )
     (tmp_path / "notes.md").write_text(text)
     proc = run_cli("generate", "notes.md", "--json", "-o", "out.json", cwd=tmp_path,
                    env={"MKFLASH_DATA_DIR": str(tmp_path / "data")})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     cards = json.loads((tmp_path / "out.json").read_text())["cards"]
-    report = json.loads(proc.stdout)["quality"]
-    assert report["flagged"] and sum(report["flagged"].values()) >= 1
-    assert cards and all(c["front"] for c in cards)
+    assert json.loads(proc.stdout)["quality"]["flagged"] == {}
+    assert cards and all(not check(Card(c["id"], "x", 0, 0, c["front"], c["back"], c["quote"],
+                                        CardKind(c["type"]))) for c in cards)  # fmt: skip
+    quotes = " ".join(c["quote"] for c in cards)
+    for trap in ("This is why", "However", "It melts", "WARRANTY", "let moraine", "list item"):
+        assert trap not in quotes
+    assert "What is a moraine?" in [c["front"] for c in cards]
 
 
 async def test_review_shows_flags_and_the_flagged_only_view(tmp_path: Path, monkeypatch) -> None:

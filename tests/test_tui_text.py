@@ -146,7 +146,9 @@ async def test_start_screen_paths_pastes_and_file_names_are_literal(tmp_path, mo
         app.screen.query_one("#start-tabs").active = "tab-paste"
         await pilot.pause()
         pasted = "# Paste [/] [bold]title\n\n" + " ".join(
-            f"Fact {i}: the [red]lava[/red] flow {i} cools into [link=x]basalt[/link] rock." for i in range(8)
+            f"Fact {i}: the [red]lava[/red] flow number {i} slowly cools and hardens into dark [link=x]basalt[/link] "
+            "rock on the flank of the volcano."
+            for i in range(8)
         )
         app.screen.query_one("#pasted", TextArea).text = pasted
         await pilot.press("ctrl+s")

@@ -430,6 +430,7 @@ class Run:
             title=self.summary.title,
             summary=self.summary.summary,
             instructions=self.settings.instructions,
+            overlap_chars=chunk.overlap_chars,
         )
         key = cache_key("chunk", self.provider.cache_identity, request.key_material())
         cached = None

@@ -107,6 +107,8 @@ class CardRequest:
     summary: str
     instructions: str = ""
     repair_of: str = ""  # the unreadable answer a repair request shows back (not part of the cache key)
+    overlap_chars: int = 0  # chunk_text[:overlap_chars] repeats the previous chunk's end (not in the key: the
+    # text decides it)
 
     def key_material(self, prompt_version: str = PROMPT_VERSION) -> str:
         """What the cache key is made of; ``prompt_version``: an earlier prompt's, to find its answers."""

@@ -59,9 +59,10 @@ BROKEN = frozenset({Flag.MALFORMED, Flag.CLOZE_NO_DELETION, Flag.DUPLICATE})  # 
 
 _CLOZE = re.compile(r"\{\{c(\d+)::(.*?)(?:::[^}]*)?\}\}", re.S)
 _ANAPHOR = re.compile(
-    r"^(?:[-*•]\s|\d+[.)]\s)|"  # a list item
+    r"^(?:[-*•]\s|\d+[.)]\s|(?:first|second|next|finally|overall),)|"  # a list item, a step of an argument
     r"^(?:this|that|these|those|it|its|it's|it’s|they|them|their|he|she|his|her|we|we're|we’re|we’ve|we've|our|us|"
-    r"such|however|also|moreover|will|would|can|could|should|may|might|must|"
+    r"such|however|also|moreover|will|would|can|could|should|may|might|must|then|now|"
+    r"let's|let’s|until then|continuing|on the (?:right|left)|by contrast|in contrast|of course|"
     r"furthermore|therefore|thus|hence|but|and|or|so|then|here|there|besides|additionally|finally|similarly|"
     r"likewise|instead|otherwise|meanwhile|in addition|as a result|for example|for instance|in this case|"
     r"in other words|on the other hand|the above|the following|the former|the latter)\b",
@@ -70,8 +71,8 @@ _ANAPHOR = re.compile(
 _MENTIONS_SOURCE = re.compile(
     r"\b(?:according to the|as (?:mentioned|stated|described|shown|discussed) (?:above|below|earlier|before)|"
     r"(?:the|this) (?:text|passage|excerpt|section|article|paragraph|chapter|document|author)\b|"
-    r"in the (?:example|figure|table|listing) (?:above|below)|"
-    r"\b(?:chapter|listing|figure|appendix)\s+\d|"  # the book's own structure
+    r"in the (?:example|figure|table|listing) (?:above|below)|(?:shown|listed|given|described) (?:below|above)|"
+    r"\b(?:chapter|listing|figure)\s+\d|\bappendix\s+[A-Z\d]\b|"  # the book's own structure
     r"\bwe(?:'ll|’ll|'ve|’ve|'re|’re)?\b)",  # the author speaking
     re.I,
 )
@@ -112,8 +113,8 @@ _TRIVIAL = frozenset(
 MAX_SAME_DELETION = 2  # clozes that delete the same term; later ones are repeats
 _LEGAL = re.compile(
     r"\b(?:all rights reserved|without (?:any )?warranty|merchantability|fitness for a particular purpose|"
-    r"licensed under|terms (?:of use|and conditions)|privacy policy|cookie|copyright \(c\)|©|"
-    r"you should have received a copy|<https?://)",
+    r"licensed under|terms (?:of use|and conditions)|privacy policy|cookie|copyright \(c\)|"
+    r"you should have received a copy)|©|<https?://",
     re.I,
 )
 _CODE_LINE = re.compile(
@@ -153,7 +154,7 @@ def check(card: Card, *, quote_found: bool = True) -> tuple[Flag, ...]:
         if not deletions:
             flags.append(Flag.CLOZE_NO_DELETION)
         else:
-            if any(_trivial(text) for _, text in deletions) or _cuts_a_name(front):
+            if any(_trivial(text) for _, text in deletions) or _cuts_a_name(front) or _in_a_list(front):
                 flags.append(Flag.CLOZE_TRIVIAL)
             if len({number for number, _ in deletions}) > 3 or len(deletions) > 4:
                 flags.append(Flag.CLOZE_TOO_MANY)
@@ -290,6 +291,8 @@ _NOT_A_NOUN = frozenset(
 # A sentence with its subject cut off, or a fragment: "Adds a rule …", "Will be passed to …", "demandait …"
 _SUBJECTLESS = re.compile(
     r"^(?:adds|returns|gets|sets|creates|starts?|stops?|enables?|disables?|enable/disable|emitted|called|used|"
+    r"initiate|get|set|close|open|create|return|emit|grab|check|call|pass|make|use|asynchronously|synchronously|"
+    r"path|default|optional|"
     r"see|alias (?:to|of|for)|will|would|can|could|should|may|might|must|is|are|was|were)\b",
     re.I,
 )
@@ -311,6 +314,8 @@ def _fragment(sentence: str) -> bool:
         return True
     if _SUBJECTLESS.match(text):
         return True
+    if text[:1] in "«“\"" and not any(q in text[1:] for q in "»”\""):
+        return True  # the start of a quotation that goes on elsewhere
     first = text[:1]
     return first.isalpha() and first.islower()
 
@@ -321,7 +326,7 @@ def _caption(sentence: str) -> bool:
     if _CAPTION.match(text):
         return True
     tokens = text.rstrip(".").split()
-    words_ = [t for t in tokens if t.lower() not in _SMALL_WORDS]
+    words_ = [t for t in tokens if t.lower() not in _SMALL_WORDS and not t.strip(",.").isdigit()]
     capitalised = sum(1 for t in words_ if t[:1].isupper())
     return 2 <= len(tokens) <= 10 and not text.endswith(("?", "!")) and capitalised >= max(2, len(words_) - 1)
 
@@ -334,6 +339,14 @@ def _points_back(text: str) -> bool:
     return bool(match) and not text[match.end() - 1 :].startswith(("i ", "a "))
 
 
+def _in_a_list(cloze: str) -> bool:
+    """A deletion that is one item of a comma list ("Dates, réalités, {{c1::souvenirs}}, …"): any item would do."""
+    return any(
+        cloze[: m.start()].rstrip().endswith(",") and cloze[m.end() :].lstrip().startswith(",")
+        for m in _CLOZE.finditer(cloze)
+    )
+
+
 def _cuts_a_name(cloze: str) -> bool:
     """A deletion that cuts a name in two: "the {{c1::GNU General}} Public License", "The Rust {{c1::Language}}
     Server"."""
@@ -343,6 +356,8 @@ def _cuts_a_name(cloze: str) -> bool:
         inside = match.group(2).split()
         if inside and inside[-1][:1].isupper() and after[0][:1].isupper() and after[0][:1].isalpha():
             return True
+        if cloze[match.end() : match.end() + 1] == "." and cloze[match.end() + 1 : match.end() + 2].isalpha():
+            return True  # "{{c1::Node}}.js"
         starts_name = inside and inside[0][:1].isupper() and before[0][:1].isupper()
         if starts_name and not before[0].endswith((".", ":", "!", "?")) and cloze[: match.start()].strip() != before[0]:
             return True

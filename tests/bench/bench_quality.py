@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "quality"
-TEXTS = ["rust-prose.md", "gpl-3.txt", "node-net.md", "rust-ownership.html", "moliere-fr.txt"]
+TEXTS = ["rust-prose.md", "gpl-3.txt", "node-net.md", "rust-ownership.html", "rust-data-types.html", "moliere-fr.txt"]
 
 
 async def cards_of(path: Path):

@@ -2,9 +2,14 @@
 
 It makes two kinds of card, both answered by words that occur in the chunk:
 
-- definition questions from sentences of the form "X is …" / "X are …" / "X refers to …";
+- definition questions from sentences of the form "X is …" / "X are …" / "X refers to …" (English only), where
+  X is a real noun phrase and the answer says what X is;
 - cloze deletions of the chunk's most salient term in its most informative sentences, where salience is
-  TF-IDF over the document's paragraphs (stopwords never count).
+  TF-IDF over the document's paragraphs (stopwords and the text's language's function words never count).
+
+Every candidate goes through the quality gate's checks (``core.quality``) before it is kept: a sentence that
+does not stand alone, code, captions, list items, boilerplate and vague questions never become cards. Sentences
+of the chunk's overlap (the end of the previous chunk) are left to that chunk, so a sentence is carded once.
 
 Its "summary" is extractive: the document's most central sentences.
 """
@@ -12,15 +17,17 @@ Its "summary" is extractive: the document's most central sentences.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable
 
-from ..models import CardDraft, CardKind, Summary, Usage, short_hash
+from .. import quality
+from ..models import Card, CardDraft, CardKind, Summary, Usage, short_hash
 from ..prompts import CardRequest
-from ..text import STOPWORDS, WORD, is_content, sentences, words
+from ..text import FUNCTION_WORDS, STOPWORDS, WORD, detect_language, is_content, sentences, words
 from .base import GenerationResult, ProgressCallback, SummaryResult
 
 _PRONOUN_START = re.compile(
@@ -51,13 +58,22 @@ class Salience:
 
     def __init__(self, paragraphs: Iterable[str]) -> None:
         self.df: Counter[str] = Counter()
+        self.tf: Counter[str] = Counter()  # content words over the whole text
+        self.names: Counter[str] = Counter()  # words written with a capital inside sentences (names, acronyms)
         self.phrases: Counter[str] = Counter()  # adjacent content-word pairs, counted over the whole text
         self.n = 0
         for para in paragraphs:
             self.n += 1
-            self.df.update(set(words(para)))
-            tokens = [m.group(0).lower() for m in WORD.finditer(para)]
+            terms = words(para)
+            self.df.update(set(terms))
+            self.tf.update(terms)
+            found = list(WORD.finditer(para))
+            tokens = [m.group(0).lower() for m in found]
             self.phrases.update(f"{a} {b}" for a, b in itertools.pairwise(tokens) if is_content(a) and is_content(b))
+            for before, match in itertools.pairwise(found):
+                between = para[before.end() : match.start()]
+                if match.group(0)[:1].isupper() and not re.search(r"[.!?:]", between):
+                    self.names[match.group(0).lower()] += 1
 
     def idf(self, term: str) -> float:
         return math.log((1 + self.n) / (1 + self.df.get(term, 0))) + 1.0
@@ -75,8 +91,19 @@ class OfflineProvider:
     online = False
 
     def __init__(self, paragraphs: Iterable[str] = (), pace: float = 0.0) -> None:
+        paragraphs = list(paragraphs)
         self.salience = Salience(paragraphs)
+        self.language = detect_language("\n\n".join(paragraphs[:400]))
+        self.function_words = FUNCTION_WORDS.get(self.language, frozenset())
+        self.title_words: frozenset[str] = frozenset()
+        # The name the text is about (the commonest one, if common): "Rust" in a book on Rust is no answer.
+        top = self.salience.names.most_common(1)
+        self.topic = top[0][0] if top and top[0][1] >= 5 else ""
         self.pace = pace
+
+    def set_title(self, title: str) -> None:
+        """The document's title: its words are never the answer of a cloze (every card is about them)."""
+        self.title_words = frozenset(words(title))
 
     cache_identity = ("offline", "", "offline")
 
@@ -104,7 +131,7 @@ class OfflineProvider:
         return summary[:max_chars].rstrip()
 
     async def generate(self, request: CardRequest, on_tokens: ProgressCallback) -> GenerationResult:
-        drafts = self.cards_for(request.chunk_text, request.cards_wanted)
+        drafts = self.cards_for(request.chunk_text, request.cards_wanted, overlap_chars=request.overlap_chars)
         tokens = sum(len(d.front.split()) + len(d.back.split()) for d in drafts)
         if self.pace:
             # Chunks take between half and one and a half ``pace`` (fixed per text), "streaming" as they go,
@@ -117,22 +144,26 @@ class OfflineProvider:
         on_tokens(tokens)
         return GenerationResult(drafts, Usage(), "", "stop")
 
-    def cards_for(self, text: str, wanted: int) -> list[CardDraft]:
-        """Up to ``wanted`` cards from ``text``: definitions first, then clozes of salient terms."""
+    def cards_for(self, text: str, wanted: int, *, overlap_chars: int = 0) -> list[CardDraft]:
+        """Up to ``wanted`` cards from ``text`` (its first ``overlap_chars`` belong to the previous chunk):
+        definitions first, then clozes of salient terms; none that the quality gate would flag."""
         if wanted <= 0:
             return []
-        all_sentences = sentences(text)
+        # Questions and exclamations are rhetoric, not facts; markup is not prose; a sentence that leans on another
+        # (a pronoun, "the parameter") cannot stand alone on a card.
+        all_sentences = [s for s in sentences(text[overlap_chars:]) if _stands_alone(s)]
         weights = self.salience.weights(text)
         drafts: list[CardDraft] = []
         used_answers: set[str] = set()
         used_sentences: set[str] = set()
 
         definitions = []
-        for sentence in all_sentences:
-            card = self.definition(sentence)
-            if card is not None and card.back.lower() not in used_answers:
-                definitions.append((sentence, card))
-                used_answers.add(card.back.lower())
+        if self.language == "en":  # the patterns are English verbs; other languages get clozes only
+            for sentence in all_sentences:
+                card = self.definition(sentence)
+                if card is not None and card.back.lower() not in used_answers and _passes(card):
+                    definitions.append((sentence, card))
+                    used_answers.add(card.back.lower())
 
         def add_definitions(limit: int) -> None:
             while definitions and len(drafts) < limit:
@@ -151,17 +182,28 @@ class OfflineProvider:
             ),
             reverse=True,
         )
-        for _, _, sentence in ranked:
-            if len(drafts) >= wanted:
+        # Clozes delete a term of the document (a name, a word that recurs without being everyday). A short or
+        # plain passage may have none: then a second, lenient pass takes any content word of five letters.
+        for lenient in (False, True):
+            if lenient and (drafts or definitions):
                 break
-            term = self.best_term(sentence, weights, used_answers)
-            if term is None:
-                continue
-            cloze = _cloze(sentence, term)
-            if cloze is None:
-                continue
-            drafts.append(CardDraft(cloze, "", sentence, CardKind.CLOZE))
-            used_answers.add(term.lower())
+            for _, _, sentence in ranked:
+                if len(drafts) >= wanted:
+                    break
+                if sentence in used_sentences:
+                    continue
+                term = self.best_term(sentence, weights, used_answers, lenient=lenient)
+                if term is None:
+                    continue
+                cloze = _cloze(sentence, term)
+                if cloze is None:
+                    continue
+                draft = CardDraft(cloze, "", sentence, CardKind.CLOZE)
+                if not _passes(draft):
+                    continue
+                drafts.append(draft)
+                used_sentences.add(sentence)
+                used_answers.add(term.lower())
         add_definitions(wanted)
         return drafts
 
@@ -177,27 +219,73 @@ class OfflineProvider:
     def term_ok(self, token: str, chunk_tf: dict[str, float], used: set[str]) -> bool:
         """Could ``token`` be a cloze answer? Content words, not verb or adverb forms unless they recur."""
         low = token.lower().strip("'’-")
-        if not is_content(low) or low in used:
+        if not is_content(low) or low in used or low in self.function_words:
             return False
+        if any(part in self.function_words for part in re.split(r"['’]", low)):
+            return False  # "qu'il", "jusqu'à": an elided function word
         recurring = self.salience.df.get(low, 0) >= 2
         if low.endswith(("ly", "ed", "ing")) and not recurring:
             return False
         return recurring or token[0].isupper() or len(low) >= 7
 
-    def best_term(self, sentence: str, weights: dict[str, float], used: set[str]) -> str | None:
+    def is_term(self, low: str, token: str, *, lenient: bool = False) -> bool:
+        """A word worth asking for on its own: a name (capitalised inside a sentence), or a word that recurs in
+        the document without being everywhere (a word in most paragraphs is the topic itself: too easy).
+        ``lenient``: any word of five letters or more, or with a capital."""
+        if lenient:
+            return len(low) >= 5 or token[:1].isupper()
+        if token[:1].isupper():
+            return self.salience.names.get(low, 0) >= 2 or (token.isupper() and len(token) >= 2)
+        df, n = self.salience.df.get(low, 0), max(1, self.salience.n)
+        if self.language == "en" and everyday(low):
+            return False
+        return len(low) >= 5 and self.salience.tf.get(low, 0) >= 2 and 2 <= df <= max(3, 0.12 * n)
+
+    def best_term(self, sentence: str, weights: dict[str, float], used: set[str], *,
+                  lenient: bool = False) -> str | None:  # fmt: skip
         """The most salient word or two-word phrase of ``sentence`` not already used as an answer."""
-        tokens = [m.group(0) for m in WORD.finditer(sentence)]
+        matches = list(WORD.finditer(sentence))
+        tokens = [m.group(0) for m in matches]
         candidates: list[tuple[float, str]] = []
         for i, token in enumerate(tokens):
-            if not self.term_ok(token, weights, used):
-                continue
+            if i == 0 or "'" in token or "’" in token:
+                continue  # a sentence's first word is capitalised by position, not a name; contractions are not terms
+            if not self.term_ok(token, weights, used) or token.lower() in self.title_words:
+                continue  # the document's own subject ("Rust" in a book on Rust) is too easy to guess
+            follows = sentence[matches[i].end() : matches[i].end() + 2]
+            if len(follows) == 2 and follows[0] == "." and follows[1].isalpha():
+                continue  # part of a name like "Node.js"
+            if sentence[matches[i].start() - 1 : matches[i].start()] in (".", "_", "`") and i:
+                continue  # "net.Socket", "_religionis": part of a longer name
+            if not lenient and (
+                token.lower() == self.topic
+                or sentence[: matches[i].start()].count("(") > sentence[: matches[i].start()].count(")")
+            ):
+                continue  # the text's own topic, or an aside in parentheses
+            before = tokens[i - 1].lower()
+            if self.language == "en" and token.islower() and (
+                before in ("to", "will", "may", "can", "must", "not", "cannot", "should") or before.endswith("ly")
+                or "-" in token
+            ):
+                continue  # a verb ("to specify", "automatically terminate") or a compound adjective
             low = token.lower().strip("'’-")
             score = weights.get(low, 0.0)
-            candidates.append((score, token))
-            if i + 1 < len(tokens) and self.term_ok(tokens[i + 1], weights, used):
+            verb_like = self.language == "en" and (low.endswith(("ed", "ing", "ly")) or low in _NOT_TERMS)
+            if low not in _COMMON and not verb_like and self.is_term(low, token, lenient=lenient):
+                candidates.append((score, token))  # a single word: a term, not an everyday word
+            nouny = not tokens[i + 1 if i + 1 < len(tokens) else i].lower().endswith(("ing", "ed", "ly")) and not (
+                token.lower().endswith(("ing", "ly"))
+            )
+            if i + 1 < len(tokens) and nouny and self.term_ok(tokens[i + 1], weights, used):
                 phrase = f"{token} {tokens[i + 1]}"
                 nxt = tokens[i + 1].lower().strip("'’-")
-                if phrase in sentence and self.salience.phrases.get(f"{low} {nxt}", 0) >= 2:
+                verb_after_name = token[:1].isupper() and nxt.endswith("s") and not tokens[i + 1][:1].isupper()
+                if (
+                    phrase in sentence
+                    and self.salience.phrases.get(f"{low} {nxt}", 0) >= 3
+                    and low not in _MODIFIERS
+                    and not verb_after_name
+                ):
                     candidates.append(((score + weights.get(nxt, 0.0)) * 0.9, phrase))
         if not candidates:
             return None
@@ -216,6 +304,8 @@ class OfflineProvider:
         subject_words = words(subject)
         if not subject_words or len(predicate.split()) < 3:
             return None
+        if set(subject_words) & set(words(" ".join(predicate.split()[:4]))):
+            return None  # "A product is a consumer product …": the answer repeats the question
         inner = subject.split()[1:]
         if any(w.lower() in STOPWORDS and w.lower() not in _SUBJECT_GLUE for w in inner):
             return None  # "Magma rises because it …" is a clause, not a term
@@ -224,10 +314,102 @@ class OfflineProvider:
             article, subject = subject.split()[0].lower() + " ", " ".join(subject.split()[1:])
         if subject.count("(") != subject.count(")"):
             return None
+        if article == "the " and not _is_proper(subject) and not subject[:1].isupper():
+            return None  # "the capacity", "the variable": a thing of the passage, not a concept to define
         display = article + (subject if _is_proper(subject) else subject[0].lower() + subject[1:])
         question = _QUESTION_FOR_VERB[match.group("verb").lower()].format(display)
         answer = predicate[0].upper() + predicate[1:]
         return CardDraft(question, answer, sentence, CardKind.BASIC)
+
+
+# Everyday words a cloze should not ask for on their own, and words that only modify the next one.
+_COMMON = frozenset(
+    """
+    code network space think time data value values system systems work works need needs know known take takes
+    give gives given find finds found point points place places number numbers level levels group groups line
+    lines case cases kind area areas world life people person program programs software computer computers
+    information problem problems question questions result results effect effects order change changes process
+    processes state states example examples concurrent attempts attempt memory machine model version versions
+    vie temps monde homme hommes femme chose choses jour jours fois
+    """.split()  # noqa: SIM905 - a readable list
+)
+_NOT_TERMS = frozenset(
+    """means calls uses takes makes gives has have stated written created following instead certain positive
+    negative additional mere several enough often sometimes already finally simply rather whether provide provides
+    include includes offer offers enable enables understand understands compile compiles require requires allow
+    allows contain contains support supports create creates return returns call use make give receive receives
+    apply applies need needs change changes different original major various specific particular entire""".split()  # noqa: SIM905
+)
+_MODIFIERS = frozenset(
+    """big small large still returned new old same different other various certain whole entire simple single
+    specific general common main real actual possible""".split()  # noqa: SIM905 - a readable list
+)
+
+
+EVERYDAY_RANK = 12000  # a word that is one token of rank below this in cl100k_base is an everyday English word
+
+
+@functools.lru_cache(maxsize=65536)
+def everyday(word: str) -> bool:
+    """Whether ``word`` is an everyday English word ("write", "amount", "event"), by its token in the bundled
+    tokenizer: byte-pair merges come in order of frequency, so the commonest words are single, low-ranked tokens.
+    Everyday words make poor cloze answers; terms ("allocator", "ownership", "tephra") do not look like this."""
+    from ..tokens import encoding_for_model
+
+    ids = encoding_for_model("gpt-4o-mini").encode(" " + word)
+    return len(ids) == 1 and ids[0] < EVERYDAY_RANK
+
+
+def _passes(draft: CardDraft) -> bool:
+    """Whether the quality gate would let ``draft`` through unflagged."""
+    card = Card("", "", 0, 0, draft.front, draft.back, draft.quote, draft.kind)
+    return not quality.check(card)
+
+
+_MARKUP = re.compile(r"```|<!--|^\s*(?:[-*•]|\d+[.)])\s|^\s*[|#>{}]|//|\*\*|\{\w+\}|\]\[|`[^`]+`\s*\{")
+
+
+def _looks_like_markup(sentence: str) -> bool:
+    """Code fences, HTML comments, list items, tables and API-reference lines: not sentences to card."""
+    return bool(_MARKUP.search(sentence))
+
+
+# Pronouns and pointers that make a sentence lean on the one before (English and French).
+_LEANS = re.compile(
+    r"\b(?:it|its|it's|it’s|they|them|their|theirs|he|she|him|his|her|this|these|those|lui|il|elle|ils|elles|"
+    r"leur|leurs|celui|celle|ceux|ci|là)\b|\bthat (?:event|case|way|one|point|time)\b",
+    re.I,
+)
+_LEANS_FR = re.compile(r"\b(?:il|ils|elle|elles|lui|celui|celle|ceux)\b")
+# A sentence about the book rather than its subject: "In Chapter 7, you'll learn …", "earlier chapters".
+_BOOK = re.compile(r"\b(?:chapters?|this book|the book|appendix|section \d)\b", re.I)
+# "The parameter …", "The buffer …": a thing of the passage that the card would not name.
+_CONTEXT_SUBJECT = re.compile(
+    r"^the (?:first |second |third |last |initial |default |given |following |same |other |new |old )?"
+    r"(?:parameter|argument|value|option|buffer|connection|callback|result|function|method|event|object|string|"
+    r"number|variable|code|example|output|input|call|server|socket|handle|path|file|data|list|type|field|key)s?\b",
+    re.I,
+)
+# A sentence that lost its subject: "Destroys the stream …", "Useful to …", "Ignored if …", "Value may be …".
+_HEADLESS = re.compile(
+    r"^(?:[A-Z][a-z]+s\s+(?:the|a|an|all|any|when|if|to|that|this|its|each|whether)\b|"
+    r"(?i:useful|ignored|required|optional|available|used|called|value|callback|default|port|path|host|"
+    r"if (?:set|provided|specified|omitted|enabled|true|false)|the numeric|the string representation|"
+    r"following is|the old name)\b)",
+)
+
+
+def _stands_alone(sentence: str) -> bool:
+    text = sentence.strip()
+    return not (
+        _looks_like_markup(text)
+        or text.endswith(("?", "!", ":"))
+        or _LEANS.search(" ".join(text.split()[:7]))  # a pronoun early on points back; later, often within
+        or _LEANS_FR.search(" ".join(text.split()[:6]))  # French: "il", "lui" early on point back
+        or _BOOK.search(text)
+        or _CONTEXT_SUBJECT.match(text)
+        or _HEADLESS.match(text)
+    )
 
 
 def _is_proper(phrase: str) -> bool:
