@@ -75,3 +75,35 @@ def test_definitions_and_clozes_from_plain_sentences() -> None:
     assert cards[0].back == "Organelles that produce most of the chemical energy of a cell"
     assert any(c.kind == CardKind.CLOZE for c in cards)
     assert len(cards) == 3
+
+
+async def test_a_french_text_gets_clozes_of_its_own_terms() -> None:
+    from mkflash_tui.core.sources import parse_bytes
+    from mkflash_tui.core.text import FUNCTION_WORDS
+
+    text = (Path(__file__).parent / "data" / "quality" / "moliere-fr.txt").read_text()
+    job = prepare(Settings(), parse_bytes(text.encode(), name="m.txt", stem="m", suffix=".txt"))
+    run = job.make_run()
+    await run.run()
+    await run.aclose()
+    cards = run.cards()
+    assert cards and all(c.kind == CardKind.CLOZE for c in cards)  # no English "What is …?" patterns
+    for card in cards:
+        deleted = re.search(r"\{\{c1::(.+?)\}\}", card.front).group(1).lower()
+        assert not any(part in FUNCTION_WORDS["fr"] for part in re.split(r"[\s'’]+", deleted))
+
+
+async def test_a_sentence_is_carded_once_across_overlapping_chunks() -> None:
+    from mkflash_tui.core.sources import parse_bytes
+
+    sentences = [f"The glacier number {i} carved a valley called Vale{i} over {i + 2} thousand years."
+                 for i in range(60)]  # fmt: skip
+    text = "# Glaciers\n\n" + "\n\n".join(" ".join(sentences[i : i + 3]) for i in range(0, 60, 3))
+    job = prepare(Settings(chunk_tokens=200, overlap_tokens=60), parse_bytes(text.encode(), name="g.md", stem="g",
+                                                                             suffix=".md"))  # fmt: skip
+    assert any(c.overlap_chars for c in job.chunks)
+    run = job.make_run()
+    await run.run()
+    await run.aclose()
+    quotes = [c.quote for s in run.status.values() for c in s.cards]
+    assert quotes and len(quotes) == len(set(quotes))
