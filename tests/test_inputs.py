@@ -336,3 +336,14 @@ async def test_a_web_address_on_the_start_screen(site: Site, tmp_path: Path, mon
         await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the run")
         assert app.run_screen.job.document.title == "Why Bees Dance"
         await pilot.press("ctrl+q")
+
+
+def test_a_real_mdbook_page() -> None:
+    """The Rust book's own page, as shipped (its <html> carries the class "sidebar-visible": page state, not
+    furniture)."""
+    doc = read_source(str(Path(__file__).parent / "data" / "quality" / "rust-ownership.html"))
+    assert doc.title == "What Is Ownership?"
+    words = set(doc.text.split())
+    assert not {"Coal", "Navy", "Ayu"} & words and "Keyboard shortcuts" not in doc.text
+    assert "Ownership is a set of rules that govern how a Rust program manages memory." in doc.text
+    assert any("\n    " in b.text for b in doc.blocks)  # code listings keep their indentation

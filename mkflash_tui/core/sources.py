@@ -548,10 +548,11 @@ def _read_epub(data: bytes, *, name: str, stem: str) -> Document:
             if "nav" in properties or "html" not in media:
                 continue  # the table of contents, or an image or stylesheet in the spine
             path = posixpath.normpath(posixpath.join(base, item.get("href", "").split("#")[0]))
-            info = book.getinfo(path)
-            if info.file_size > MAX_EPUB_ENTRY:
+            with book.open(path) as entry:  # read with a bound: the size the zip directory states is not trusted
+                raw = entry.read(MAX_EPUB_ENTRY + 1)
+            if len(raw) > MAX_EPUB_ENTRY:
                 raise SourceError(f"{where}: the chapter {path} unpacks to more than 50 MB; is the book broken?")
-            chapter, _, _ = html_blocks(decode_text(book.read(info), name=name))
+            chapter, _, _ = html_blocks(decode_text(raw, name=name))
             blocks.extend(chapter)
     except SourceError:
         raise
