@@ -679,15 +679,19 @@ class Run:
 
     def _make_cards(self, chunk: Chunk, drafts: list) -> list[Card]:
         cards = make_cards(chunk, drafts)
-        if self._adoptable:
-            for card in cards:
-                earlier = self._adoptable.get(card.dedup_key())
-                if earlier is not None and earlier not in self._adopted and card.id not in self._exported:
-                    # The same card as one made of the text before the edit: it keeps that card's id (its note,
-                    # its review history in Anki, the user's decisions about it).
-                    card.id = earlier
-                    self._adopted.add(earlier)
+        self._adopt(cards)
         return cards
+
+    def _adopt(self, cards: Iterable[Card]) -> None:
+        """A card with the same text as one made of the source before it changed takes that card's id (its note,
+        its review history in Anki, the user's decisions about it), unless it is itself one Anki may have."""
+        if not self._adoptable:
+            return
+        for card in cards:
+            earlier = self._adoptable.get(card.dedup_key())
+            if earlier is not None and earlier not in self._adopted and card.id not in self._exported:
+                card.id = earlier
+                self._adopted.add(earlier)
 
     def _fail_unsent(self, status: ChunkStatus) -> ChunkStatus:
         """A chunk that will not be sent: the run was refused, halted or cancelled."""
@@ -826,14 +830,9 @@ class Run:
                 elif self._exported and card.id in self._exported and out[seen[key]].id not in self._exported:
                     out[seen[key]] = card  # the one of two identical cards that Anki already has a note for
         out = self._gate(out)
-        if self._adoptable:
-            for card in out:
-                # A card that was a duplicate last time (never exported) and is the only one of its text now
-                # takes the id of the earlier card with its text, so Anki does not get that text twice.
-                earlier = self._adoptable.get(card.dedup_key())
-                if earlier is not None and earlier not in self._adopted and card.id not in self._exported:
-                    card.id = earlier
-                    self._adopted.add(earlier)
+        # A card that was a duplicate last time (never exported) and is the only one of its text now takes the id
+        # of the earlier card with its text, so Anki does not get that text twice.
+        self._adopt(out)
         out.extend(self._stale(set(seen)))
         self._cards_cache = (self._finished_count, out)
         return list(out)
