@@ -149,6 +149,7 @@ class Card:
     stale: bool = False  # made from text the source no longer has (kept, tagged mkflash::stale on export)
     flags: tuple[str, ...] = ()  # what the quality gate found wrong with it (core.quality.Flag values)
     _dedup: str = field(default="", repr=False, compare=False)
+    _near: tuple = field(default=(), repr=False, compare=False)  # core.quality's features of the original text
 
     def __post_init__(self) -> None:
         if not self.original_front:

@@ -181,15 +181,12 @@ def flag_duplicates(cards: Iterable[Card], keep: set[str] | None = None) -> dict
     carded for the same answer; ``keep`` (ids edited or exported) never counts as a repeat."""
     fronts: dict[str, str] = {}
     deletions: dict[str, list[str]] = {}  # a cloze's deleted term -> the clozes that delete it
-    answers: dict[str, list[tuple[set[str], str]]] = {}
+    answers: dict[str, list[tuple[frozenset[str], str]]] = {}
     sentences: dict[tuple[str, str], str] = {}
     out: dict[str, str] = {}
     keep = keep or set()
     for card in cards:
-        front = _norm(_CLOZE.sub(lambda m: m.group(2), card.original_front))
-        answer = _norm(" ".join(t for _, t in _CLOZE.findall(card.original_front)) or card.original_back)
-        sentence = _norm(card.quote)
-        terms = set(words(front))
+        front, answer, sentence, terms = _features(card)
         earlier = fronts.get(front) if front else None
         if earlier is None and answer:
             for other_terms, other_id in answers.get(answer, ()):
@@ -235,6 +232,15 @@ def gate(cards: list[Card], keep: set[str], *, drop_flagged: bool = False) -> tu
     return out, {"gate": GATE_VERSION, "flagged": flagged, "dropped": dropped}
 
 
+def _features(card: Card) -> tuple[str, str, str, frozenset[str]]:
+    """What near-duplicates are judged by (of the card's original text, which never changes: computed once)."""
+    if not card._near:
+        front = _norm(_CLOZE.sub(lambda m: m.group(2), card.original_front))
+        answer = _norm(" ".join(t for _, t in _CLOZE.findall(card.original_front)) or card.original_back)
+        card._near = (front, answer, _norm(card.quote), frozenset(words(front)))
+    return card._near  # type: ignore[return-value]
+
+
 def explain(flags: Iterable[str]) -> list[str]:
     return [EXPLAIN[Flag(f)] for f in flags if f in Flag._value2member_map_]
 
@@ -252,7 +258,7 @@ def _same(a: str, b: str) -> bool:
     return bool(a) and _norm(a) == _norm(b)
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 1.0 if a == b else 0.0
     return len(a & b) / len(a | b)
