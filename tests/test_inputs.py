@@ -347,3 +347,14 @@ def test_a_real_mdbook_page() -> None:
     assert not {"Coal", "Navy", "Ayu"} & words and "Keyboard shortcuts" not in doc.text
     assert "Ownership is a set of rules that govern how a Rust program manages memory." in doc.text
     assert any("\n    " in b.text for b in doc.blocks)  # code listings keep their indentation
+
+
+def test_a_card_is_located_where_its_quote_is() -> None:
+    from mkflash_tui.core.engine import make_cards
+    from mkflash_tui.core.models import CardDraft, CardKind, Chunk
+
+    chunk = Chunk("x.0", 0, "Old section tail.\n\nNew section text here.\n\nLater words.", 12, ("New",), None,
+                  overlap_chars=19, places=((0, ("Old",), None), (19, ("New",), None), (43, ("Later",), None)))  # fmt: skip
+    drafts = [CardDraft("Q?", "A", "", CardKind.BASIC), CardDraft("R?", "B", "Old section tail.", CardKind.BASIC),
+              CardDraft("S?", "C", "Later  words.", CardKind.BASIC)]  # fmt: skip
+    assert [c.headings for c in make_cards(chunk, drafts)] == [("New",), ("Old",), ("Later",)]

@@ -867,7 +867,8 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
     for draft in drafts:
         quote_found = quality.quote_in(draft.quote, chunk.text)  # the model's own quote, before any substitution
         quote = _verbatim_quote(draft.quote, chunk.text, draft.front + " " + draft.back)
-        headings, page = chunk.place_of(_offset_of(quote, chunk.text)) if chunk.places else (chunk.headings, chunk.page)
+        where = _offset_of(quote, chunk.text, default=chunk.overlap_chars)
+        headings, page = chunk.place_of(where) if chunk.places else (chunk.headings, chunk.page)
         card = Card(
             id=make_card_id(chunk.card_key, len(cards), draft.front, draft.back),
             chunk_id=chunk.id,
@@ -889,11 +890,11 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
     return cards
 
 
-def _offset_of(quote: str, text: str) -> int:
-    """Where ``quote`` (whitespace collapsed) starts in ``text``, by its first words; the overlap's end if not
-    found (a card is about the chunk's own text, which starts there)."""
+def _offset_of(quote: str, text: str, *, default: int) -> int:
+    """Where ``quote`` (whitespace collapsed) starts in ``text``, by its first words; ``default`` (where the
+    chunk's own text starts, after its overlap) if it has no quote or the quote is not found."""
     found = re.search(r"\s+".join(re.escape(w) for w in quote.split()[:8]), text) if quote.strip() else None
-    return found.start() if found else 0
+    return found.start() if found else default
 
 
 def _verbatim_quote(quote: str, chunk_text: str, card_text: str) -> str:
