@@ -353,8 +353,9 @@ def test_a_card_is_located_where_its_quote_is() -> None:
     from mkflash_tui.core.engine import make_cards
     from mkflash_tui.core.models import CardDraft, CardKind, Chunk
 
-    chunk = Chunk("x.0", 0, "Old section tail.\n\nNew section text here.\n\nLater words.", 12, ("New",), None,
-                  overlap_chars=19, places=((0, ("Old",), None), (19, ("New",), None), (43, ("Later",), None)))  # fmt: skip
+    places = ((0, ("Old",), None), (19, ("New",), None), (43, ("Later",), None))
+    text = "Old section tail.\n\nNew section text here.\n\nLater words."
+    chunk = Chunk("x.0", 0, text, 12, ("New",), None, overlap_chars=19, places=places)
     drafts = [CardDraft("Q?", "A", "", CardKind.BASIC), CardDraft("R?", "B", "Old section tail.", CardKind.BASIC),
               CardDraft("S?", "C", "Later  words.", CardKind.BASIC)]  # fmt: skip
     assert [c.headings for c in make_cards(chunk, drafts)] == [("New",), ("Old",), ("Later",)]
