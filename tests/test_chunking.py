@@ -48,6 +48,34 @@ def test_no_text_lost_and_no_chunk_over_bound(paragraphs, limit, overlap) -> Non
     assert len({c.id for c in chunks}) == len(chunks)
 
 
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.lists(paragraph, min_size=1, max_size=10),
+    edits=st.lists(st.tuples(st.integers(0, 9), paragraph | st.none()), max_size=4),
+    limit=st.integers(min_value=64, max_value=300),
+    overlap=st.integers(min_value=0, max_value=32),
+)
+def test_an_earlier_runs_anchors_never_break_the_bounds(before, edits, limit, overlap) -> None:
+    """Chunking an edited text with the earlier text's anchors: nothing lost, nothing over the bound, ids unique,
+    and every chunk whose text did not change keeps its id."""
+    after = list(before)
+    for at, new in edits:
+        if after and new is None:
+            del after[at % len(after)]
+        elif new is not None:
+            after.insert(at % (len(after) + 1), new)
+    docs = [Document(tuple(Block(p, ("H",)) for p in ps if p.strip()), "T", "t", "t", "text") for ps in (before, after)]
+    if not docs[0].blocks or not docs[1].blocks:
+        return
+    earlier = chunk_document(docs[0], ENCODING, limit, overlap)
+    chunks = chunk_document(docs[1], ENCODING, limit, overlap, anchors=[c.anchor for c in earlier])
+    assert all(c.tokens <= limit and count_tokens(ENCODING, c.text) <= limit for c in chunks)
+    assert squash("".join(c.body for c in chunks)) == squash(docs[1].text)
+    assert len({c.id for c in chunks}) == len(chunks)
+    if before == after:
+        assert [c.id for c in chunks] == [c.id for c in earlier]
+
+
 def test_overlap_repeats_the_previous_tail() -> None:
     text = " ".join(f"Sentence number {i} is here." for i in range(200))
     chunks = chunk_document(doc_of(text), ENCODING, 120, 30)

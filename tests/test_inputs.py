@@ -359,3 +359,30 @@ def test_a_card_is_located_where_its_quote_is() -> None:
     drafts = [CardDraft("Q?", "A", "", CardKind.BASIC), CardDraft("R?", "B", "Old section tail.", CardKind.BASIC),
               CardDraft("S?", "C", "Later  words.", CardKind.BASIC)]  # fmt: skip
     assert [c.headings for c in make_cards(chunk, drafts)] == [("New",), ("Old",), ("Later",)]
+
+
+@pytest.mark.parametrize("name", ["book.epub", "lecture.srt", "lecture.vtt", "docs.html", "vault.md", "reference.rst"])
+def test_damaged_inputs_are_read_or_refused_in_one_sentence(inputs, name: str) -> None:
+    """Each sample, damaged 150 ways (bytes flipped, inserted, cut): it is read, or refused with SourceError."""
+    import random
+
+    from mkflash_tui.core.sources import parse_bytes
+
+    seed = inputs[name].read_bytes()
+    rng = random.Random(name)
+    suffix = Path(name).suffix
+    for _ in range(150):
+        data = bytearray(seed)
+        for _ in range(rng.randint(1, 20)):
+            at = rng.randrange(len(data)) if data else 0
+            roll = rng.random()
+            if roll < 0.4 and data:
+                data[at] = rng.randrange(256)
+            elif roll < 0.7:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+            else:
+                del data[at : at + rng.randint(1, 50)]
+        try:
+            parse_bytes(bytes(data), name=name, stem="f", suffix=suffix)
+        except SourceError as exc:
+            assert "\n" not in str(exc) and str(exc).endswith(".")

@@ -18,7 +18,7 @@ can be read again and upgraded.
 from __future__ import annotations
 
 import re
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -315,10 +315,10 @@ class _ContentChunker(_Units):
     def find_anchors(self, units: list[_Unit], hashes: list[str], anchors: Iterable[Anchor]) -> dict[int, int]:
         """Where earlier chunk bodies stand unchanged in ``units``: start index -> end index, in order and
         without overlaps (the first found wins)."""
-        wanted: dict[str, set[tuple[int, str]]] = defaultdict(set)
+        wanted: dict[str, Counter[tuple[int, str]]] = defaultdict(Counter)
         for first, count, whole in anchors:
             if first and count > 0:
-                wanted[first].add((count, whole))
+                wanted[first][(count, whole)] += 1  # a body that occurred twice may be kept twice
         if not wanted:
             return {}
         found: dict[int, int] = {}
@@ -326,9 +326,13 @@ class _ContentChunker(_Units):
         for i, digest in enumerate(hashes):
             if i < end_of_last or digest not in wanted:
                 continue
-            for count, whole in sorted(wanted[digest]):
+            # The longest body first: a repeated paragraph may start a short earlier chunk and a longer one.
+            for count, whole in sorted(wanted[digest], reverse=True):
+                if wanted[digest][(count, whole)] <= 0:
+                    continue
                 if i + count <= len(units) and body_hash(units[i : i + count]) == whole:
                     found[i] = end_of_last = i + count
+                    wanted[digest][(count, whole)] -= 1
                     break
         return found
 
