@@ -551,3 +551,21 @@ async def test_no_server_is_one_clear_notification(tmp_path, monkeypatch) -> Non
         assert len(messages) == 1 and "is --base-url right?" in messages[0]
         assert "could not reach" in str(screen.query_one("#run-bar").render())
         assert screen.run.counts()["done"] == 0 and screen.cards() == []
+
+
+async def test_after_an_export_keys_close_the_dialog_and_quit(tmp_path, monkeypatch) -> None:
+    """Once the deck is written, the dialog has one way out (Done, focused), so q quits instead of being typed
+    into the file name just used."""
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await demo_finished(pilot, app)
+        await pilot.press("x", "enter")
+        await wait_for(pilot, lambda: (tmp_path / "demo.apkg").exists(), what="the export")
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog)
+        await wait_for(pilot, lambda: not dialog.query_one("#close").display, what="Close to go")
+        assert app.focused is dialog.query_one("#export") and str(dialog.query_one("#export").label) == "Done"
+        await pilot.press("q")  # the deck is exported: quitting asks nothing
+        await wait_for(pilot, lambda: app.return_code is not None, what="the app to exit")
+    assert app.return_code == 0

@@ -52,6 +52,7 @@ async def test_one_count_of_cards_everywhere(tmp_path, monkeypatch) -> None:
             await pilot.press("q")
             await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog), what="the quit dialog")
             await wait_for_text(pilot, f"{kept} cards were never exported")
+            assert "saved in this session: run the same input again to resume" in str(app.screen.reasons)
             await pilot.press("x")
             await wait_for(pilot, lambda: type(app.screen).__name__ == "ExportDialog", what="the export dialog")
             await pilot.press("enter")

@@ -232,6 +232,9 @@ class MkflashApp(App[int]):
         if not reasons:
             await self.shutdown()
             return
+        if screen.run.session_id and not screen.run.halted and not screen.job.settings.demo:
+            reasons.append("Every finished chunk and every deletion and edit is saved in this session: run the same "
+                           "input again to resume, or reopen it with Ctrl+O.")  # fmt: skip
 
         async def decide(choice: str | None) -> None:
             if choice == "quit":

@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 class ExportDialog(DismissOnce, ModalScreen[None]):
     """Deck name and path (with defaults), options, Enter writes. An existing file needs a second Enter."""
 
-    BINDINGS = [Binding("escape", "dismiss", "Close")]
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("q", "quit_app", "Quit", show=False),  # reaches here only when no text field has the focus
+    ]
 
     def __init__(self, owner: RunScreen) -> None:
         super().__init__()
@@ -60,6 +63,12 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()
+
+    def action_quit_app(self) -> None:
+        """q after the deck is written: close the dialog and quit as q does on the run screen."""
+        if self._done:
+            self.dismiss()
+            self.app.call_later(self.app.action_quit)
         self.query_one("#path", Input).cursor_position = len(self.query_one("#path", Input).value)
 
     def _summary(self) -> Text:
@@ -123,8 +132,11 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         self._done = True
         where = result.path.resolve()
         message = f"Wrote {fmt.plural(result.notes, 'note')} ({fmt.plural(result.cards, 'card')}) to {where}"
-        self._message(Text.assemble((message, "bold green"), "\nEnter or Esc closes."))
-        self.query_one("#export", Button).label = "Done"
+        self._message(Text.assemble((message, "bold green"), "\nEnter or Esc closes; q quits."))
+        done = self.query_one("#export", Button)
+        done.label = "Done"
+        self.query_one("#close", Button).display = False  # one way out: Done (Enter) or Esc
+        done.focus()  # keys now close the dialog (or quit the app), not edit the file name just used
         self.app.notify(message, title="Exported")
 
 
