@@ -176,6 +176,7 @@ async def test_delete_undo_edit_and_filter_reach_the_deck(tmp_path, monkeypatch)
             await pilot.press("enter")
             assert app.focused is table
             assert table.row_count == 1 and table.current.id == target.id
+            assert any(f"1 of {len(cards) - 1} cards match “{query}”." in n for n in notifications(app))
             await pilot.press("d")
             await pilot.press("escape")
             assert table.row_count == len(cards) - 2
@@ -368,6 +369,8 @@ async def test_start_screen_picks_a_file_and_reports_a_bad_one(tmp_path, monkeyp
             app.screen.query_one("#start-message").render()), what="the error")  # fmt: skip
         assert any("no text to make cards from" in m for m in notifications(app))
         app.screen.query_one("#path", Input).value = "notes.md"
+        await wait_for(pilot, lambda: not str(app.screen.query_one("#start-message").render()),
+                       what="the stale complaint to go")  # fmt: skip
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the run")
         assert app.run_screen.job.document.name == "notes.md"

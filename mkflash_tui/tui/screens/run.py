@@ -410,8 +410,12 @@ class RunScreen(Screen):
 
     def apply_filter(self, query: str) -> None:
         self._filter = query.strip()
-        self.query_one(CardTable).show(self._visible())
+        shown = self._visible()
+        self.query_one(CardTable).show(shown)
         self._update_detail()
+        if self._filter:
+            self.app.notify(f"{len(shown)} of {fmt.plural(len(self.cards()), 'card')} match “{self._filter}”.",
+                            timeout=3)  # fmt: skip
 
     def delete_card(self) -> None:
         table = self.query_one(CardTable)

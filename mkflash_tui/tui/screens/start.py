@@ -88,7 +88,7 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
     def compose(self) -> ComposeResult:
         s = self.settings
         yield Static(
-            "[b]mkflash-tui[/b]  pick a file or paste text, then Enter.",
+            "[b]mkflash-tui[/b]  a file or a web address: Enter · pasted text: Ctrl+S",
             id="start-title",
         )
         with TabbedContent(id="start-tabs"):
@@ -136,6 +136,12 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
         field = self.query_one("#path", Input)
         field.value = str(event.path)
         field.focus()
+
+    @on(Input.Changed, "#path")
+    def _path_changed(self, event: Input.Changed) -> None:
+        """A new path makes the last complaint ("Pick a file first", "no such file") stale: clear it."""
+        if event.value != (self.settings.input or ""):
+            self.query_one("#start-message", Static).update("")
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#go")
