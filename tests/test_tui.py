@@ -217,6 +217,33 @@ async def test_a_failed_chunk_is_shown_and_r_retries_it(tmp_path, monkeypatch) -
             assert "done" in board.panel_text(1)
 
 
+async def test_f_moves_to_the_next_failed_chunk(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = notes_file(tmp_path, 6)
+
+    def fault_for(number, body):
+        text = chunk_of(body) or ""
+        if "The part 1 fact" in text or "The part 4 fact" in text:
+            return Fault(status=400, message="this chunk is cursed")
+        return None
+
+    with FakeOpenAI(fault_for=fault_for) as server:
+        app = make_app(online(server, path))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await started(pilot, app)
+            board = screen.query_one(ChunkBoard)
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            failed = sorted(s.chunk.index for s in screen.run.failures())
+            assert len(failed) == 2 and board.cursor not in failed
+            board.focus()
+            await pilot.press("f")
+            assert board.cursor == failed[0]
+            await pilot.press("f")
+            assert board.cursor == failed[1]
+            await pilot.press("f")
+            assert board.cursor == failed[0]  # round to the start
+
+
 async def test_an_error_inside_a_worker_reaches_the_user(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     real = OfflineProvider.generate

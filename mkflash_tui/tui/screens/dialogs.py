@@ -289,9 +289,17 @@ class HelpScreen(ReadingDialog):
         )
         for title, bindings in (
             ("Everywhere", RunScreen.BINDINGS),
-            ("Generate view", [("Enter / click", "show a chunk in full (text, error, raw output)")]),
+            (
+                "Generate view",
+                [
+                    ("Enter / click", "show a chunk in full (text, error, raw output)"),
+                    ("arrows, PgUp/PgDn, Home/End", "move between chunks (Ctrl+Home / Ctrl+End too)"),
+                    ("f", "the next failed or cancelled chunk"),
+                ],
+            ),
             ("Review view", ReviewView.BINDINGS),
-            ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)")]),
+            ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)"),
+                               ("q", "once the deck is written: quit")]),
             (
                 "App",
                 [

@@ -61,6 +61,7 @@ class ChunkBoard(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", show=False),
         Binding("home,ctrl+home", "jump(0)", show=False),
         Binding("end,ctrl+end", "jump(-1)", show=False),
+        Binding("f", "next_failed", "Next failed", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -229,6 +230,16 @@ class ChunkBoard(ScrollView, can_focus=True):
     def action_jump(self, index: int) -> None:
         if self.ids:
             self.cursor = index % len(self.ids)
+
+    def action_next_failed(self) -> None:
+        """The cursor to the next chunk that failed or was cancelled, after the cursor (round to the start)."""
+        count = len(self.ids)
+        for step in range(1, count + 1):
+            index = (self.cursor + step) % count
+            if self.run.status[self.ids[index]].state in (ChunkState.FAILED, ChunkState.CANCELLED):
+                self.cursor = index
+                return
+        self.app.notify("No chunk has failed.", timeout=2)
 
     def action_open(self) -> None:
         if self.ids:
