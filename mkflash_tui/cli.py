@@ -40,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 def generate_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mkflash-tui generate",
-        description="Turn a text, Markdown, HTML or PDF file (or stdin: -) into an Anki deck, headless.",
+        description="Turn a text, Markdown, HTML, PDF, EPUB or subtitle file, a web page (https://…) or stdin (-) "
+        "into an Anki deck, headless.",
         epilog="Exit codes: 0 all chunks done, 1 some chunks failed or the session store could not be written "
         "(deck written with the rest), 2 bad usage or input (or nothing to make cards from), 3 the server refused "
         "the run, 130 interrupted (what finished is written).",

@@ -191,17 +191,23 @@ async def test_delete_undo_edit_and_filter_reach_the_deck(tmp_path, monkeypatch)
     assert "Edited front?" in edited.fields["Front"] and "Edited back" in edited.fields["Back"]
 
 
+def curse(*parts: str, active=lambda: True):
+    """A fault for the fake server: chunks holding any of ``parts`` are rejected (400) while ``active()``."""
+
+    def fault_for(number, body):
+        if active() and any(part in (chunk_of(body) or "") for part in parts):
+            return Fault(status=400, message="this chunk is cursed")
+        return None
+
+    return fault_for
+
+
 async def test_a_failed_chunk_is_shown_and_r_retries_it(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = notes_file(tmp_path, 4)
     broken = {"on": True}
 
-    def fault_for(number, body):
-        if broken["on"] and "The part 1 fact" in (chunk_of(body) or ""):
-            return Fault(status=400, message="this chunk is cursed")
-        return None
-
-    with FakeOpenAI(fault_for=fault_for) as server:
+    with FakeOpenAI(fault_for=curse("The part 1 fact", active=lambda: broken["on"])) as server:
         app = make_app(online(server, path))
         async with app.run_test(size=SIZE) as pilot:
             screen = await started(pilot, app)
@@ -220,14 +226,7 @@ async def test_a_failed_chunk_is_shown_and_r_retries_it(tmp_path, monkeypatch) -
 async def test_f_moves_to_the_next_failed_chunk(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = notes_file(tmp_path, 6)
-
-    def fault_for(number, body):
-        text = chunk_of(body) or ""
-        if "The part 1 fact" in text or "The part 4 fact" in text:
-            return Fault(status=400, message="this chunk is cursed")
-        return None
-
-    with FakeOpenAI(fault_for=fault_for) as server:
+    with FakeOpenAI(fault_for=curse("The part 1 fact", "The part 4 fact")) as server:
         app = make_app(online(server, path))
         async with app.run_test(size=SIZE) as pilot:
             screen = await started(pilot, app)

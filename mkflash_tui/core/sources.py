@@ -62,7 +62,7 @@ def check_readable(name: str) -> Path:
     except OSError as exc:
         raise SourceError(_stat_problem(name, path, exc)) from None
     if stat.S_ISDIR(mode):
-        raise SourceError(f"{name} is a directory; give a text, Markdown, HTML or PDF file.")
+        raise SourceError(f"{name} is a directory; give a text, Markdown, HTML, PDF, EPUB or subtitle file.")
     if not stat.S_ISREG(mode):
         what = next((label for test, label in _NOT_REGULAR if test(mode)), "not a regular file")
         raise SourceError(
@@ -125,7 +125,9 @@ def decode_text(data: bytes, *, name: str) -> str:
         return _normalise_newlines(data.decode("utf-16"))
     sample = data[:65536]
     if b"\x00" in sample or _control_ratio(sample) > 0.1:
-        raise SourceError(f"{where} looks like a binary file, not text; give a text, Markdown, HTML or PDF file.")
+        raise SourceError(
+            f"{where} looks like a binary file, not text; give a text, Markdown, HTML, PDF, EPUB or subtitle file."
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -25,24 +25,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from anki_check import AnkiCollection  # noqa: E402
+from bench_scale import WORDS  # noqa: E402
 from fake_openai import WANT_RE, FakeOpenAI, chunk_of, is_summary  # noqa: E402
 
-NOUNS = [
-    "magma",
-    "crust",
-    "mantle",
-    "basalt",
-    "granite",
-    "erosion",
-    "glacier",
-    "delta",
-    "estuary",
-    "plateau",
-    "canyon",
-    "aquifer",
-    "sediment",
-    "quartz",
-]
+NOUNS = WORDS  # the geology words bench_scale.py writes its texts with
 VERBS = ["shapes", "carries", "cools", "erodes", "feeds", "lifts", "buries", "splits", "warms", "drains"]
 
 
