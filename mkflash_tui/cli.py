@@ -123,6 +123,11 @@ def generate_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
     except UsageError as exc:
         return _fail(str(exc))
+    if settings.config_warning:
+        sys.stderr.write(f"mkflash-tui: {settings.config_warning}\n")
+    if settings.ignored_offline():
+        sys.stderr.write(f"mkflash-tui: the offline generator ignores {' and '.join(settings.ignored_offline())}: "
+                         "it cards the text as written, in its own language.\n")  # fmt: skip
     if settings.online and not settings.dry_run:
         _preload_openai()
     from .core.chunking import ChunkingError
@@ -154,7 +159,7 @@ def _exit_now(code: int) -> NoReturn:
 def app_main(argv: list[str]) -> int:
     args = app_parser().parse_args(argv)
     try:
-        settings = settings_from_args(args)
+        settings = settings_from_args(args, remembered=True)
     except UsageError as exc:
         return _fail(str(exc))
     if settings.input == "-":

@@ -1,4 +1,8 @@
-"""Settings for a run, from flags and environment (flags win), and the argument parser both faces share."""
+"""Settings for a run and the argument parser both faces share.
+
+Precedence: flags > environment > ``--profile`` (config file) > the app's remembered choices (the app only) >
+the provider preset's defaults > built-in defaults.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config_file import ConfigError, load_config
 from .core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from .core.engine import DEFAULT_CONCURRENCY
+from .core.prompts import DEFAULT_STYLE, STYLES
 from .core.providers.openai_compat import DEFAULT_TIMEOUT, IDLE_FLOOR
+from .core.providers.presets import PRESETS, Preset
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEMO_CHUNK_TOKENS = 220  # the demo text is short; smaller chunks show the parallel flow
 DEMO_OVERLAP_TOKENS = 20
 CONFIRM_ABOVE_USD = 0.50  # headless runs estimated above this ask first (or need --yes / --max-cost)
+MAX_INSTRUCTIONS_BYTES = 20_000  # an --instructions-file longer than this is surely the wrong file
+# Settings that belong to one provider: a profile's (or the remembered) ones apply only with that provider.
+PROVIDER_KEYS = ("base_url", "model", "api_key_env", "concurrency")
 
 
 class UsageError(Exception):
@@ -27,7 +37,8 @@ class Settings:
     demo: bool = False
     output: Path | None = None
     deck: str | None = None
-    provider: str = "offline"
+    provider: str = "offline"  # the kind: "openai" (any OpenAI-compatible server) or "offline"
+    preset: str = "offline"  # the server by name (core.providers.presets): openai, ollama, openrouter, ...
     provider_reason: str = ""
     model: str = DEFAULT_MODEL
     base_url: str | None = None
@@ -55,6 +66,11 @@ class Settings:
     session: str | None = None  # --session NAME: what finds the session of stdin or a paste again
     drop_flagged: bool = False  # drop every card the quality gate flags (clearly broken ones always go)
     source: str | None = None  # a stored session's source key, when the app reopens it
+    language: str | None = None  # cards in this language whatever the source's (None: the source's own)
+    style: str = DEFAULT_STYLE
+    profile: str | None = None  # the config file's profile these settings came from
+    theme: str | None = None  # the app's theme, as remembered
+    config_warning: str = ""  # why the config file was not used, for the face to say once
 
     @property
     def online(self) -> bool:
@@ -65,8 +81,19 @@ class Settings:
             return (
                 f"the offline generator ({self.provider_reason})" if self.provider_reason else "the offline generator"
             )
-        where = self.base_url or "api.openai.com"
-        return f"{self.model} at {where}" + (f" ({self.provider_reason})" if self.provider_reason else "")
+        return self.server() + (f" ({self.provider_reason})" if self.provider_reason else "")
+
+    def server(self) -> str:
+        """The model and where it runs, e.g. "ollama: llama3.2 at http://localhost:11434/v1"."""
+        name = f"{self.preset}: " if self.preset not in ("openai", "offline") else ""
+        return f"{name}{self.model} at {self.base_url or 'api.openai.com'}"
+
+    def ignored_offline(self) -> list[str]:
+        """The settings the offline generator does not follow (it cards the source as written)."""
+        if self.online:
+            return []
+        return [name for name, on in (("--language", self.language), ("--style", self.style != DEFAULT_STYLE),
+                                      ("instructions", self.instructions)) if on]  # fmt: skip
 
 
 def _positive_int(text: str) -> int:
@@ -105,11 +132,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deck", help="deck name (default: the document's own title, or the file's name)")
     parser.add_argument(
         "--provider",
-        choices=("openai", "offline"),
-        help="openai (any OpenAI-compatible server) or offline (default: openai when OPENAI_API_KEY or a base "
-        "URL is set, else offline)",
+        choices=tuple(PRESETS),
+        metavar="NAME",
+        help="the server by name: " + ", ".join(PRESETS) + " (default: openai when OPENAI_API_KEY or a base URL "
+        "is set, else offline); --base-url overrides its address",
     )
-    parser.add_argument("--model", help=f"model name (default: {DEFAULT_MODEL})")
+    parser.add_argument("--profile", metavar="NAME", help="use a [profiles.NAME] table of the config file")
+    parser.add_argument("--model", help=f"model name (default: the provider's; {DEFAULT_MODEL} for openai)")
     parser.add_argument(
         "--base-url", help="OpenAI-compatible server, e.g. http://localhost:11434/v1 (env OPENAI_BASE_URL)"
     )
@@ -117,8 +146,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
         type=_positive_int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"calls in flight (default: {DEFAULT_CONCURRENCY})",
+        help=f"calls in flight (default: the provider's; {DEFAULT_CONCURRENCY} for openai, 4 for local servers)",
     )
     parser.add_argument(
         "--chunk-tokens", type=_positive_int, help=f"tokens per chunk (default: {DEFAULT_CHUNK_TOKENS})"
@@ -133,11 +161,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--context-tokens", type=_positive_int, help="the model's context window, for servers that don't say"
     )
     parser.add_argument("--cards", type=_positive_int, help="total cards wanted (default: about one per 80 tokens)")
-    parser.add_argument("--instructions", default="", help="extra instructions added to the card prompt")
+    parser.add_argument("--instructions", help="extra instructions added to the card prompt")
+    parser.add_argument("--instructions-file", type=Path, metavar="FILE",
+                        help="extra instructions for the card prompt, read from a file")  # fmt: skip
+    parser.add_argument("--language", metavar="LANG",
+                        help="write the cards in this language (default: the source's own)")  # fmt: skip
+    parser.add_argument("--style", choices=tuple(STYLES),
+                        help="concepts (default), definitions, exam (apply, not recall) or vocabulary (term and "
+                        "meaning with an example, for language learners)")  # fmt: skip
     parser.add_argument(
         "--timeout",
         type=_positive_float,
-        default=DEFAULT_TIMEOUT,
         metavar="S",
         help=f"seconds one request may take, end to end (default: {DEFAULT_TIMEOUT:g}); a stream that sends "
         f"nothing for {IDLE_FLOOR:g} s (or S/5, if longer) is dropped; a request that timed out is tried once "
@@ -171,63 +205,99 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where sessions are kept (env MKFLASH_DATA_DIR)")
 
 
-def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
-    """Build Settings: flags first, then the environment, then defaults. Raises UsageError."""
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None, *,
+                       remembered: bool = False) -> Settings:  # fmt: skip
+    """Build Settings: flags, then the environment, then ``--profile``, then (``remembered``: the app) the app's
+    remembered choices, then the provider's defaults. Raises UsageError."""
     env = os.environ if environ is None else environ
+    config = load_config(env)
     settings = Settings()
+    settings.config_warning = config.error or ""
+    layers: list[tuple[str, dict]] = []
+    if getattr(args, "profile", None):
+        try:
+            layers.append((f"profile {args.profile}", config.profile(args.profile)))
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        settings.profile = args.profile
+    if remembered and not args.demo:
+        layers.append(("your last choice in the app", config.app))
+    settings.theme = config.app.get("theme") if remembered else None
+
     settings.input = getattr(args, "input", None)
     settings.demo = bool(args.demo)
     settings.output = args.output
     settings.deck = args.deck
-    settings.model = args.model or DEFAULT_MODEL
-    settings.base_url = args.base_url or env.get("OPENAI_BASE_URL") or None
-    if args.api_key:
-        settings.api_key, settings.key_source = args.api_key, "--api-key"
-    elif env.get("OPENAI_API_KEY"):
-        settings.api_key, settings.key_source = env["OPENAI_API_KEY"], "OPENAI_API_KEY"
-    settings.concurrency = args.concurrency
-    settings.context_tokens = args.context_tokens
-    settings.cards = args.cards
-    settings.instructions = args.instructions or ""
-    settings.max_cost = args.max_cost
     settings.yes = args.yes
     settings.force = args.force
     settings.json = bool(getattr(args, "json", False))
     settings.dry_run = bool(getattr(args, "dry_run", False))
-    settings.timeout = args.timeout
     settings.format = args.format
-    settings.tags = list(args.tags)
     settings.reverse = args.reverse
-    settings.drop_flagged = args.drop_flagged
     settings.subdecks = args.subdecks
     settings.data_dir = args.data_dir  # None: the store looks at MKFLASH_DATA_DIR, then the platform's folder
     settings.fresh = args.fresh
     settings.no_cache = args.no_cache
     settings.session = args.session.strip() if args.session and args.session.strip() else None
+    settings.max_cost = args.max_cost
+    settings.context_tokens = args.context_tokens
 
+    def layered(key: str, provider: str | None = None):
+        """(value, where) of ``key`` from the first layer that sets it (for provider keys: a layer of
+        ``provider``)."""
+        for where, values in layers:
+            if provider is not None and key in PROVIDER_KEYS and values.get("provider", provider) != provider:
+                continue
+            if values.get(key) is not None:
+                return values[key], where
+        return None, ""
+
+    # The provider: a flag, else a profile or the remembered choice, else what the environment implies.
+    env_key = args.api_key or env.get("OPENAI_API_KEY")
+    env_url = args.base_url or env.get("OPENAI_BASE_URL")
     if settings.demo:
-        if settings.input:
-            raise UsageError("--demo uses the bundled sample text; give either a file or --demo, not both.")
-        settings.provider = args.provider or "offline"
-        settings.provider_reason = "--demo" if settings.provider == "offline" else ""
-        settings.chunk_tokens = args.chunk_tokens or DEMO_CHUNK_TOKENS
-        default_overlap = min(DEMO_OVERLAP_TOKENS, settings.chunk_tokens // 8)
-        settings.overlap_tokens = default_overlap if args.overlap_tokens is None else args.overlap_tokens
+        name, reason = args.provider or "offline", "--demo" if not args.provider else "--provider"
+    elif args.provider:
+        name, reason = args.provider, "--provider"
     else:
-        settings.chunk_tokens = args.chunk_tokens or DEFAULT_CHUNK_TOKENS
-        default_overlap = min(DEFAULT_OVERLAP_TOKENS, settings.chunk_tokens // 8)
-        settings.overlap_tokens = default_overlap if args.overlap_tokens is None else args.overlap_tokens
-        if args.provider:
-            settings.provider = args.provider
-            settings.provider_reason = "--provider"
-        elif settings.api_key or settings.base_url:
-            settings.provider = "openai"
-            settings.provider_reason = "base URL set" if settings.base_url else f"key from {settings.key_source}"
-        else:
-            settings.provider = "offline"
-            settings.provider_reason = "no OPENAI_API_KEY or --base-url set"
-    if settings.provider == "openai" and not (settings.api_key or settings.base_url):
-        raise UsageError("--provider openai needs an API key (OPENAI_API_KEY or --api-key) or a --base-url.")
+        name, where = layered("provider")
+        reason = where
+        if name is None:
+            if env_key or env_url:
+                name = "openai"
+                reason = "base URL set" if env_url else f"key from {'--api-key' if args.api_key else 'OPENAI_API_KEY'}"
+            else:
+                name, reason = "offline", "no OPENAI_API_KEY or --base-url set"
+        elif name not in PRESETS:
+            raise UsageError(f"unknown provider {name!r} in the config file ({reason}); known: {', '.join(PRESETS)}.")
+    preset: Preset = PRESETS[name]
+    settings.preset = name
+    settings.provider = "offline" if name == "offline" else "openai"
+    settings.provider_reason = reason
+    if not settings.demo or args.provider:
+        _resolve_server(settings, args, env, preset, layered)
+    else:
+        settings.model = args.model or DEFAULT_MODEL
+        settings.concurrency = args.concurrency or DEFAULT_CONCURRENCY
+
+    settings.timeout = args.timeout or layered("timeout")[0] or DEFAULT_TIMEOUT
+    settings.cards = args.cards or layered("cards")[0]
+    settings.tags = list(args.tags) or list(layered("tags")[0] or [])
+    settings.drop_flagged = bool(args.drop_flagged or layered("drop_flagged")[0])
+    settings.instructions = _instructions(args, layered("instructions")[0])
+    settings.language = (args.language or layered("language")[0] or "").strip() or None
+    style = args.style or layered("style")[0] or DEFAULT_STYLE
+    if style not in STYLES:
+        raise UsageError(f"unknown style {style!r}; known: {', '.join(STYLES)}.")
+    settings.style = style
+    if settings.language and len(settings.language) > 40:
+        raise UsageError("--language takes a language's name, like German or pt-BR.")
+
+    demo = settings.demo
+    chunk_default = DEMO_CHUNK_TOKENS if demo else (layered("chunk_tokens")[0] or DEFAULT_CHUNK_TOKENS)
+    settings.chunk_tokens = args.chunk_tokens or chunk_default
+    default_overlap = min(DEMO_OVERLAP_TOKENS if demo else DEFAULT_OVERLAP_TOKENS, settings.chunk_tokens // 8)
+    settings.overlap_tokens = default_overlap if args.overlap_tokens is None else args.overlap_tokens
     if settings.overlap_tokens > settings.chunk_tokens // 2:
         raise UsageError(
             f"--overlap-tokens ({settings.overlap_tokens}) must be at most half of "
@@ -236,3 +306,58 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     if settings.chunk_tokens < 64:
         raise UsageError("--chunk-tokens must be at least 64.")
     return settings
+
+
+def _resolve_server(settings: Settings, args: argparse.Namespace, env, preset: Preset, layered) -> None:
+    """Base URL, model, key and concurrency for ``preset``; raises UsageError when one it needs is missing."""
+    name = preset.name
+    if name == "offline":
+        settings.model = args.model or DEFAULT_MODEL
+        settings.concurrency = args.concurrency or DEFAULT_CONCURRENCY
+        return
+    env_url = env.get("OPENAI_BASE_URL") if name == "openai" else None
+    settings.base_url = args.base_url or env_url or layered("base_url", name)[0] or preset.base_url
+    model = args.model or layered("model", name)[0] or preset.model
+    if not model:
+        raise UsageError(f"--provider {name} needs --model: the name the server serves (its /v1/models lists them).")
+    settings.model = model
+    settings.concurrency = args.concurrency or layered("concurrency", name)[0] or preset.concurrency
+    key_env = layered("api_key_env", name)[0] or preset.key_env
+    if args.api_key:
+        settings.api_key, settings.key_source = args.api_key, "--api-key"
+    elif key_env and env.get(key_env):
+        settings.api_key, settings.key_source = env[key_env], key_env
+    if name == "openai":
+        if not (settings.api_key or settings.base_url):
+            raise UsageError("--provider openai needs an API key (OPENAI_API_KEY or --api-key) or a --base-url.")
+    elif preset.needs_key and not settings.api_key and not args.base_url:
+        named = f"set {key_env}" if key_env else "name it with api_key_env in your profile"
+        raise UsageError(f"--provider {name} needs an API key: {named} (or pass --api-key).")
+
+
+def _instructions(args: argparse.Namespace, layered_value: str | None) -> str:
+    """--instructions and --instructions-file together (both when both are given), else the profile's."""
+    parts = [args.instructions or ""]
+    if args.instructions_file is not None:
+        path = args.instructions_file
+        try:
+            with open(path.expanduser(), "rb") as handle:
+                data = handle.read(MAX_INSTRUCTIONS_BYTES + 1)
+        except FileNotFoundError:
+            raise UsageError(f"--instructions-file {path}: no such file.") from None
+        except IsADirectoryError:
+            raise UsageError(f"--instructions-file {path} is a folder, not a file.") from None
+        except OSError as exc:
+            raise UsageError(f"--instructions-file {path} cannot be read ({exc.strerror or exc}).") from None
+        if len(data) > MAX_INSTRUCTIONS_BYTES:
+            raise UsageError(f"--instructions-file {path} is over {MAX_INSTRUCTIONS_BYTES // 1000} KB; "
+                             "instructions are a few sentences.")  # fmt: skip
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UsageError(f"--instructions-file {path} is not UTF-8 text.") from None
+        if "\x00" in text:
+            raise UsageError(f"--instructions-file {path} is not a text file.")
+        parts.append(text.strip())
+    joined = "\n\n".join(p for p in parts if p.strip())
+    return joined if joined else (layered_value or "")

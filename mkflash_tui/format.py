@@ -25,11 +25,12 @@ def tokens(n: int) -> str:
     return str(n)
 
 
-def usd(value: float | None) -> str:
+def usd(value: float | None, *, free: bool = False) -> str:
+    """A price; ``free``: a zero price is a local server's, shown as "free"."""
     if value is None:
         return "price unknown"
     if value == 0:
-        return "$0"
+        return "free" if free else "$0"
     if value < 0.01:
         return f"${value:.4f}"
     return f"${value:.2f}"

@@ -28,6 +28,7 @@ from .core.models import (
     SummaryFinished,
 )
 from .core.pricing import cost_usd
+from .core.prompts import DEFAULT_STYLE
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
 from .job import Job, known_stamps
@@ -162,6 +163,7 @@ def dry_run_report(job: Job) -> dict:
         },
         "dry_run": True,
         "provider": job.settings.provider,
+        "preset": job.settings.preset,
         "model": job.settings.model if job.settings.online else "offline",
         "encoding": job.encoding_name,
         "title": job.document.title,
@@ -321,7 +323,10 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
             json.dumps(
                 {
                     "provider": settings.provider,
+                    "preset": settings.preset,
                     "model": settings.model if settings.online else "offline",
+                    "language": settings.language if settings.online else None,
+                    "style": settings.style if settings.online else DEFAULT_STYLE,
                     "title": job.document.title,
                     "deck": job.settings.deck or run.title,
                     "chunks": len(run.chunks),
@@ -343,7 +348,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,
                     "estimated_cost_usd": job.estimate.cost_usd,
-                    "cost_usd": cost_usd(settings.model, usage.prompt_tokens, usage.completion_tokens)
+                    "cost_usd": cost_usd(settings.model, usage.prompt_tokens, usage.completion_tokens,
+                                         settings.base_url)
                     if settings.online
                     else 0.0,
                     "max_concurrency_reached": run.stats.max_concurrency_reached,

@@ -28,7 +28,8 @@ from .core.fetch import is_url
 from .core.models import Card, Chunk, Document, Summary
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
-from .core.prompts import CardRequest, fixed_prompt_tokens
+from .core.prompts import DEFAULT_STYLE, CardRequest, fixed_prompt_tokens
+from .core.providers.presets import PRESETS
 from .core.sources import parse_bytes, read_source
 from .core.store import Store, StoredChunk, StoreError, cache_key
 from .core.tokens import Encoding, encoding_for_model
@@ -224,6 +225,8 @@ class Job:
                 concurrency=self.settings.concurrency,
                 cards_total=self.cards_total,
                 instructions=self.settings.instructions,
+                language=self.settings.language if self.settings.online else None,
+                style=self.settings.style if self.settings.online else DEFAULT_STYLE,
                 context_tokens=self.settings.context_tokens,
                 attempt_timeout=self.settings.timeout if self.settings.online else None,
                 drop_flagged=self.settings.drop_flagged,
@@ -296,6 +299,9 @@ def session_spec(settings: Settings) -> dict:
         "cards": s.cards,  # None: by each chunk's size
         "instructions": s.instructions,
         "chunker": CHUNKER_VERSION,
+        # Only when set: sessions of the default language and style keep the identity earlier versions gave them.
+        **({"language": s.language} if s.language and s.online else {}),
+        **({"style": s.style} if s.style != DEFAULT_STYLE and s.online else {}),
     }
 
 
@@ -407,7 +413,7 @@ def estimate(settings: Settings, chunks: list[Chunk], cards_total: int, *, done:
     input_tokens += sum(c.tokens + SUMMARY_TOKENS + fixed_prompt_tokens() for c, _ in requested)
     cards = sum(n for _, n in requested)
     output_tokens += cards * OUTPUT_TOKENS_PER_CARD
-    price = cost_usd(settings.model, input_tokens, output_tokens) if settings.online else 0.0
+    price = cost_usd(settings.model, input_tokens, output_tokens, settings.base_url) if settings.online else 0.0
     return Estimate(len(chunks) - len(done), cards, input_tokens, output_tokens, price)
 
 
@@ -448,5 +454,12 @@ def settings_for_session(base: Settings, spec: dict, source: str | None = None) 
     settings.overlap_tokens = spec["overlap_tokens"]
     settings.cards = spec["cards"] if spec.get("chunker") else None  # before 0.2 it was always the total
     settings.instructions = spec.get("instructions", "")
+    settings.language = spec.get("language")
+    settings.style = spec.get("style", DEFAULT_STYLE)
+    if spec["provider"] == "openai":
+        settings.preset = next((p.name for p in PRESETS.values() if p.base_url and p.base_url == settings.base_url),
+                               "openai")  # fmt: skip
+    else:
+        settings.preset = "offline"
     settings.source = source
     return settings

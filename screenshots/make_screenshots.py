@@ -20,7 +20,8 @@ SIZE = (120, 36)
 
 
 def settings(*flags: str):
-    return settings_from_args(app_parser().parse_args(list(flags)), environ={})
+    environ = {"MKFLASH_CONFIG": os.environ["MKFLASH_CONFIG"]}  # set in main(): never the user's own file
+    return settings_from_args(app_parser().parse_args(list(flags)), environ=environ)
 
 
 async def until(pilot, predicate, timeout: float = 20.0) -> None:
@@ -43,7 +44,11 @@ async def shoot(app, name: str, steps) -> None:
 
 
 async def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="mkflash-shots-"))
+    home = Path(tempfile.mkdtemp(prefix="mkflash-shots-"))
+    workdir = home / "notes"
+    workdir.mkdir()
+    os.environ["HOME"] = str(home)  # the file tree's root shows as ~/notes/, the same on every machine
+    os.environ["MKFLASH_CONFIG"] = str(home / "config.toml")  # never the user's own settings
     os.chdir(workdir)
     (workdir / "lecture-notes.md").write_bytes((HERE.parent / "mkflash_tui" / "data" / "demo.md").read_bytes())
     (workdir / "reading").mkdir()
@@ -52,6 +57,16 @@ async def main() -> None:
         await pilot.press(*"lec", "right")
 
     await shoot(make_app(settings()), "start", start)
+
+    async def settings_tab(pilot) -> None:
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "StartScreen")
+        screen = pilot.app.screen
+        screen.query_one("#start-tabs").active = "tab-settings"
+        screen.query_one("#provider").focus()  # the focus in the File tab would take the tab back
+        await pilot.pause(0.3)
+
+    await shoot(make_app(settings("--provider", "ollama", "--language", "English", "--style", "exam")), "settings",
+                settings_tab)  # fmt: skip
 
     async def confirm(pilot) -> None:
         await until(pilot, lambda: type(pilot.app.screen).__name__ == "ConfirmScreen")

@@ -153,6 +153,7 @@ class FakeOpenAI:
         rate_limit: tuple[int, float] | None = None,
         rate_headers: bool = True,
         max_in_flight: int | None = None,
+        model_list: list[str] | None = None,
     ) -> None:
         self.latency = latency
         self.rng = random.Random(seed)
@@ -187,6 +188,8 @@ class FakeOpenAI:
         self.admitted = 0
         self.admitted_at: list[float] = []
         self.rejected_429 = 0
+        self.model_list = model_list  # what GET /v1/models lists; None: the server has no such endpoint (404)
+        self.model_list_headers: list[dict[str, str]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -203,6 +206,7 @@ class FakeOpenAI:
             asyncio.set_event_loop(loop)
             app = web.Application(client_max_size=64 * 2**20)
             app.router.add_post("/v1/chat/completions", self._handle)
+            app.router.add_get("/v1/models", self._models)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
@@ -310,6 +314,15 @@ class FakeOpenAI:
             with self._lock:
                 self.in_flight -= 1
                 self.admitted -= 1
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.model_list_headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.model_list is None:
+            return _error(404, "Not found", None)
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "fake"} for name in self.model_list]
+        return web.json_response({"object": "list", "data": data})
 
     def _admit(self) -> web.Response | None:
         """Apply the rate and concurrency limits; a 429 response if this request is over one of them."""

@@ -53,6 +53,7 @@ def library(tmp_path: Path) -> Path:
 
 def test_start_screen(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
     monkeypatch.chdir(library(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))  # the tree's root shows as ~/library/ in every run
     app = make_app(app_settings())
 
     async def run_before(pilot) -> None:

@@ -366,7 +366,7 @@ async def test_paid_provider_confirms_the_cost_before_sending(tmp_path, monkeypa
 async def test_unknown_model_price_and_escape_goes_back_to_start(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = notes_file(tmp_path, 2)
-    settings = app_settings(str(path), "--base-url", "http://127.0.0.1:9/v1", "--model", "llama3.1:8b")
+    settings = app_settings(str(path), "--base-url", "https://llm.example.invalid/v1", "--model", "llama3.1:8b")
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -11,8 +12,10 @@ from mkflash_tui.tui.screens.run import RunScreen
 
 
 def app_settings(*flags: str) -> Settings:
-    """Settings exactly as ``mkflash-tui FLAGS`` would build them, ignoring the developer's environment."""
-    return settings_from_args(app_parser().parse_args(list(flags)), environ={})
+    """Settings exactly as ``mkflash-tui FLAGS`` would build them, ignoring the developer's environment (and
+    config file: the test's own, see conftest)."""
+    return settings_from_args(app_parser().parse_args(list(flags)),
+                              environ={"MKFLASH_CONFIG": os.environ["MKFLASH_CONFIG"]})  # fmt: skip
 
 
 async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:

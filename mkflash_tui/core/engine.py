@@ -44,7 +44,7 @@ from .models import (
 )
 from .parsing import OutputError, excerpt
 from .pricing import context_tokens as model_context_tokens
-from .prompts import PROMPT_VERSION, CardRequest
+from .prompts import DEFAULT_STYLE, PROMPT_VERSION, CardRequest
 from .providers.base import GenerationResult, Provider, RequestRejected, RunRefused, TransientError
 from .store import StoreError, cache_key
 from .text import sentences, words
@@ -66,6 +66,8 @@ class RunSettings:
     concurrency: int = DEFAULT_CONCURRENCY
     cards_total: int | None = None
     instructions: str = ""
+    language: str | None = None
+    style: str = DEFAULT_STYLE
     context_tokens: int | None = None
     max_attempts: int = 6  # attempts for server errors, timeouts and dropped connections
     max_rate_limited: int = 30  # 429s one call may wait out (the throttle adapts meanwhile)
@@ -430,6 +432,8 @@ class Run:
             title=self.summary.title,
             summary=self.summary.summary,
             instructions=self.settings.instructions,
+            language=self.settings.language,
+            style=self.settings.style,
             overlap_chars=chunk.overlap_chars,
         )
         key = cache_key("chunk", self.provider.cache_identity, request.key_material())
@@ -736,6 +740,14 @@ class Run:
         self.cancelled = True
         for task in list(self._tasks):
             task.cancel()
+
+    def replace_provider(self, provider: Provider) -> None:
+        """Go on with another provider after a refusal (the user fixed the key, the address or the model):
+        the refusal is forgotten and finished chunks keep their cards; ``retry_failed`` then sends the rest.
+        The caller closes the old provider."""
+        self.provider = provider
+        self.fatal = None
+        self.cancelled = False
 
     def retry_failed(self) -> list[str]:
         """Put failed and cancelled chunks back in the queue; returns their ids for the face to schedule."""

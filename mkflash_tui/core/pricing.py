@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .providers.presets import is_local_url
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -47,9 +49,11 @@ def context_tokens(model: str, override: int | None = None) -> int:
     return info.context_tokens if info else DEFAULT_CONTEXT_TOKENS
 
 
-def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """Price of the given usage, or None when the model's price is unknown."""
+def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,
+             base_url: str | None = None) -> float | None:  # fmt: skip
+    """Price of the given usage by the known-model table; free (0) for another model on a server on this machine
+    or a private network; None when the price is unknown (never a made-up one)."""
     info = model_info(model)
     if info is None:
-        return None
+        return 0.0 if is_local_url(base_url) else None
     return (prompt_tokens * info.input_per_million + completion_tokens * info.output_per_million) / 1_000_000

@@ -95,6 +95,33 @@ SUMMARY_SCHEMA: dict[str, Any] = {
 
 JSON_ONLY_HINT = "\n\nAnswer with a single JSON object and nothing else."
 
+DEFAULT_STYLE = "concepts"
+# Each style is one addition to the card prompt; the default adds nothing, so its prompt is unchanged.
+STYLES: dict[str, str] = {
+    "concepts": "",
+    "definitions": """\
+Style: definitions. Write mostly basic cards that ask what one term of the passage means ("What is a moraine?")
+with its definition as the answer, and some that give the definition and ask for the term. Leave out facts that
+are not about what a term means.""",
+    "exam": """\
+Style: exam. Write questions that make the learner apply the knowledge, not recall it: a short scenario or case,
+"what happens if", a comparison, a cause or consequence to work out. Each is answerable from the passage in a
+phrase or one sentence. Basic cards only.""",
+    "vocabulary": """\
+Style: vocabulary, for a language learner. Card the passage's less common words and idioms: the front is the word
+or phrase as it appears in the passage, the back its meaning in a few words followed by one short example
+sentence. Basic cards only; "quote" is the passage's sentence that uses the word.""",
+}
+
+
+def language_rule(language: str, style: str = DEFAULT_STYLE) -> str:
+    """The prompt addition for cards in ``language`` whatever the passage's."""
+    if style == "vocabulary":
+        return (f"Language: the front keeps the word as the passage has it; write the meaning and the example on "
+                f"the back in {language}. The quote stays verbatim.")  # fmt: skip
+    return (f"Language: write every card (front and back) in {language}, whatever the passage's language. The "
+            "quote stays verbatim, in the passage's language.")  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class CardRequest:
@@ -106,24 +133,26 @@ class CardRequest:
     title: str
     summary: str
     instructions: str = ""
+    language: str | None = None  # cards in this language (None: the passage's own)
+    style: str = DEFAULT_STYLE
     repair_of: str = ""  # the unreadable answer a repair request shows back (not part of the cache key)
     overlap_chars: int = 0  # chunk_text[:overlap_chars] repeats the previous chunk's end (not in the key: the
     # text decides it)
 
     def key_material(self, prompt_version: str = PROMPT_VERSION) -> str:
         """What the cache key is made of; ``prompt_version``: an earlier prompt's, to find its answers."""
-        return json.dumps(
-            [
-                prompt_version,
-                self.chunk_text,
-                self.location,
-                self.cards_wanted,
-                self.title,
-                self.summary,
-                self.instructions,
-            ],
-            ensure_ascii=False,
-        )
+        material: list = [
+            prompt_version,
+            self.chunk_text,
+            self.location,
+            self.cards_wanted,
+            self.title,
+            self.summary,
+            self.instructions,
+        ]
+        if self.language or self.style != DEFAULT_STYLE:  # only then: the default's keys stay as they were
+            material.append({"language": self.language, "style": self.style})
+        return json.dumps(material, ensure_ascii=False)
 
 
 def summary_messages(document_text: str, json_hint: bool = False) -> list[dict[str, str]]:
@@ -136,6 +165,10 @@ def summary_messages(document_text: str, json_hint: bool = False) -> list[dict[s
 def card_messages(request: CardRequest, json_hint: bool = False) -> list[dict[str, str]]:
     """Messages for one chunk call: the summary as shared context, the chunk inside its delimiters."""
     system = CARD_SYSTEM
+    if STYLES.get(request.style):
+        system += "\n\n" + STYLES[request.style]
+    if request.language:
+        system += "\n\n" + language_rule(request.language, request.style)
     if request.instructions:
         system += f"\n\nInstructions from the user (these take precedence):\n{request.instructions}"
     if json_hint:

@@ -399,6 +399,14 @@ class Store:
             return None
         return json.loads(row[0]), document_from_json(row[1]), row[2]
 
+    def set_session_spec(self, session_id: str, spec: dict, source_key: str) -> None:
+        """The session's settings changed while it ran (a key, address or model fixed in the app): later runs
+        with the new settings find it."""
+        with self._transaction():
+            self.db.execute("UPDATE sessions SET spec_key = ?, settings = ?, updated = ? WHERE id = ?",
+                            (cache_key("session", source_key, spec), json.dumps(spec), time.time(),
+                             session_id))  # fmt: skip
+
     def find_session(self, spec: dict, source_key: str) -> str | None:
         """The latest session of this source with these settings, if any."""
         return self._latest_session(cache_key("session", source_key, spec))

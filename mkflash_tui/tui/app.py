@@ -20,8 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ..config import Settings
+from ..config_file import remember
 from ..core.chunking import ChunkingError
 from ..core.models import Document
+from ..core.prompts import DEFAULT_STYLE
+from ..core.providers.presets import PRESETS
 from ..core.sources import SourceError, parse_bytes
 from ..core.store import Store, StoreError, open_store
 from ..job import Job, prepare, settings_for_session
@@ -80,6 +83,11 @@ class MkflashApp(App[int]):
         return LoadingScreen(what if (self.settings.input or self.settings.demo) else "")
 
     def on_mount(self) -> None:
+        if self.settings.theme and self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self.settings.config_warning:
+            self.notify(self.settings.config_warning, title="Config file", severity="warning", timeout=15)
         if self.settings.input or self.settings.demo:
             self.load(self.settings)
         else:
@@ -93,7 +101,21 @@ class MkflashApp(App[int]):
     def _started(self, choice: StartChoice | None) -> None:
         if choice is None:
             return
+        self.remember(remembered_values(choice.settings))
         self.load(choice.settings, pasted=choice.pasted)
+
+    def _theme_changed(self, theme) -> None:
+        if theme.name != self.settings.theme:
+            self.settings.theme = theme.name
+            self.remember({"theme": theme.name})
+
+    def remember(self, values: dict) -> None:
+        """Keep the user's choices in the config file's [app] section (never a key; headless runs ignore it)."""
+        try:
+            remember(values)
+        except OSError as exc:
+            self.notify(f"Your choices could not be kept in the config file ({exc.strerror or exc}).",
+                        severity="warning", timeout=6)  # fmt: skip
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self, settings: Settings, pasted: str | None = None, document: Document | None = None,
@@ -191,6 +213,9 @@ class MkflashApp(App[int]):
         self.job = job
         self._ensure_store(job.settings)
         session_id, resumed, decisions = None, False, {}
+        if job.settings.ignored_offline():
+            self.notify(f"The offline generator ignores {' and '.join(job.settings.ignored_offline())}: it cards "
+                        "the text as written, in its own language.", timeout=6)  # fmt: skip
         if job.changes is not None and (job.changes.changed or job.changes.removed) and not job.settings.fresh:
             self.notify(f"Continuing the earlier session: {job.changes.describe()}.", timeout=6)
         if self.store is not None:
@@ -240,7 +265,7 @@ class MkflashApp(App[int]):
             if choice == "quit":
                 await self.shutdown()
             elif choice == "export":
-                self.call_later(screen.action_export)  # once the quit dialog is off the screen
+                self.call_later(screen.action_export, True)  # export, then quit; once this dialog is off screen
 
         self.push_screen(QuitDialog(reasons), decide)
 
@@ -289,6 +314,20 @@ class MkflashApp(App[int]):
                             in_review(run_screen.edit_card))  # fmt: skip
         yield SystemCommand("Filter cards", "Show only cards containing some words (key /)",
                             in_review(lambda: run_screen.query_one("#review").action_filter()))  # fmt: skip
+
+
+def remembered_values(settings: Settings) -> dict:
+    """What the app keeps of a run started from its start screen (None: the default, so the key goes)."""
+    preset = PRESETS[settings.preset]
+    return {
+        "provider": settings.preset,
+        "model": settings.model if settings.online and settings.model != preset.model else None,
+        "base_url": settings.base_url if settings.online and settings.base_url != preset.base_url else None,
+        "cards": settings.cards,
+        "instructions": settings.instructions or None,
+        "language": settings.language,
+        "style": settings.style if settings.style != DEFAULT_STYLE else None,
+    }
 
 
 def make_app(settings: Settings, **kwargs) -> MkflashApp:

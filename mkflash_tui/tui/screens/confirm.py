@@ -11,6 +11,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ... import format as fmt
+from ...core.prompts import DEFAULT_STYLE
+from ...core.providers.presets import is_local_url
 from ...job import Job
 from ..text import plain
 from ..widgets.key_bar import KeyBar
@@ -36,7 +38,9 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         table.add_column(style="bold", justify="right")
         table.add_column()
         table.add_row("Document", plain(f"{job.document.title}  ({job.document.name})"))
-        table.add_row("Model", plain(f"{settings.model} at {settings.base_url or 'api.openai.com'}"))
+        table.add_row("Model", plain(settings.server()))
+        if settings.language or settings.style != DEFAULT_STYLE:
+            table.add_row("Cards in", plain(f"{settings.language or 'the source language'}, style {settings.style}"))
         earlier = f" ({job.done_earlier} of {len(job.chunks)} done earlier, from the store)" if job.done_earlier else ""
         if job.changes and (job.changes.changed or job.changes.removed):
             table.add_row("Since last run", plain(job.changes.describe()))
@@ -47,6 +51,8 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         table.add_row("Output tokens", f"{estimate.output_tokens:,} (estimated)")
         if estimate.cost_usd is None:
             price = plain(f"unknown: no price on file for {settings.model}", "yellow")
+        elif estimate.cost_usd == 0 and is_local_url(settings.base_url):
+            price = Text("free (a server on this machine or network)", style="bold")
         else:
             price = Text(f"about {fmt.usd(estimate.cost_usd)}", style="bold")
         table.add_row("Cost", price)

@@ -27,6 +27,7 @@ from ..text import LiteralTable, plain
 from .base import DismissOnce
 
 if TYPE_CHECKING:
+    from ...config import Settings
     from .run import RunScreen
 
 
@@ -38,9 +39,10 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         Binding("q", "quit_app", "Quit", show=False),  # reaches here only when no text field has the focus
     ]
 
-    def __init__(self, owner: RunScreen) -> None:
+    def __init__(self, owner: RunScreen, *, then_quit: bool = False) -> None:
         super().__init__()
         self.owner = owner
+        self.then_quit = then_quit  # opened by the quit dialog's "Export first": quit once the deck is written
         self.job = owner.job
         self._confirm_overwrite: Path | None = None
         self._done = False
@@ -48,7 +50,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
     def compose(self) -> ComposeResult:
         options = self.job.export_options(title=self.owner.run.title)
         with Vertical(id="dialog", classes="dialog"):
-            yield Label("Export deck", classes="dialog-title")
+            yield Label("Export deck, then quit" if self.then_quit else "Export deck", classes="dialog-title")
             yield Label("Deck name")
             yield Input(options.deck, id="deck", compact=True)
             yield Label("File (.apkg, .csv, .md or .json)")
@@ -130,6 +132,10 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
             return
         self.owner.mark_exported(result.path, result.stamps)
         self._done = True
+        if self.then_quit:
+            self.dismiss()
+            self.app.call_later(self.app.action_quit)  # asks again only if generation is still running
+            return
         where = result.path.resolve()
         message = f"Wrote {fmt.plural(result.notes, 'note')} ({fmt.plural(result.cards, 'card')}) to {where}"
         self._message(Text.assemble((message, "bold green"), "\nEnter or Esc closes; q quits."))
@@ -175,6 +181,60 @@ class EditCardDialog(DismissOnce, ModalScreen[tuple[str, str] | None]):
         self.dismiss((front, self.query_one("#back", TextArea).text))
 
     @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerFix:
+    api_key: str | None  # None: keep the key in use
+    base_url: str | None
+    model: str
+
+
+class FixServerDialog(DismissOnce, ModalScreen[ServerFix | None]):
+    """The server refused the run: correct the key, the address or the model and go on in this session."""
+
+    BINDINGS = [Binding("escape", "cancel", "Not now")]
+
+    def __init__(self, settings: Settings, reason: str) -> None:
+        super().__init__()
+        self.settings = settings
+        self.reason = reason
+
+    def compose(self) -> ComposeResult:
+        s = self.settings
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label("The server refused the run", classes="dialog-title")
+            yield Static(plain(self.reason, "bold red"))
+            yield Static("Correct the key, the address or the model and go on: the cards made so far and "
+                         "your edits stay in this session, and only unfinished chunks are sent.",
+                         classes="hint")  # fmt: skip
+            yield Label("API key")
+            yield Input(password=True, compact=True, id="fix-key",
+                        placeholder=f"unchanged (from {s.key_source})" if s.key_source else "none")  # fmt: skip
+            yield Label("Base URL")
+            yield Input(s.base_url or "", placeholder="https://api.openai.com/v1", compact=True, id="fix-base-url")
+            yield Label("Model")
+            yield Input(s.model, compact=True, id="fix-model")
+            with Horizontal(classes="buttons"):
+                yield Button("Go on (Enter)", variant="primary", id="go-on")
+                yield Button("Not now (Esc)", id="not-now")
+
+    def on_mount(self) -> None:
+        self.query_one("#fix-key", Input).focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#go-on")
+    def _go_on(self) -> None:
+        model = self.query_one("#fix-model", Input).value.strip()
+        if not model:
+            self.query_one("#fix-model", Input).focus()
+            return
+        key = self.query_one("#fix-key", Input).value.strip() or None
+        self.dismiss(ServerFix(key, self.query_one("#fix-base-url", Input).value.strip() or None, model))
+
+    @on(Button.Pressed, "#not-now")
     def action_cancel(self) -> None:
         self.dismiss(None)
 
@@ -297,7 +357,17 @@ class HelpScreen(ReadingDialog):
                     ("f", "the next failed or cancelled chunk"),
                 ],
             ),
-            ("Review view", ReviewView.BINDINGS),
+            ("Review view", [
+                ("↑ ↓, PgUp/PgDn", "move between cards; the detail pane shows the highlighted one in full"),
+                ("Home/End", "the first and the last card (Ctrl+Home / Ctrl+End too)"),
+                *ReviewView.BINDINGS,
+            ]),
+            ("Fields and dialogs", [
+                ("Tab / Shift+Tab", "the next and the previous field or button"),
+                ("Enter", "the dialog's main button (export, go on, save in the start screen)"),
+                ("Esc", "close the dialog without doing anything"),
+                ("Ctrl+C / Ctrl+V", "copy and paste in a text field (Ctrl+C never quits: q or Ctrl+Q do)"),
+            ]),
             ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)"),
                                ("q", "once the deck is written: quit")]),
             (
@@ -306,6 +376,7 @@ class HelpScreen(ReadingDialog):
                     ("Ctrl+P", "command palette: every action by name"),
                     ("Ctrl+O", "earlier sessions, to reopen and export again (start screen; palette: Sessions)"),
                     ("Ctrl+Q", "quit, from any screen"),
+                    ("Ctrl+S", "start screen: start with the file, the web address or the pasted text"),
                 ],
             ),
         ):

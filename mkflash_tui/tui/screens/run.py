@@ -11,6 +11,7 @@ import asyncio
 import gc
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from textual import on
@@ -38,14 +39,18 @@ from ...core.models import (
     SummaryFinished,
     SummaryStarted,
 )
+from ...core.providers.presets import PRESETS
 from ...core.review import Decisions, Review, matches
 from ...core.store import Store, StoreError
-from ...job import Job
+from ...job import Job, make_provider
 from ..widgets.cards import CardDetail, CardTable
 from ..widgets.chunk_board import ChunkBoard
 from ..widgets.key_bar import KeyBar
 from ..widgets.run_bar import RunBar
 from ..widgets.run_log import RunLog
+
+if TYPE_CHECKING:
+    from .dialogs import ServerFix
 
 REFRESH_SECONDS = 0.1
 GC_THRESHOLDS = (20_000, 50, 100)  # fewer collector passes while hundreds of calls allocate (default 700, 10, 10)
@@ -318,6 +323,10 @@ class RunScreen(Screen):
         if self.run.fatal and not self._fatal_shown:
             self._fatal_shown = True
             self.app.notify(self.run.fatal, title="The run stopped", severity="error", timeout=30)
+            if self.job.settings.online:
+                from .dialogs import FixServerDialog
+
+                self._open(FixServerDialog(self.job.settings, self.run.fatal), self._server_fixed)
         if self.run.halted and not self._halt_shown:
             self._halt_shown = True
             self.app.notify(
@@ -491,6 +500,11 @@ class RunScreen(Screen):
         self.app.notify("Cancelling: finished cards stay.", timeout=3)
 
     def action_retry_failed(self) -> None:
+        if self.run.fatal and self.job.settings.online and self.finished:
+            from .dialogs import FixServerDialog
+
+            self._open(FixServerDialog(self.job.settings, self.run.fatal), self._server_fixed)
+            return
         if not self.finished:
             self.app.notify("Wait for the run to finish (or press c), then r retries what failed.", timeout=3)
             return
@@ -502,10 +516,38 @@ class RunScreen(Screen):
         self.app.notify(f"Retrying {fmt.plural(len(ids), 'chunk')}.", timeout=3)
         self.run_worker(self.schedule(ids), group="schedule")
 
-    def action_export(self) -> None:
+    def _server_fixed(self, fix: ServerFix | None) -> None:
+        if fix is not None:
+            self.run_worker(self.go_on_with(fix), group="fix", exclusive=True)
+
+    async def go_on_with(self, fix: ServerFix) -> None:
+        """Carry on in this session with the corrected key, address or model: the run's chunks that finished
+        keep their cards, the review keeps every decision, and only unfinished chunks are sent."""
+        while not self.finished:  # the refused run's calls are still being stopped
+            await asyncio.sleep(0.05)
+        settings = self.job.settings
+        if fix.api_key:
+            settings.api_key, settings.key_source = fix.api_key, "typed in the app"
+        settings.base_url, settings.model = fix.base_url, fix.model
+        settings.preset = "openai" if fix.base_url != PRESETS[settings.preset].base_url else settings.preset
+        old = self.run.provider
+        self.run.replace_provider(make_provider(settings, self.job.document, stream=True))
+        await old.aclose()
+        if self.store is not None and self.run.session_id and not self.run.halted:
+            try:
+                self.store.set_session_spec(self.run.session_id, self.job.session_spec(), self.job.source)
+            except StoreError:
+                pass  # the cards are still made; only a later run will not find this session by the new settings
+        self._fatal_shown = False
+        self.query_one(RunBar).provider = _provider_label(self.job)
+        ids = self.run.retry_failed()
+        self.app.notify(f"Going on with {settings.server()}: {fmt.plural(len(ids), 'chunk')} to send.", timeout=4)
+        await self.schedule(ids)
+
+    def action_export(self, then_quit: bool = False) -> None:
         from .dialogs import ExportDialog
 
-        self._open(ExportDialog(self))
+        self._open(ExportDialog(self, then_quit=then_quit))
 
     @on(ChunkBoard.Opened)
     def _open_chunk(self, event: ChunkBoard.Opened) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import Suggester
 from textual.widgets import (
@@ -24,7 +24,11 @@ from textual.widgets import (
 )
 
 from ...config import Settings
+from ...config_file import ConfigFile, load_config
 from ...core.fetch import is_url
+from ...core.prompts import DEFAULT_STYLE, STYLES
+from ...core.providers.base import ProviderError
+from ...core.providers.presets import PRESETS
 from ..text import LiteralDirectoryTree, plain
 from ..widgets.key_bar import KeyBar
 from .base import DismissOnce
@@ -54,8 +58,26 @@ class PathSuggester(Suggester):
         return None
 
 
+class ModelSuggester(Suggester):
+    """Completes a model name from the server's list (the right arrow key accepts it)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=False)
+        self.names: list[str] = []
+
+    async def get_suggestion(self, value: str) -> str | None:
+        low = value.lower()
+        return next((n for n in self.names if n.lower().startswith(low) and n.lower() != low), None) if low else None
+
+
 class DocumentTree(LiteralDirectoryTree):
-    """A directory tree that hides dot files."""
+    """A directory tree that hides dot files; its root is labelled with the folder's path (~ for home)."""
+
+    def on_mount(self) -> None:
+        folder = os.path.abspath(str(self.path))
+        home = os.path.expanduser("~")
+        shown = "~" + folder[len(home):] if home not in ("", "/") and folder.startswith(home) else folder
+        self.root.set_label(plain(shown + os.sep if not shown.endswith(os.sep) else shown))
 
     def filter_paths(self, paths):
         return [p for p in paths if not p.name.startswith(".")]
@@ -80,10 +102,15 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
 
-    def __init__(self, settings: Settings, message: str = "") -> None:
+    def __init__(self, settings: Settings, message: str = "", config: ConfigFile | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.message = message
+        self.config = config or load_config()
+        self.model_suggester = ModelSuggester()
+        self._preset = settings.preset
+        self._key_env: str | None = None  # a profile's api_key_env
+        self._models_for: tuple[str | None, str | None] | None = None
 
     def compose(self) -> ComposeResult:
         s = self.settings
@@ -98,31 +125,44 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
                 yield DocumentTree(".", id="tree")
             with TabPane("Paste", id="tab-paste"):
                 yield TextArea(id="pasted", soft_wrap=True, show_line_numbers=False)
-            with TabPane("Settings", id="tab-settings"), Grid(id="settings-grid"):
-                yield Label("Provider")
-                yield Select(
-                    [("offline generator (no key, no network)", "offline"), ("OpenAI-compatible server", "openai")],
-                    value=s.provider,
-                    allow_blank=False,
-                    id="provider",
-                )
-                yield Label("Model")
-                yield Input(s.model, id="model")
-                yield Label("Base URL")
-                yield Input(s.base_url or "", placeholder="https://api.openai.com/v1", id="base-url")
-                yield Label("API key")
-                yield Input(placeholder="from OPENAI_API_KEY" if s.api_key else "never saved", password=True,
-                            id="api-key")  # fmt: skip
-                yield Label("Total cards")
-                yield Input(str(s.cards or ""), placeholder="auto (about 1 per 80 tokens)", type="integer",
-                            id="cards")  # fmt: skip
-                yield Label("Concurrency")
-                yield Input(str(s.concurrency), type="integer", id="concurrency")
-                yield Label("Chunk tokens")
-                yield Input(str(s.chunk_tokens), type="integer", id="chunk-tokens")
-                yield Label("Flagged cards")
-                yield Select([("keep them, marked ⚑ in Review", "keep"), ("leave them out", "drop")],
-                             value="drop" if s.drop_flagged else "keep", allow_blank=False, id="flagged")  # fmt: skip
+            with TabPane("Settings", id="tab-settings"), VerticalScroll(id="settings-scroll"):
+                with Grid(id="settings-grid"):
+                    yield Label("Profile")
+                    yield Select([("none", "")] + [(name, name) for name in sorted(self.config.profiles)],
+                                 value=s.profile if s.profile in self.config.profiles else "", allow_blank=False,
+                                 compact=True, id="profile")  # fmt: skip
+                    yield Label("Provider")
+                    yield Select([(f"{p.name}: {p.label}", p.name) for p in PRESETS.values()], value=s.preset,
+                                 allow_blank=False, compact=True, id="provider")  # fmt: skip
+                    yield Label("Base URL")
+                    yield Input(s.base_url if s.base_url != PRESETS[s.preset].base_url else "", compact=True,
+                                id="base-url")  # fmt: skip
+                    yield Label("API key")
+                    yield Input(password=True, compact=True, id="api-key")
+                    yield Label("Model")
+                    yield Input(s.model, compact=True, suggester=self.model_suggester, id="model")
+                    yield Label("", id="model-list-label")
+                    yield Select([], prompt="models on the server", compact=True, id="model-list")
+                    yield Label("Chunk tokens")
+                    yield Input(str(s.chunk_tokens), type="integer", compact=True, id="chunk-tokens")
+                    yield Label("Total cards")
+                    yield Input(str(s.cards or ""), placeholder="auto (about 1 per 80 tokens)", type="integer",
+                                compact=True, id="cards")  # fmt: skip
+                    yield Label("Language")
+                    yield Input(s.language or "", placeholder="the source's own", compact=True, id="language")
+                    yield Label("Style")
+                    yield Select([(f"{name}{' (default)' if name == DEFAULT_STYLE else ''}", name) for name in STYLES],
+                                 value=s.style, allow_blank=False, compact=True, id="style")  # fmt: skip
+                    yield Label("Instructions")
+                    yield Input(s.instructions, placeholder="extra instructions for the card prompt", compact=True,
+                                id="instructions")  # fmt: skip
+                    yield Label("Concurrency")
+                    yield Input(str(s.concurrency), type="integer", compact=True, id="concurrency")
+                    yield Label("Flagged cards")
+                    yield Select([("keep them, marked ⚑ in Review", "keep"), ("leave them out", "drop")],
+                                 value="drop" if s.drop_flagged else "keep", allow_blank=False, compact=True,
+                                 id="flagged")  # fmt: skip
+                yield Static("", id="settings-hint")
         with Horizontal(id="start-buttons"):
             yield Static(plain(self.message), id="start-message")
             yield Button("Start (Ctrl+S)", variant="primary", id="go")
@@ -130,6 +170,129 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()
+        self._show_model_list([])
+        self._describe_provider()
+
+    # ------------------------------------------------------------------ settings
+
+    @on(Select.Changed, "#provider")
+    def _provider_changed(self, event: Select.Changed) -> None:
+        """A new preset: its defaults replace the old preset's where the user had not changed them."""
+        old, new = PRESETS[self._preset], PRESETS[str(event.value)]
+        if old.name == new.name:
+            return
+        self._preset = new.name
+        model = self.query_one("#model", Input)
+        if model.value.strip() in ("", old.model or "", self.settings.model if old.name == "openai" else ""):
+            model.value = new.model or ""
+        concurrency = self.query_one("#concurrency", Input)
+        if concurrency.value.strip() in ("", str(old.concurrency), str(self.settings.concurrency)):
+            concurrency.value = str(new.concurrency)
+        self.query_one("#base-url", Input).value = ""
+        self._describe_provider()
+
+    @on(Select.Changed, "#profile")
+    def _profile_changed(self, event: Select.Changed) -> None:
+        values = self.config.profiles.get(str(event.value), {})
+        if not values:
+            self._key_env = None
+            self._describe_provider()
+            return
+        if values.get("provider") in PRESETS:
+            self.query_one("#provider", Select).value = values["provider"]
+            self._preset = values["provider"]
+        fields = {"base_url": "#base-url", "model": "#model", "chunk_tokens": "#chunk-tokens", "cards": "#cards",
+                  "language": "#language", "instructions": "#instructions", "concurrency": "#concurrency"}
+        for key, selector in fields.items():
+            if key in values:
+                self.query_one(selector, Input).value = str(values[key])
+        if values.get("style") in STYLES:
+            self.query_one("#style", Select).value = values["style"]
+        if "drop_flagged" in values:
+            self.query_one("#flagged", Select).value = "drop" if values["drop_flagged"] else "keep"
+        self._key_env = values.get("api_key_env")
+        self._describe_provider()
+
+    @on(Select.Changed, "#model-list")
+    def _model_picked(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value:
+            self.query_one("#model", Input).value = event.value
+
+    @on(Input.Changed, "#base-url")
+    @on(Input.Changed, "#api-key")
+    def _server_changed(self) -> None:
+        self._describe_provider()
+
+    def _describe_provider(self) -> None:
+        """Say where the key comes from, and ask the server (after a pause in typing) which models it has."""
+        preset = PRESETS[self._preset]
+        online = preset.name != "offline"
+        for selector in ("#base-url", "#api-key", "#model", "#language", "#style", "#instructions"):
+            self.query_one(selector).disabled = not online
+        self.query_one("#base-url", Input).placeholder = preset.base_url or "https://api.openai.com/v1"
+        key_env = self._key_env or preset.key_env
+        key_field = self.query_one("#api-key", Input)
+        if not online:
+            key_field.placeholder = "not needed"
+        elif key_env and os.environ.get(key_env):
+            key_field.placeholder = f"from {key_env}"
+        elif preset.name == self.settings.preset and self.settings.key_source:
+            key_field.placeholder = f"from {self.settings.key_source}"
+        elif key_env:
+            key_field.placeholder = f"type it, or set {key_env}" + ("" if preset.needs_key else " (optional)")
+        else:
+            key_field.placeholder = "not needed"
+        hint = "Keys are never saved. " + ("The offline generator writes cards in the text's own language."
+                                           if not online else "Language and style change the prompt.")  # fmt: skip
+        self.query_one("#settings-hint", Static).update(hint)
+        if online:
+            self.set_timer(0.6, self._fetch_models)
+        else:
+            self._show_model_list([])
+
+    def _fetch_models(self) -> None:
+        preset = PRESETS[self._preset]
+        if preset.name == "offline":
+            return
+        base_url = self.query_one("#base-url", Input).value.strip() or preset.base_url
+        where = (base_url, self._key(preset))
+        if where == self._models_for:
+            return
+        self._models_for = where
+        self._load_models(*where)
+
+    @work(thread=True, exclusive=True, group="models", exit_on_error=False)
+    def _load_models(self, base_url: str | None, key: str | None) -> None:
+        from ...core.providers.openai_compat import list_models
+
+        try:
+            names = list_models(base_url, key, timeout=4.0)
+        except ProviderError:
+            names = []  # no list: the text field is all there is
+        self.app.call_from_thread(self._show_model_list, names, (base_url, key))
+
+    def _show_model_list(self, names: list[str], where=None) -> None:
+        if where is not None and where != self._models_for:
+            return  # an answer for a server the user has moved away from
+        self.model_suggester.names = names
+        picker = self.query_one("#model-list", Select)
+        label = self.query_one("#model-list-label", Label)
+        picker.set_options([(n, n) for n in names[:500]])
+        picker.display = label.display = bool(names)
+        label.update(f"{len(names)} on server" if names else "")
+
+    def _key(self, preset) -> str | None:
+        """The key for ``preset``: typed, else its environment variable's, else the one the app started with if
+        it belongs to this preset. Another provider's key is never sent."""
+        typed = self.query_one("#api-key", Input).value.strip()
+        if typed:
+            return typed
+        key_env = self._key_env or preset.key_env
+        if key_env and os.environ.get(key_env):
+            return os.environ[key_env]
+        if preset.name == self.settings.preset:
+            return self.settings.api_key
+        return None
 
     @on(DirectoryTree.FileSelected)
     def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
@@ -156,13 +319,23 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
     def _choice(self) -> StartChoice:
         settings = dataclasses.replace(self.settings)
         settings.demo = False
-        settings.provider = str(self.query_one("#provider", Select).value)
+        preset = PRESETS[str(self.query_one("#provider", Select).value)]
+        settings.preset = preset.name
+        settings.provider = "offline" if preset.name == "offline" else "openai"
         settings.provider_reason = "chosen on the start screen"
+        profile = str(self.query_one("#profile", Select).value)
+        settings.profile = profile or None
+        settings.base_url = self.query_one("#base-url", Input).value.strip() or preset.base_url
         settings.model = self.query_one("#model", Input).value.strip() or settings.model
-        settings.base_url = self.query_one("#base-url", Input).value.strip() or None
-        key = self.query_one("#api-key", Input).value.strip()
-        if key:
-            settings.api_key, settings.key_source = key, "the start screen"
+        key = self._key(preset)
+        if key != self.settings.api_key or preset.name != self.settings.preset:
+            typed = self.query_one("#api-key", Input).value.strip()
+            settings.api_key = key
+            source = (self._key_env or preset.key_env or "") if key else ""
+            settings.key_source = "the start screen" if typed else source
+        settings.language = self.query_one("#language", Input).value.strip()[:40] or None
+        settings.style = str(self.query_one("#style", Select).value)
+        settings.instructions = self.query_one("#instructions", Input).value.strip()
         settings.cards = _number(self.query_one("#cards", Input).value, "Total cards", allow_blank=True)
         settings.concurrency = _number(self.query_one("#concurrency", Input).value, "Concurrency") or 1
         settings.drop_flagged = self.query_one("#flagged", Select).value == "drop"
@@ -172,8 +345,12 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
         if chunk_tokens != settings.chunk_tokens:
             settings.chunk_tokens = chunk_tokens
             settings.overlap_tokens = min(settings.overlap_tokens, chunk_tokens // 8)
-        if settings.online and not (settings.api_key or settings.base_url):
+        if settings.online and not self.query_one("#model", Input).value.strip():
+            raise ValueError("Name the model in Settings (the list under it shows the server's).")
+        if preset.name == "openai" and not (settings.api_key or settings.base_url):
             raise ValueError("The OpenAI provider needs an API key or a base URL (see Settings).")
+        if preset.needs_key and not settings.api_key and settings.base_url == preset.base_url:
+            raise ValueError(f"{preset.label} needs an API key: type it in Settings or set {preset.key_env}.")
         pasted = self.query_one("#pasted", TextArea).text
         path = self.query_one("#path", Input).value.strip()
         if is_url(pasted) and len(pasted.split()) == 1 and not path:

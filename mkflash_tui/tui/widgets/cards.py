@@ -32,19 +32,38 @@ class CardTable(LiteralTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.cards: dict[str, Card] = {}
+        self.front_width, self.back_width = FRONT_WIDTH, BACK_WIDTH
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         self.add_column("#", key="chunk", width=4)
         self.add_column("type", key="type", width=5)
-        self.add_column("front", key="front", width=FRONT_WIDTH)
-        self.add_column("back", key="back", width=BACK_WIDTH)
+        self.add_column("front", key="front", width=self.front_width)
+        self.add_column("back", key="back", width=self.back_width)
+
+    def on_resize(self) -> None:
+        """Front and back share the table's width (a wide terminal shows more of each card)."""
+        widths = column_widths(self.size.width)
+        if widths == (self.front_width, self.back_width) or self.size.width == 0:
+            return
+        self.front_width, self.back_width = widths
+        keep = self.current_id
+        cards = list(self.cards.values())
+        self.clear(columns=True)
+        self._add_columns()
+        self.cards = {}
+        self.append(cards)
+        if keep in self.cards:
+            self.move_cursor(row=self.get_row_index(keep), animate=False, scroll=True)
 
     def _cells(self, card: Card) -> tuple[object, ...]:
         kind = "cloze" if effective_kind(card) is CardKind.CLOZE else "basic"
-        front = fmt.fit(card.front, FRONT_WIDTH - (2 if card.flags else 0)) + (" ✎" if card.edited else "")
+        front = fmt.fit(card.front, self.front_width - (2 if card.flags else 0)) + (" ✎" if card.edited else "")
         if card.flags:
             front = Text.assemble(("⚑ ", "bold yellow"), front)
-        back = fmt.fit(card.back, BACK_WIDTH) if kind == "basic" else Text("—", style="dim")
+        back = fmt.fit(card.back, self.back_width) if kind == "basic" else Text("—", style="dim")
         if card.stale:  # made of text the source no longer has: listed after the current cards
             return (Text("old", justify="right", style="dim"), Text("stale", style="bold yellow"), front, back)
         return (Text(str(card.chunk_index + 1), justify="right"), kind, front, back)
@@ -108,6 +127,14 @@ class CardTable(LiteralTable):
 
 
 STALE_ORDER = 10**9
+
+
+def column_widths(table_width: int) -> tuple[int, int]:
+    """(front, back) widths for a table ``table_width`` cells wide: what the number and type columns, the
+    cells' padding and the scroll bar leave, about 3:2."""
+    room = table_width - 4 - 5 - 8 - 2
+    front = max(FRONT_WIDTH - 10, room * 3 // 5)
+    return front, max(BACK_WIDTH - 10, room - front)
 
 
 def _order(card: Card) -> int:

@@ -31,10 +31,24 @@ class KeyBar(Widget):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._spans: list[tuple[int, int, Binding, bool]] = []
+        self._spans: list[tuple[int, int, int, Binding, bool]] = []  # (line, start, end, binding, enabled)
 
     def on_mount(self) -> None:
-        self.screen.bindings_updated_signal.subscribe(self, lambda screen: self.refresh())
+        self.screen.bindings_updated_signal.subscribe(self, lambda screen: self._keys_changed())
+
+    def _keys_changed(self) -> None:
+        self._fit_height()
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Two lines when the keys do not fit in one (an 80-column terminal in Review): no key is ever hidden."""
+        width = sum(len(self.app.get_key_display(b)) + len(b.description) + 3 for b, _ in self.shown())
+        height = 1 if width <= self.size.width or not self.size.width else 2
+        if self.styles.height is None or self.styles.height.value != height:
+            self.styles.height = height
 
     def on_unmount(self) -> None:
         self.screen.bindings_updated_signal.unsubscribe(self)
@@ -53,27 +67,31 @@ class KeyBar(Widget):
     def render(self) -> Text:
         key_style = self.get_component_rich_style("key-bar--key")
         description_style = self.get_component_rich_style("key-bar--description")
-        text = Text(no_wrap=True, overflow="ellipsis")
+        lines = [Text(no_wrap=True, overflow="ellipsis")]
         self._spans = []
         for binding, enabled in self.shown():
-            start = text.cell_len
             dim = Style() if enabled else Style(dim=True)
-            text.append(f" {self.app.get_key_display(binding)} ", key_style + dim)
-            text.append(f"{binding.description} ", description_style + dim)
-            self._spans.append((start, text.cell_len, binding, enabled))
+            item = Text.assemble((f" {self.app.get_key_display(binding)} ", key_style + dim),
+                                 (f"{binding.description} ", description_style + dim))  # fmt: skip
+            if lines[-1].cell_len + item.cell_len > self.size.width and lines[-1].cell_len and len(lines) < 2:
+                lines.append(Text(no_wrap=True, overflow="ellipsis"))
+            start = lines[-1].cell_len
+            lines[-1].append_text(item)
+            self._spans.append((len(lines) - 1, start, lines[-1].cell_len, binding, enabled))
+        text = lines[-1]
         if self.app.ENABLE_COMMAND_PALETTE and self.size.width > text.cell_len + 14:
             palette = Text.assemble((" ^p ", key_style), ("palette ", description_style))
             text.append(" " * (self.size.width - text.cell_len - palette.cell_len))
             text.append_text(palette)
-        return text
+        return Text("\n").join(lines)
 
     def on_click(self, event: events.Click) -> None:
-        for start, end, binding, enabled in self._spans:
-            if start <= event.x < end:
+        for line, start, end, binding, enabled in self._spans:
+            if line == event.y and start <= event.x < end:
                 if enabled:
                     self.app.simulate_key(binding.key.split(",")[0])
                 else:
                     self.app.bell()
                 return
-        if event.x >= self.size.width - 12 and self.app.ENABLE_COMMAND_PALETTE:
+        if event.y == self.size.height - 1 and event.x >= self.size.width - 12 and self.app.ENABLE_COMMAND_PALETTE:
             self.app.action_command_palette()

@@ -11,6 +11,7 @@ from textual.widget import Widget
 from ... import format as fmt
 from ...core.engine import Run
 from ...core.pricing import cost_usd
+from ...core.providers.presets import is_local_url
 
 
 class RunBar(Widget):
@@ -71,7 +72,9 @@ class RunBar(Widget):
         usage = run.stats.usage
         streamed = usage.completion_tokens or sum(s.tokens for s in run.status.values())
         in_flight, limit = run.limiter.in_use, run.limiter.limit
-        price = fmt.usd(cost_usd(run.provider.model, usage.prompt_tokens, usage.completion_tokens))
+        base_url = getattr(run.provider, "base_url", None)
+        price = fmt.usd(cost_usd(run.provider.model, usage.prompt_tokens, usage.completion_tokens, base_url),
+                        free=is_local_url(base_url))  # fmt: skip
         error, warning = f"bold {theme.error}", f"bold {theme.warning}"
         # (long form, short form, style); a part whose long form is "" is left out.
         parts = [

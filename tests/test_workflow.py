@@ -1,0 +1,100 @@
+"""The gaps users hit in the app's workflow: the review table uses the width, every key is on the key bar at
+80x24, the start screen's complaint is whole and its folder named, "Export first" exports and then quits, and
+help lists every key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_tui import demo_finished
+from tui_support import app_settings, screen_text, wait_for, wait_for_text
+
+from mkflash_tui.tui.app import make_app
+from mkflash_tui.tui.screens.dialogs import ExportDialog, HelpScreen, QuitDialog
+from mkflash_tui.tui.screens.run import ReviewView, RunScreen
+from mkflash_tui.tui.screens.start import StartScreen
+from mkflash_tui.tui.widgets.cards import CardTable
+
+
+async def review_at(size: tuple[int, int], tmp_path: Path, monkeypatch) -> tuple[str, CardTable]:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=size) as pilot:
+        screen = await demo_finished(pilot, app)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        return await screen_text(pilot), screen.query_one(CardTable)
+
+
+async def test_review_columns_use_the_width(tmp_path, monkeypatch) -> None:
+    wide_text, wide = await review_at((160, 40), tmp_path, monkeypatch)
+    narrow_text, narrow = await review_at((80, 24), tmp_path, monkeypatch)
+    assert wide.front_width > 40 and wide.back_width > 30
+    assert narrow.front_width < wide.front_width and narrow.back_width < wide.back_width
+    longest = "What is the Volcanic Explosivity Index (VEI)?"  # cut at 80 columns, whole at 160
+    assert longest in wide_text and longest not in narrow_text
+
+
+async def test_every_key_is_on_the_key_bar_at_80x24(tmp_path, monkeypatch) -> None:
+    text, _ = await review_at((80, 24), tmp_path, monkeypatch)
+    bar = "\n".join(text.splitlines()[-2:])
+    for key in ("d Delete", "u Undo", "e Edit", "/ Filter", "x Export", "c Cancel", "r Retry", "? Help", "q Quit"):
+        assert key in bar, (key, bar)
+
+
+async def test_start_screen_complaint_is_whole_and_the_folder_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.md").write_text("# Notes\n\nSome text.\n")
+    app = make_app(app_settings())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), what="the start screen")
+        text = await wait_for_text(pilot, "notes.md")
+        assert f"📂 {tmp_path}/" in text or "📂 ~" in text
+        screen = app.screen
+        screen.query_one("#provider").value = "openrouter"
+        await pilot.pause()
+        screen.query_one("#path").value = "notes.md"
+        await pilot.press("ctrl+s")
+        text = await wait_for_text(pilot, "OPENROUTER_API_KEY.")
+        assert "needs an API key" in text and isinstance(app.screen, StartScreen)
+
+
+async def test_export_first_exports_and_then_quits(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await demo_finished(pilot, app)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitDialog)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), what="the export dialog")
+        assert "then quit" in await screen_text(pilot)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.return_code is not None, what="the app to exit")
+    assert app.return_code == 0 and (tmp_path / "demo.apkg").stat().st_size > 0
+
+
+async def test_export_first_then_escape_stays(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await demo_finished(pilot, app)
+        await pilot.press("q", "x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), what="the export dialog")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="the run screen")
+        assert app.is_running and not (tmp_path / "demo.apkg").exists()
+
+
+async def test_help_lists_every_key(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await demo_finished(pilot, app)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        body = app.screen.body().plain
+    for needle in ("↑ ↓", "Ctrl+End", "Ctrl+C", "Tab / Shift+Tab", "Esc", "Ctrl+Q", "Ctrl+S", "Ctrl+O", "Ctrl+P"):
+        assert needle in body, needle
+    for binding in (*RunScreen.BINDINGS, *ReviewView.BINDINGS):
+        assert (binding.tooltip or binding.description) in body, binding
