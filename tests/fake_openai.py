@@ -500,8 +500,10 @@ if __name__ == "__main__":  # a standalone server for trying the app by hand
 
     parser = argparse.ArgumentParser(description="Serve a fake chat-completions API on 127.0.0.1.")
     parser.add_argument("--latency", type=float, default=0.5)
+    parser.add_argument("--api-key", help="refuse every other key (401), as a real server does")
+    parser.add_argument("--models", nargs="*", help="what GET /v1/models lists (default: no such endpoint)")
     args = parser.parse_args()
-    server = FakeOpenAI(latency=args.latency).start()
+    server = FakeOpenAI(latency=args.latency, api_key=args.api_key, model_list=args.models).start()
     print(server.base_url, flush=True)
     try:
         while True:

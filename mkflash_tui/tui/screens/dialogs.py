@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static, TextArea
 
@@ -210,13 +210,15 @@ class FixServerDialog(DismissOnce, ModalScreen[ServerFix | None]):
             yield Static("Correct the key, the address or the model and go on: the cards made so far and "
                          "your edits stay in this session, and only unfinished chunks are sent.",
                          classes="hint")  # fmt: skip
-            yield Label("API key")
-            yield Input(password=True, compact=True, id="fix-key",
-                        placeholder=f"unchanged (from {s.key_source})" if s.key_source else "none")  # fmt: skip
-            yield Label("Base URL")
-            yield Input(s.base_url or "", placeholder="https://api.openai.com/v1", compact=True, id="fix-base-url")
-            yield Label("Model")
-            yield Input(s.model, compact=True, id="fix-model")
+            with Grid(classes="fields"):
+                yield Label("API key")
+                yield Input(password=True, compact=True, id="fix-key",
+                            placeholder=f"unchanged (from {s.key_source})" if s.key_source else "none")  # fmt: skip
+                yield Label("Base URL")
+                yield Input(s.base_url or "", placeholder="https://api.openai.com/v1", compact=True,
+                            id="fix-base-url")  # fmt: skip
+                yield Label("Model")
+                yield Input(s.model, compact=True, id="fix-model")
             with Horizontal(classes="buttons"):
                 yield Button("Go on (Enter)", variant="primary", id="go-on")
                 yield Button("Not now (Esc)", id="not-now")

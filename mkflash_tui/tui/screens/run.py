@@ -322,11 +322,12 @@ class RunScreen(Screen):
         self.query_one(RunBar).refresh()
         if self.run.fatal and not self._fatal_shown:
             self._fatal_shown = True
-            self.app.notify(self.run.fatal, title="The run stopped", severity="error", timeout=30)
-            if self.job.settings.online:
-                from .dialogs import FixServerDialog
+            if self.job.settings.online and self.app.screen is self:
+                from .dialogs import FixServerDialog  # it says why, and how to go on
 
                 self._open(FixServerDialog(self.job.settings, self.run.fatal), self._server_fixed)
+            else:
+                self.app.notify(self.run.fatal, title="The run stopped", severity="error", timeout=30)
         if self.run.halted and not self._halt_shown:
             self._halt_shown = True
             self.app.notify(
