@@ -24,7 +24,7 @@ from mkflash_tui.core.providers.offline import OfflineProvider
 from mkflash_tui.job import demo_bytes
 from mkflash_tui.tui.app import make_app
 from mkflash_tui.tui.screens.confirm import ConfirmScreen
-from mkflash_tui.tui.screens.dialogs import EditCardDialog, ExportDialog, HelpScreen, QuitDialog
+from mkflash_tui.tui.screens.dialogs import EditCardDialog, ExportDialog, FixServerDialog, HelpScreen, QuitDialog
 from mkflash_tui.tui.screens.run import RunScreen
 from mkflash_tui.tui.screens.start import StartScreen
 from mkflash_tui.tui.widgets.cards import CardTable
@@ -563,7 +563,7 @@ async def test_the_demo_never_asks_and_is_generated_anew_each_time(tmp_path, mon
             assert screen.run.from_cache == 0 and len(screen.cards()) == 11
 
 
-async def test_no_server_is_one_clear_notification(tmp_path, monkeypatch) -> None:
+async def test_no_server_is_one_clear_sentence_and_a_way_to_fix_it(tmp_path, monkeypatch) -> None:
     import socket
 
     monkeypatch.chdir(tmp_path)
@@ -575,11 +575,16 @@ async def test_no_server_is_one_clear_notification(tmp_path, monkeypatch) -> Non
     async with app.run_test(size=SIZE) as pilot:
         screen = await started(pilot, app)
         await wait_for(pilot, lambda: screen.finished, what="the run to stop")
-        await wait_for(pilot, lambda: any("could not reach" in m for m in notifications(app)), what="the notice")
-        messages = [m for m in notifications(app) if "could not reach" in m]
-        assert len(messages) == 1 and "is --base-url right?" in messages[0]
+        # Said once, in the dialog that offers to correct the address (no toast repeats it).
+        await wait_for(pilot, lambda: isinstance(app.screen, FixServerDialog), what="the fix dialog")
+        assert "could not reach" in app.screen.reason and "is --base-url right?" in app.screen.reason
+        assert not [m for m in notifications(app) if "could not reach" in m]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, what="the run screen")
         assert "could not reach" in str(screen.query_one("#run-bar").render())
         assert screen.run.counts()["done"] == 0 and screen.cards() == []
+        await pilot.press("r")  # r offers the same fix again
+        await wait_for(pilot, lambda: isinstance(app.screen, FixServerDialog), what="the fix dialog again")
 
 
 async def test_after_an_export_keys_close_the_dialog_and_quit(tmp_path, monkeypatch) -> None:
