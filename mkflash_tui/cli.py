@@ -44,12 +44,20 @@ def generate_parser() -> argparse.ArgumentParser:
         "into an Anki deck, headless.",
         epilog="Exit codes: 0 all chunks done, 1 some chunks failed or the session store could not be written "
         "(deck written with the rest), 2 bad usage or input (or nothing to make cards from), 3 the server refused "
-        "the run, 130 interrupted (what finished is written).",
+        "the run, or Anki could not be reached (--to-anki), 130 interrupted (what finished is written).",
     )
     parser.add_argument("input", nargs="?", help="file to read, or - for stdin")
     add_run_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="show chunks, tokens and estimated cost; send nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    parser.add_argument(
+        "--to-anki", nargs="?", const="", metavar="URL",
+        help="send the cards to a running Anki through AnkiConnect (default address: ANKICONNECT_URL, else "
+        "http://127.0.0.1:8765; ANKICONNECT_KEY for its API key); writes no file unless -o is given too",
+    )  # fmt: skip
+    parser.add_argument("--prune", action="store_true", help="with --to-anki: delete stale notes instead of "
+                        "tagging and suspending them")  # fmt: skip
+    parser.add_argument("--readd", action="store_true", help="with --to-anki: add notes deleted in Anki again")
     return parser
 
 

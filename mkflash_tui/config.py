@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config_file import ConfigError, load_config
+from .core.ankiconnect import DEFAULT_URL as ANKICONNECT_DEFAULT_URL
 from .core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from .core.engine import DEFAULT_CONCURRENCY
 from .core.prompts import DEFAULT_STYLE, STYLES
@@ -71,6 +72,11 @@ class Settings:
     profile: str | None = None  # the config file's profile these settings came from
     theme: str | None = None  # the app's theme, as remembered
     config_warning: str = ""  # why the config file was not used, for the face to say once
+    anki_url: str = ""  # AnkiConnect's address (ANKICONNECT_URL, else its default)
+    anki_key: str | None = field(default=None, repr=False)  # ANKICONNECT_KEY; never written anywhere
+    to_anki: bool = False  # headless: push the kept cards to Anki (--to-anki)
+    prune: bool = False
+    readd: bool = False
 
     @property
     def online(self) -> bool:
@@ -241,6 +247,15 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     settings.session = args.session.strip() if args.session and args.session.strip() else None
     settings.max_cost = args.max_cost
     settings.context_tokens = args.context_tokens
+    to_anki = getattr(args, "to_anki", None)
+    settings.to_anki = to_anki is not None
+    settings.anki_url = (to_anki if isinstance(to_anki, str) and to_anki else None) or env.get(
+        "ANKICONNECT_URL") or ANKICONNECT_DEFAULT_URL  # fmt: skip
+    settings.anki_key = env.get("ANKICONNECT_KEY") or None
+    settings.prune = bool(getattr(args, "prune", False))
+    settings.readd = bool(getattr(args, "readd", False))
+    if (settings.prune or settings.readd) and not settings.to_anki:
+        raise UsageError("--prune and --readd go with --to-anki.")
 
     def layered(key: str, provider: str | None = None):
         """(value, where) of ``key`` from the first layer that sets it (for provider keys: a layer of

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from . import format as fmt
 from .config import CONFIRM_ABOVE_USD
+from .core.ankiconnect import AnkiConnectError
 from .core.engine import Run
 from .core.export import ExportError, check_output_path, export_cards
 from .core.models import (
@@ -31,7 +32,7 @@ from .core.pricing import cost_usd
 from .core.prompts import DEFAULT_STYLE
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
-from .job import Job, known_stamps
+from .job import Job, known_stamps, send_to_anki
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -202,7 +203,8 @@ async def _drive(run: Run, interrupted: list[bool]) -> None:
 def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Run ``job`` to the end, write the deck, report; returns the process exit code."""
     settings = job.settings
-    if not settings.dry_run:
+    write_file = not settings.to_anki or settings.output is not None  # --to-anki alone writes no file
+    if not settings.dry_run and write_file:
         try:
             check_output_path(job.output, force=settings.force)
         except ExportError as exc:
@@ -275,12 +277,31 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         stderr.write(f"mkflash-tui: {job.document.name} has nothing to make cards from, so no deck was written.\n")
     elif not cards and not run.fatal:
         stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
-    if cards:
+    if cards and write_file:
         try:
             result = export_cards(cards, job.output, job.export_options(title=run.title),
                                   stamps=known_stamps(store, cards))  # fmt: skip
         except (ExportError, OSError) as exc:
             export_error = str(exc)
+    anki: dict | None = None
+    if cards and settings.to_anki:
+        if result:
+            try:  # the file's stamps first: the push then sends the same modification times
+                store.save_note_stamps(result.stamps)
+            except StoreError:
+                pass
+        try:
+            pushed = send_to_anki(cards, job.export_options(title=run.title), store, url=settings.anki_url,
+                                  key=settings.anki_key, prune=settings.prune, readd=settings.readd)  # fmt: skip
+        except AnkiConnectError as exc:
+            anki = {"error": str(exc)}
+            stderr.write(f"mkflash-tui: {exc} The cards are kept in this session: run the same command again to "
+                         "send them.\n")  # fmt: skip
+        else:
+            anki = pushed.as_dict()
+            stderr.write(f"mkflash-tui: sent to Anki at {settings.anki_url}: {pushed.describe()}\n")
+            for reason in pushed.reasons[:10]:
+                stderr.write(f"  {reason}\n")
     code = EXIT_OK
     if run.fatal:
         stderr.write(f"mkflash-tui: stopped: {run.fatal}\n")
@@ -298,6 +319,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     if export_error:
         stderr.write(f"mkflash-tui: could not write the deck: {export_error}\n")
         code = code or EXIT_USAGE
+    if anki is not None and "error" in anki:
+        code = code or EXIT_REFUSED
     try:
         store.set_cards(session_id, len(cards))
         if result:
@@ -329,6 +352,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "style": settings.style if settings.online else DEFAULT_STYLE,
                     "title": job.document.title,
                     "deck": job.settings.deck or run.title,
+                    "anki": anki,
                     "chunks": len(run.chunks),
                     "cards": len(cards),
                     "failed_chunks": len(failures),

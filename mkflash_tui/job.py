@@ -253,6 +253,30 @@ def known_stamps(store: Store | None, cards: Iterable[Card]) -> NoteStamps | Non
         return None
 
 
+def send_to_anki(cards: list[Card], options: ExportOptions, store: Store | None, *, url: str, key: str | None,
+                 prune: bool = False, readd: bool = False):  # fmt: skip
+    """Push ``cards`` to the Anki whose AnkiConnect listens at ``url``, keeping each card's Anki note id in the
+    store. Returns the PushReport; raises AnkiConnectError (one sentence; nothing of the session is lost)."""
+    from .core.ankiconnect import AnkiConnect, push
+
+    anki = AnkiConnect(url, key)
+    guids = [note_guid(c.id) for c in cards]
+    try:
+        known = store.anki_notes(anki.url, guids) if store is not None else {}
+    except StoreError:
+        known = {}
+    report, remember, forget = push(anki, cards, options, known=known, stamps=known_stamps(store, cards),
+                                    prune=prune, readd=readd)  # fmt: skip
+    if store is not None:
+        try:
+            store.save_anki_notes(anki.url, remember, forget)
+            if report.stamps:
+                store.save_note_stamps(report.stamps)
+        except StoreError:
+            pass  # Anki has the notes; a later push finds them again by their text
+    return report
+
+
 def load_document(settings: Settings, stdin=None) -> Document:
     """Read the input named by ``settings`` (or the demo text). Raises SourceError."""
     if settings.demo:

@@ -293,32 +293,68 @@ def _models():
     return basic, reversed_, cloze
 
 
-def _write_apkg(cards: list[Card], path: Path, options: ExportOptions, known: NoteStamps | None) -> ExportResult:
-    import genanki
+@dataclass(frozen=True, slots=True)
+class NotePayload:
+    """One card as a note: what the .apkg holds and what is sent to a running Anki."""
 
-    basic, reversed_, cloze = _models()
+    card_id: str
+    guid: str
+    model_id: int
+    deck: str
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    cards: int  # Anki cards the note makes
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return CLOZE_FIELDS if self.model_id == CLOZE_MODEL_ID else BASIC_FIELDS
+
+    @property
+    def content(self) -> str:
+        """The hash an export stamps the note with (``NoteStamps``): changes when the card's text does."""
+        return note_content(self.model_id, list(self.fields), list(self.tags))
+
+
+def note_content(model_id: int, fields: list[str], tags: list[str]) -> str:
+    return hashlib.sha256(json.dumps([model_id, fields, sorted(tags)], ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def note_payloads(cards: Iterable[Card], options: ExportOptions) -> list[NotePayload]:
+    """Each card as the note our note types make of it (model, deck, fields, tags)."""
     deck_name = clean_deck_name(options.deck)
-    decks: dict[str, genanki.Deck] = {}
     tags = card_tags(options)
-    card_count = 0
+    out = []
     for card in cards:
-        name = subdeck_for(card, deck_name, options.subdecks)
-        deck = decks.get(name)
-        if deck is None:
-            deck = decks[name] = genanki.Deck(deck_id(name), name)
+        deck = subdeck_for(card, deck_name, options.subdecks)
         source = render_field(card.quote)
         context = render_field(_context(card, options.title))
         if effective_kind(card) == CardKind.CLOZE:
-            fields = [render_field(card.front), render_field(card.back), source, context]
-            note = genanki.Note(model=cloze, fields=fields, guid=note_guid(card.id), tags=note_tags(card, tags))
-            card_count += len(set(re.findall(r"\{\{c(\d+)::", card.front)))
+            fields = (render_field(card.front), render_field(card.back), source, context)
+            model_id, count = CLOZE_MODEL_ID, len(set(re.findall(r"\{\{c(\d+)::", card.front)))
         else:
             front, back = _basic_front_back(card)
-            model = reversed_ if options.reverse else basic
-            fields = [render_field(front), render_field(back), source, context]
-            note = genanki.Note(model=model, fields=fields, guid=note_guid(card.id), tags=note_tags(card, tags))
-            card_count += 2 if options.reverse else 1
-        deck.add_note(note)
+            fields = (render_field(front), render_field(back), source, context)
+            model_id = REVERSED_MODEL_ID if options.reverse else BASIC_MODEL_ID
+            count = 2 if options.reverse else 1
+        out.append(NotePayload(card.id, note_guid(card.id), model_id, deck, fields,
+                               tuple(note_tags(card, tags)), count))  # fmt: skip
+    return out
+
+
+def _write_apkg(cards: list[Card], path: Path, options: ExportOptions, known: NoteStamps | None) -> ExportResult:
+    import genanki
+
+    models = {m.model_id: m for m in _models()}
+    decks: dict[str, genanki.Deck] = {}
+    card_count = 0
+    for payload in note_payloads(cards, options):
+        deck = decks.get(payload.deck)
+        if deck is None:
+            deck = decks[payload.deck] = genanki.Deck(deck_id(payload.deck), payload.deck)
+        deck.add_note(genanki.Note(model=models[payload.model_id], fields=list(payload.fields), guid=payload.guid,
+                                   tags=list(payload.tags)))  # fmt: skip
+        card_count += payload.cards
+    deck_name = clean_deck_name(options.deck)
     if not decks:
         decks[deck_name] = genanki.Deck(deck_id(deck_name), deck_name)
     package = genanki.Package(list(decks.values()))
@@ -339,9 +375,7 @@ def _note_stamps(notes: list, known: NoteStamps | None) -> NoteStamps:
         now = int(time.time())  # never ahead of the clock: a note stamped in the future beats later Anki edits
     stamps: NoteStamps = {}
     for note in notes:
-        content = hashlib.sha256(
-            json.dumps([note.model.model_id, note.fields, sorted(note.tags)], ensure_ascii=False).encode()
-        ).hexdigest()[:16]
+        content = note_content(note.model.model_id, note.fields, note.tags)
         before = known.get(note.guid)
         if before is not None and before[0] == content:
             stamps[note.guid] = before

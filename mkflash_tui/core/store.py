@@ -80,6 +80,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE chunks ADD COLUMN wanted INTEGER",
         "ALTER TABLE chunks ADD COLUMN card_list TEXT",
     ),
+    # 8: the note each card became in a running Anki (by AnkiConnect's address), and the content it was sent
+    #    with, so a second push updates only what changed and never adds a card twice
+    ("CREATE TABLE anki_notes (anki TEXT NOT NULL, guid TEXT NOT NULL, note_id INTEGER NOT NULL, "
+     "content TEXT NOT NULL, PRIMARY KEY (anki, guid))",),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -486,6 +490,30 @@ class Store:
         with self._transaction():
             self.db.executemany("INSERT OR REPLACE INTO note_stamps VALUES (?, ?, ?)",
                                 [(g, c, m) for g, (c, m) in stamps.items()])  # fmt: skip
+
+    def anki_notes(self, anki: str, guids: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """For the Anki at ``anki``: each of these notes' Anki note id and the content last sent to it."""
+        wanted = list(guids)
+        found: dict[str, tuple[int, str]] = {}
+        try:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for guid, note_id, content in self.db.execute(
+                    f"SELECT guid, note_id, content FROM anki_notes WHERE anki = ? AND guid IN ({marks})",
+                    [anki, *part],
+                ):
+                    found[guid] = (int(note_id), content)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the session store at {self.path}: {_reason(exc)}") from None
+        return found
+
+    def save_anki_notes(self, anki: str, notes: dict[str, tuple[int, str]], removed: Iterable[str] = ()) -> None:
+        """Remember the notes a push made or updated (guid -> (note id, content)); forget ``removed`` ones."""
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO anki_notes VALUES (?, ?, ?, ?)",
+                                [(anki, g, n, c) for g, (n, c) in notes.items()])  # fmt: skip
+            self.db.executemany("DELETE FROM anki_notes WHERE anki = ? AND guid = ?", [(anki, g) for g in removed])
 
     # ------------------------------------------------------------------ review decisions
 

@@ -60,6 +60,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
                 yield Checkbox("subdeck per chapter", options.subdecks, id="subdecks", compact=True)
             yield Static(self._summary(), id="export-message")
             with Horizontal(classes="buttons"):
+                yield Button("Send to Anki", id="send-anki", tooltip="to a running Anki, through AnkiConnect")
                 yield Button("Export", variant="primary", id="export")
                 yield Button("Close", id="close")
 
@@ -144,6 +145,52 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         self.query_one("#close", Button).display = False  # one way out: Done (Enter) or Esc
         done.focus()  # keys now close the dialog (or quit the app), not edit the file name just used
         self.app.notify(message, title="Exported")
+
+
+    @on(Button.Pressed, "#send-anki")
+    def _send_to_anki(self) -> None:
+        cards = self.owner.cards()
+        if not cards:
+            self._message("There are no cards to send yet.", "bold red")
+            return
+        deck = self.query_one("#deck", Input).value.strip() or self.job.export_options().deck
+        options = dataclasses.replace(self.job.export_options(title=self.owner.run.title), deck=deck,
+                                      reverse=self.query_one("#reverse", Checkbox).value,
+                                      subdecks=self.query_one("#subdecks", Checkbox).value)  # fmt: skip
+        self.query_one("#send-anki", Button).disabled = True
+        self._message(f"Sending {fmt.plural(len(cards), 'card')} to Anki at {self.job.settings.anki_url}…")
+        self.run_worker(self._push(cards, options), group="anki", exclusive=True, exit_on_error=False)
+
+    async def _push(self, cards: list[Card], options) -> None:
+        settings = self.job.settings
+
+        def send():
+            import contextlib
+
+            from ...core.ankiconnect import AnkiConnectError
+            from ...core.store import StoreError, open_store
+            from ...job import send_to_anki
+
+            try:  # a connection of this thread's own: the app's belongs to the event loop's thread
+                store = open_store(settings.data_dir)
+            except StoreError:
+                store = None
+            with contextlib.closing(store) if store is not None else contextlib.nullcontext():
+                try:
+                    return send_to_anki(cards, options, store, url=settings.anki_url, key=settings.anki_key)
+                except AnkiConnectError as exc:
+                    return str(exc)
+
+        result = await asyncio.to_thread(send)
+        self.query_one("#send-anki", Button).disabled = False
+        if isinstance(result, str):
+            self._message(Text.assemble((result, "bold red"), "\nThe cards stay here; x or Send tries again."))
+            self.app.notify(f"{result} The cards stay in this session.", title="Anki", severity="error",
+                            timeout=10)  # fmt: skip
+            return
+        message = f"Sent to Anki at {settings.anki_url}: {result.describe()}."
+        self._message(Text(message, style="bold green"))
+        self.app.notify(message, title="Anki", timeout=6)
 
 
 class EditCardDialog(DismissOnce, ModalScreen[tuple[str, str] | None]):
@@ -371,6 +418,7 @@ class HelpScreen(ReadingDialog):
                 ("Ctrl+C / Ctrl+V", "copy and paste in a text field (Ctrl+C never quits: q or Ctrl+Q do)"),
             ]),
             ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)"),
+                               ("Send to Anki", "push the cards into a running Anki through AnkiConnect"),
                                ("q", "once the deck is written: quit")]),
             (
                 "App",
