@@ -26,6 +26,7 @@ CONFIRM_ABOVE_USD = 0.50  # headless runs estimated above this ask first (or nee
 MAX_INSTRUCTIONS_BYTES = 20_000  # an --instructions-file longer than this is surely the wrong file
 # Settings that belong to one provider: a profile's (or the remembered) ones apply only with that provider.
 PROVIDER_KEYS = ("base_url", "model", "api_key_env", "concurrency")
+REMEMBERED = "your last choice in the app"
 
 
 class UsageError(Exception):
@@ -72,6 +73,7 @@ class Settings:
     profile: str | None = None  # the config file's profile these settings came from
     theme: str | None = None  # the app's theme, as remembered
     config_warning: str = ""  # why the config file was not used, for the face to say once
+    notice: str = ""  # a remembered choice that could not be used this time, for the app to say once
     anki_url: str = ""  # AnkiConnect's address (ANKICONNECT_URL, else its default)
     anki_key: str | None = field(default=None, repr=False)  # ANKICONNECT_KEY; never written anywhere
     to_anki: bool = False  # headless: push the kept cards to Anki (--to-anki)
@@ -227,7 +229,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
             raise UsageError(str(exc)) from None
         settings.profile = args.profile
     if remembered and not args.demo:
-        layers.append(("your last choice in the app", config.app))
+        layers.append((REMEMBERED, config.app))
     settings.theme = config.app.get("theme") if remembered else None
 
     settings.input = getattr(args, "input", None)
@@ -271,6 +273,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     env_key = args.api_key or env.get("OPENAI_API_KEY")
     env_url = args.base_url or env.get("OPENAI_BASE_URL")
     if settings.demo:
+        if settings.input:
+            raise UsageError("--demo uses the bundled sample text; give either a file or --demo, not both.")
         name, reason = args.provider or "offline", "--demo" if not args.provider else "--provider"
     elif args.provider:
         name, reason = args.provider, "--provider"
@@ -290,7 +294,19 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     settings.provider = "offline" if name == "offline" else "openai"
     settings.provider_reason = reason
     if not settings.demo or args.provider:
-        _resolve_server(settings, args, env, preset, layered)
+        try:
+            _resolve_server(settings, args, env, preset, layered)
+        except UsageError as exc:
+            if reason != REMEMBERED:
+                raise
+            # The app's last provider needs a key this launch does not have (keys are never remembered): start
+            # from what the environment gives, and say so; Settings offers the provider again.
+            fallback = "openai" if env_key or env_url else "offline"
+            settings.preset, settings.provider = fallback, "openai" if fallback == "openai" else "offline"
+            settings.provider_reason = "environment" if fallback == "openai" else "no key for your last provider"
+            settings.api_key, settings.key_source = None, ""
+            settings.notice = f"Your last provider, {name}, is not used this time: {exc}"
+            _resolve_server(settings, args, env, PRESETS[fallback], lambda key, provider=None: (None, ""))
     else:
         settings.model = args.model or DEFAULT_MODEL
         settings.concurrency = args.concurrency or DEFAULT_CONCURRENCY

@@ -91,6 +91,11 @@ def test_precedence_flags_environment_profile_remembered_defaults() -> None:
     # A remembered model belongs to its provider: another provider's flag does not inherit it.
     groq = app_args("--provider", "groq", environ={"GROQ_API_KEY": "gsk"})
     assert groq.model == PRESETS["groq"].model and groq.base_url == PRESETS["groq"].base_url
+    # The app's last provider needs a key this launch lacks (keys are never remembered): offline, said once.
+    remember({"provider": "groq"})
+    lacking = app_args()
+    assert lacking.preset == "offline" and "GROQ_API_KEY" in lacking.notice
+    assert app_args(environ={"GROQ_API_KEY": "gsk"}).preset == "groq"
     # No file at all: the defaults.
     config_file().unlink()
     assert (app_args().preset, app_args().model, app_args().concurrency) == ("offline", "gpt-4o-mini", 64)

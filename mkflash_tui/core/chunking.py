@@ -17,8 +17,9 @@ can be read again and upgraded.
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -313,27 +314,60 @@ class _ContentChunker(_Units):
         return chunks
 
     def find_anchors(self, units: list[_Unit], hashes: list[str], anchors: Iterable[Anchor]) -> dict[int, int]:
-        """Where earlier chunk bodies stand unchanged in ``units``: start index -> end index, in order and
-        without overlaps (the first found wins)."""
-        wanted: dict[str, Counter[tuple[int, str]]] = defaultdict(Counter)
-        for first, count, whole in anchors:
-            if first and count > 0:
-                wanted[first][(count, whole)] += 1  # a body that occurred twice may be kept twice
-        if not wanted:
+        """Where earlier chunk bodies stand unchanged in ``units``: start index -> end index.
+
+        ``anchors`` come in the earlier text's order. Of every place each one's body stands now, the kept ones
+        are in that same order, never overlap, and cover as many units as can be: repeated text (boilerplate, a
+        paragraph quoted twice) cannot pull a chunk to the wrong copy and misalign the rest."""
+        anchors = [a for a in anchors if a[0] and a[1] > 0]
+        if not anchors:
             return {}
-        found: dict[int, int] = {}
-        end_of_last = 0
+        at: dict[str, list[int]] = defaultdict(list)
         for i, digest in enumerate(hashes):
-            if i < end_of_last or digest not in wanted:
-                continue
-            # The longest body first: a repeated paragraph may start a short earlier chunk and a longer one.
-            for count, whole in sorted(wanted[digest], reverse=True):
-                if wanted[digest][(count, whole)] <= 0:
-                    continue
+            at[digest].append(i)
+        candidates: list[tuple[int, int, int]] = []  # (start, end, the anchor's place in the earlier order)
+        for k, (first, count, whole) in enumerate(anchors):
+            for i in at.get(first, ()):
                 if i + count <= len(units) and body_hash(units[i : i + count]) == whole:
-                    found[i] = end_of_last = i + count
-                    wanted[digest][(count, whole)] -= 1
-                    break
+                    candidates.append((i, i + count, k))
+        if not candidates:
+            return {}
+        candidates.sort()
+        # The heaviest chain, increasing in both orders, in O(n log n): a Fenwick tree of the best chain
+        # ending with each anchor, filled with the candidates that end before the one being placed.
+        size = len(anchors)
+        tree: list[tuple[int, int]] = [(0, -1)] * (size + 1)
+
+        def update(k: int, value: tuple[int, int]) -> None:
+            k += 1
+            while k <= size:
+                if value > tree[k]:
+                    tree[k] = value
+                k += k & -k
+
+        def best_before(k: int) -> tuple[int, int]:  # the best chain through anchors 0..k-1
+            out = (0, -1)
+            while k > 0:
+                out = max(out, tree[k])
+                k -= k & -k
+            return out
+
+        score = [0] * len(candidates)
+        prev = [-1] * len(candidates)
+        pending: list[tuple[int, int]] = []  # (end, candidate) not yet in the tree
+        for n, (begin, end, k) in enumerate(candidates):
+            while pending and pending[0][0] <= begin:
+                _, m = heapq.heappop(pending)
+                update(candidates[m][2], (score[m], m))
+            before, link = best_before(k)
+            score[n], prev[n] = before + end - begin, link
+            heapq.heappush(pending, (end, n))
+        n = max(range(len(candidates)), key=lambda m: (score[m], -m))
+        found: dict[int, int] = {}
+        while n >= 0:
+            begin, end, _ = candidates[n]
+            found[begin] = end
+            n = prev[n]
         return found
 
     def cut(self, units: list[_Unit], hashes: list[str], start: int, stop: int, room: int) -> int:

@@ -88,6 +88,8 @@ class MkflashApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self.settings.config_warning:
             self.notify(self.settings.config_warning, title="Config file", severity="warning", timeout=15)
+        if self.settings.notice:
+            self.notify(self.settings.notice, severity="warning", timeout=10)
         if self.settings.input or self.settings.demo:
             self.load(self.settings)
         else:
