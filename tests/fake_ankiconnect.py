@@ -258,3 +258,23 @@ class FakeAnkiConnect:
                     raise  # current AnkiConnect: all or nothing
                 out.append(None)
         return out
+
+
+if __name__ == "__main__":  # a standalone AnkiConnect over a throwaway collection, for trying the app by hand
+    import argparse
+    import tempfile
+    import time
+
+    parser = argparse.ArgumentParser(description="Serve AnkiConnect's protocol on 127.0.0.1 over a new collection.")
+    parser.add_argument("--folder", type=Path, help="where the collection lives (default: a new temporary folder)")
+    parser.add_argument("--refuse-import", action="store_true", help="answer importPackage with an error")
+    parser.add_argument("--key", help="demand this API key")
+    args = parser.parse_args()
+    fake = FakeAnkiConnect(args.folder or Path(tempfile.mkdtemp(prefix="fake-anki-")), refuse_import=args.refuse_import,
+                           key=args.key).start()  # fmt: skip
+    print(fake.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()

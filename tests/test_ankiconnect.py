@@ -246,6 +246,7 @@ async def test_send_to_anki_from_the_export_dialog(tmp_path: Path, monkeypatch) 
             message = next(str(n.message) for n in app._notifications if "Sent to Anki" in str(n.message))
             assert f"{len(screen.cards())} added" in message
             assert len(anki.notes()) == len(screen.cards())
+            assert screen.unsaved == 0  # in Anki now: quitting asks nothing
         # Anki gone: one sentence, nothing lost.
         anki.stop()
         app = make_app(settings, pace=0)

@@ -46,6 +46,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         self.job = owner.job
         self._confirm_overwrite: Path | None = None
         self._done = False
+        self._sending = False
 
     def compose(self) -> ComposeResult:
         options = self.job.export_options(title=self.owner.run.title)
@@ -157,7 +158,9 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         options = dataclasses.replace(self.job.export_options(title=self.owner.run.title), deck=deck,
                                       reverse=self.query_one("#reverse", Checkbox).value,
                                       subdecks=self.query_one("#subdecks", Checkbox).value)  # fmt: skip
-        self.query_one("#send-anki", Button).disabled = True
+        if self._sending:
+            return  # a second press while the first push runs (disabling the button would move the focus)
+        self._sending = True
         self._message(f"Sending {fmt.plural(len(cards), 'card')} to Anki at {self.job.settings.anki_url}…")
         self.run_worker(self._push(cards, options), group="anki", exclusive=True, exit_on_error=False)
 
@@ -181,13 +184,16 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
                 except AnkiConnectError as exc:
                     return str(exc)
 
-        result = await asyncio.to_thread(send)
-        self.query_one("#send-anki", Button).disabled = False
+        try:
+            result = await asyncio.to_thread(send)
+        finally:
+            self._sending = False
         if isinstance(result, str):
             self._message(Text.assemble((result, "bold red"), "\nThe cards stay here; x or Send tries again."))
             self.app.notify(f"{result} The cards stay in this session.", title="Anki", severity="error",
                             timeout=10)  # fmt: skip
             return
+        self.owner.mark_sent()
         message = f"Sent to Anki at {settings.anki_url}: {result.describe()}."
         self._message(Text(message, style="bold green"))
         self.app.notify(message, title="Anki", timeout=6)

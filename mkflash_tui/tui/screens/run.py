@@ -583,6 +583,10 @@ class RunScreen(Screen):
                 pass  # the deck is written; only the "exported" mark in the sessions list is missing
         self.record_count()
 
+    def mark_sent(self) -> None:
+        """The cards as they are now are in Anki: quitting loses nothing."""
+        self.exported = (self.review.version, len(self.cards()))
+
     def record_count(self) -> None:
         """Keep the session's card count (sessions list, resume question) equal to what an export writes."""
         if self.store is not None and not self.run.halted:
