@@ -98,3 +98,32 @@ async def test_help_lists_every_key(tmp_path, monkeypatch) -> None:
         assert needle in body, needle
     for binding in (*RunScreen.BINDINGS, *ReviewView.BINDINGS):
         assert (binding.tooltip or binding.description) in body, binding
+
+
+async def test_notifications_leave_the_card_being_read_alone_at_80x24(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        screen = await demo_finished(pilot, app)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        app.notify("A notice long enough to take a few lines of the screen, as a failure's reason does.")
+        await wait_for(pilot, lambda: screen.query("Toast"), what="the toast")
+        await pilot.pause(0.6)  # its entrance
+        detail = screen.query_one("#detail-scroll").region
+        for toast in screen.query("Toast"):
+            assert not toast.region.overlaps(detail), (toast.region, detail)
+
+
+async def test_settings_fit_at_80x24(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), what="the start screen")
+        await pilot.pause(0.2)
+        app.screen.query_one("#start-tabs").active = "tab-settings"
+        app.screen.query_one("#provider").focus()
+        text = await wait_for_text(pilot, "Provider")
+        for label in ("Profile", "Provider", "Base URL", "API key", "Model", "Chunk tokens", "Total cards",
+                      "Language", "Style", "Instructions", "Concurrency", "Flagged cards"):  # fmt: skip
+            assert label in text, label
