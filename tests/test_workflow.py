@@ -127,3 +127,19 @@ async def test_settings_fit_at_80x24(tmp_path, monkeypatch) -> None:
         for label in ("Profile", "Provider", "Base URL", "API key", "Model", "Chunk tokens", "Total cards",
                       "Language", "Style", "Instructions", "Concurrency", "Flagged cards"):  # fmt: skip
             assert label in text, label
+
+
+async def test_a_resumed_exported_session_quits_without_asking(tmp_path, monkeypatch) -> None:
+    """Every card was written to a deck by the earlier run: quitting loses nothing, so nothing is asked."""
+    from conftest import run_cli, sections
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.md").write_text(sections(4))
+    assert run_cli("generate", "notes.md", cwd=tmp_path).returncode == 0  # writes notes.apkg
+    app = make_app(app_settings(str(tmp_path / "notes.md"), "--yes"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the run")
+        assert app.run_screen.cards() and app.run_screen.unsaved == 0
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, what="the app to exit")
+        assert not isinstance(app.screen, QuitDialog)

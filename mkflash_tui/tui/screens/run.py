@@ -566,10 +566,13 @@ class RunScreen(Screen):
 
     @property
     def unsaved(self) -> int:
-        """Cards that would be lost by quitting now: all of them unless the last export is current."""
+        """Cards never written to a deck: none once this screen's last export is current; before any export
+        here, those an earlier run of the session did not write either (a resumed, exported session has none)."""
         cards = self.cards()
         if not cards or self.exported == (self.review.version, len(cards)):
             return 0
+        if self.exported is None:
+            return sum(1 for c in cards if c.id not in self.job.written_ids)
         return len(cards)
 
     def mark_exported(self, path: Path, stamps: NoteStamps | None = None) -> None:
