@@ -52,7 +52,9 @@ def test_demo_in_a_real_terminal(tmp_path: Path) -> None:
         made = int(tmux.wait_for(r"2 Review \((\d+)\)").group(1))
         assert made > 3
         tmux.keys("2")
-        tmux.wait_for(r"type +front +back")  # the review table is on screen
+        # The review table is on screen: its header (a notification may sit over its right half) and first row.
+        tmux.wait_for(r"# +type +front")
+        tmux.wait_for(r"(?m)^ +1 +(basic|cloze) +\S")
         tmux.keys("d")
         tmux.wait_for(rf"2 Review \({made - 1}\)")
         tmux.keys("x")
