@@ -275,20 +275,26 @@ def test_the_offline_generator_ignores_language_and_style_with_a_notice(tmp_path
 # ---------------------------------------------------------------------- the app's settings tab
 
 
+async def settings_tab(pilot, app, base_url: str) -> StartScreen:
+    """The start screen's Settings tab, with the openai preset pointed at ``base_url``."""
+    await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), what="the start screen")
+    await pilot.pause(0.2)
+    screen = app.screen
+    screen.query_one("#start-tabs").active = "tab-settings"
+    screen.query_one("#provider").focus()  # the focus in the File tab would take the tab back
+    await pilot.pause()
+    screen.query_one("#provider").value = "openai"
+    await pilot.pause()  # the preset's defaults are filled in; then the address
+    screen.query_one("#base-url").value = base_url
+    return screen
+
+
 async def test_settings_tab_lists_the_servers_models_and_remembers_the_choice(tmp_path: Path) -> None:
     (tmp_path / "n.md").write_text(sections(2))
     with FakeOpenAI(model_list=["alpha-7b", "beta-13b"], api_key="sk-typed-secret") as server:
         app = make_app(app_args())
         async with app.run_test(size=(100, 36)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), what="the start screen")
-            await pilot.pause(0.2)
-            screen = app.screen
-            screen.query_one("#start-tabs").active = "tab-settings"
-            screen.query_one("#provider").focus()  # the focus in the File tab would take it back
-            await pilot.pause()
-            screen.query_one("#provider").value = "openai"
-            await pilot.pause()
-            screen.query_one("#base-url").value = server.base_url
+            screen = await settings_tab(pilot, app, server.base_url)
             screen.query_one("#api-key").value = "sk-typed-secret"
             await wait_for_text(pilot, "2 on server")
             picker = screen.query_one("#model-list")
@@ -312,15 +318,7 @@ async def test_a_server_without_a_model_list_gets_the_text_field() -> None:
     with FakeOpenAI(model_list=None) as server:
         app = make_app(app_args())
         async with app.run_test(size=(100, 36)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), what="the start screen")
-            await pilot.pause(0.2)
-            screen = app.screen
-            screen.query_one("#start-tabs").active = "tab-settings"
-            screen.query_one("#provider").focus()  # the focus in the File tab would take it back
-            await pilot.pause()
-            screen.query_one("#provider").value = "openai"
-            await pilot.pause()
-            screen.query_one("#base-url").value = server.base_url
+            screen = await settings_tab(pilot, app, server.base_url)
             await wait_for(pilot, lambda: server.model_list_headers, what="the model list request")
             await pilot.pause(0.2)
             assert not screen.query_one("#model-list").display and screen.query_one("#model").display

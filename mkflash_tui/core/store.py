@@ -471,19 +471,21 @@ class Store:
 
     def note_stamps(self, guids: Iterable[str]) -> dict[str, tuple[str, int]]:
         """The content hash and modification time each of these notes was last exported with."""
-        wanted = list(guids)
-        found: dict[str, tuple[str, int]] = {}
+        rows = self._rows_for("SELECT guid, content, mod FROM note_stamps WHERE guid IN ({marks})", (), guids)
+        return {guid: (content, int(mod)) for guid, content, mod in rows}
+
+    def _rows_for(self, sql: str, params: tuple, keys: Iterable[str]) -> list[tuple]:
+        """The rows of ``sql`` for every key, asked 500 at a time (SQLite limits a query's parameters); the
+        query's ``{marks}`` stands for the keys' placeholders, after ``params``."""
+        wanted = list(keys)
+        rows: list[tuple] = []
         try:
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for guid, content, mod in self.db.execute(
-                    f"SELECT guid, content, mod FROM note_stamps WHERE guid IN ({marks})", part
-                ):
-                    found[guid] = (content, int(mod))
+                rows.extend(self.db.execute(sql.format(marks=",".join("?" * len(part))), [*params, *part]))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the session store at {self.path}: {_reason(exc)}") from None
-        return found
+        return rows
 
     def save_note_stamps(self, stamps: dict[str, tuple[str, int]]) -> None:
         """Remember what an export wrote (after the file is in place)."""
@@ -493,20 +495,9 @@ class Store:
 
     def anki_notes(self, anki: str, guids: Iterable[str]) -> dict[str, tuple[int, str]]:
         """For the Anki at ``anki``: each of these notes' Anki note id and the content last sent to it."""
-        wanted = list(guids)
-        found: dict[str, tuple[int, str]] = {}
-        try:
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for guid, note_id, content in self.db.execute(
-                    f"SELECT guid, note_id, content FROM anki_notes WHERE anki = ? AND guid IN ({marks})",
-                    [anki, *part],
-                ):
-                    found[guid] = (int(note_id), content)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the session store at {self.path}: {_reason(exc)}") from None
-        return found
+        rows = self._rows_for("SELECT guid, note_id, content FROM anki_notes WHERE anki = ? AND guid IN ({marks})",
+                              (anki,), guids)  # fmt: skip
+        return {guid: (int(note_id), content) for guid, note_id, content in rows}
 
     def save_anki_notes(self, anki: str, notes: dict[str, tuple[int, str]], removed: Iterable[str] = ()) -> None:
         """Remember the notes a push made or updated (guid -> (note id, content)); forget ``removed`` ones."""
