@@ -125,6 +125,10 @@ def _fail(message: str) -> int:
 
 def generate_main(argv: list[str]) -> int:
     args = generate_parser().parse_args(argv)
+    if args.to_anki and "://" not in args.to_anki:
+        if args.input:
+            return _fail(f"--to-anki takes an address like http://127.0.0.1:8765, not {args.to_anki!r}.")
+        args.input, args.to_anki = args.to_anki, ""  # "--to-anki notes.md": the file, and the default address
     if not args.input and not args.demo:
         return _fail("give a file to read (or - for stdin, or --demo); see mkflash-tui generate --help.")
     try:

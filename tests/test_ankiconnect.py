@@ -262,3 +262,14 @@ async def test_send_to_anki_from_the_export_dialog(tmp_path: Path, monkeypatch) 
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_to_anki_before_the_file_takes_the_default_address(tmp_path: Path) -> None:
+    write_notes(tmp_path)
+    with FakeAnkiConnect(tmp_path / "anki") as anki:
+        proc = run_cli("generate", "--to-anki", "notes.md", "--json", cwd=tmp_path,
+                       env={"ANKICONNECT_URL": anki.url})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["anki"]["added"] == len(anki.notes()) > 0
+    proc = run_cli("generate", "notes.md", "--to-anki", "other.md", cwd=tmp_path)
+    assert proc.returncode == 2 and "takes an address" in proc.stderr
