@@ -323,9 +323,7 @@ class RunScreen(Screen):
         if self.run.fatal and not self._fatal_shown:
             self._fatal_shown = True
             if self.job.settings.online and self.app.screen is self:
-                from .dialogs import FixServerDialog  # it says why, and how to go on
-
-                self._open(FixServerDialog(self.job.settings, self.run.fatal), self._server_fixed)
+                self._offer_fix()  # the dialog says why, and how to go on
             else:
                 self.app.notify(self.run.fatal, title="The run stopped", severity="error", timeout=30)
         if self.run.halted and not self._halt_shown:
@@ -502,9 +500,7 @@ class RunScreen(Screen):
 
     def action_retry_failed(self) -> None:
         if self.run.fatal and self.job.settings.online and self.finished:
-            from .dialogs import FixServerDialog
-
-            self._open(FixServerDialog(self.job.settings, self.run.fatal), self._server_fixed)
+            self._offer_fix()
             return
         if not self.finished:
             self.app.notify("Wait for the run to finish (or press c), then r retries what failed.", timeout=3)
@@ -516,6 +512,12 @@ class RunScreen(Screen):
             return
         self.app.notify(f"Retrying {fmt.plural(len(ids), 'chunk')}.", timeout=3)
         self.run_worker(self.schedule(ids), group="schedule")
+
+    def _offer_fix(self) -> None:
+        """The server refused the run: offer to correct the key, the address or the model, and go on."""
+        from .dialogs import FixServerDialog
+
+        self._open(FixServerDialog(self.job.settings, self.run.fatal or ""), self._server_fixed)
 
     def _server_fixed(self, fix: ServerFix | None) -> None:
         if fix is not None:

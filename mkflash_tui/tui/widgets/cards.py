@@ -49,14 +49,10 @@ class CardTable(LiteralTable):
         if widths == (self.front_width, self.back_width) or self.size.width == 0:
             return
         self.front_width, self.back_width = widths
-        keep = self.current_id
-        cards = list(self.cards.values())
+        keep, cards = self.current_id, list(self.cards.values())
         self.clear(columns=True)
         self._add_columns()
-        self.cards = {}
-        self.append(cards)
-        if keep in self.cards:
-            self.move_cursor(row=self.get_row_index(keep), animate=False, scroll=True)
+        self.show(cards, focus_id=keep)  # the cells again, cut to the new widths
 
     def _cells(self, card: Card) -> tuple[object, ...]:
         kind = "cloze" if effective_kind(card) is CardKind.CLOZE else "basic"
