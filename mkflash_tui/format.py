@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from .core.text import strip_controls
+
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def fit(text: str, width: int) -> str:
-    """``text`` on one line (white space folded), cut to ``width`` characters with an ellipsis."""
+    """``text`` on one line (white space folded, no control characters), cut to ``width`` characters with an
+    ellipsis."""
     if width <= 0:
         return ""
-    text = " ".join(text.split())
+    text = " ".join(strip_controls(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

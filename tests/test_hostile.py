@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import run_cli, sections
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, Fault, chunk_of
 from test_sources import make_pdf
 
 
@@ -85,6 +86,32 @@ def test_html_scripts_and_styles_never_reach_a_card(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     deck = (tmp_path / "page.json").read_text()
     assert "mitochondrion" in deck and "pwned" not in deck and "evil" not in deck and "color:red" not in deck
+
+
+def test_escape_sequences_in_a_file_a_model_and_a_server_error_never_reach_stderr_or_the_deck(tmp_path: Path) -> None:
+    """A terminal log's colours, a title-setting OSC, a bell: gone from the chunks, the cards and every line printed."""
+    body = " ".join(f"Sentence {j} says \x1b[1;31mlava\x1b[0m is hot \x07 in case {j}." for j in range(20))
+    (tmp_path / "log.txt").write_text(f"# Build \x1b]0;pwned\x07log\n\n{body}\n\n## Part two\n\n{body}\n")
+    failing = Fault(status=400, message="bad \x1b]52;c;ZXZpbA==\x07request \x1b[2Jhere")
+    cards = lambda body: {"cards": [{"type": "basic", "front": "What is \x1b[31mhot\x1b[0m?",  # noqa: E731
+                                     "back": "Lava\x07", "quote": "lava is hot"}]}  # fmt: skip
+    chunks: list[str] = []
+
+    def fault_for(number: int, body: dict) -> Fault | None:  # the first chunk's request fails, with its escapes
+        if chunk_of(body) is not None:
+            chunks.append(chunk_of(body))
+        return failing if chunks and chunk_of(body) == chunks[0] else None
+
+    with FakeOpenAI(cards=cards, fault_for=fault_for) as server:
+        proc = run_cli("generate", "log.txt", "--base-url", server.base_url, "--api-key", "sk-test", "--chunk-tokens",
+                       "200", "--overlap-tokens", "0", "-o", "log.json", cwd=tmp_path)  # fmt: skip
+        sent = " ".join(json.dumps(body) for body in server.requests)
+    assert proc.returncode == 1 and "bad request here" in proc.stderr, proc.stderr
+    control = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+    assert not control.search(proc.stderr.replace("\r\x1b[K", "")), repr(proc.stderr)  # only our own progress line
+    assert "lava is hot" in sent and "\\u001b" not in sent and "\\u0007" not in sent  # nor to the model
+    deck = json.loads((tmp_path / "log.json").read_text())
+    assert deck["cards"] and all(c["front"] == "What is hot?" and c["back"] == "Lava" for c in deck["cards"])
 
 
 def test_a_20_mb_text_asks_before_spending(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from anki_check import AnkiCollection
 from conftest import sections
 from fake_openai import FakeOpenAI, Fault, chunk_of
 from test_sources import make_pdf
-from textual.widgets import DataTable, Input, TextArea
+from textual.widgets import Input, TextArea
 from tui_support import app_settings, screen_text, started, wait_for
 
 from mkflash_tui.core.export import note_guid
@@ -429,7 +429,7 @@ async def test_views_help_and_command_palette(tmp_path, monkeypatch) -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await demo_finished(pilot, app)
         await pilot.press("2")
-        assert isinstance(app.focused, DataTable)
+        assert isinstance(app.focused, CardTable)
         await pilot.press("1")
         assert isinstance(app.focused, ChunkBoard)
         await pilot.press("enter")  # the highlighted chunk in full

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import unicodedata
 
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, chunk_of
+from rich.cells import cell_len
 from test_tui import demo_finished, holds_per_chunk, notes_file, online
 from textual import events
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 from tui_support import app_settings, screen_text, started, wait_for
 
 from mkflash_tui.tui.app import make_app
@@ -26,6 +27,7 @@ from mkflash_tui.tui.screens.dialogs import (
 )
 from mkflash_tui.tui.screens.run import RunScreen
 from mkflash_tui.tui.screens.start import StartScreen
+from mkflash_tui.tui.widgets.cards import CardTable
 from mkflash_tui.tui.widgets.chunk_board import ChunkBoard
 
 SIZE = (120, 40)
@@ -208,3 +210,56 @@ async def test_paging_the_board_moves_its_cursor_with_the_view(tmp_path, monkeyp
         assert app.screen.chunk_id == board.ids[59]
         await pilot.press("escape", "home")
         assert board.cursor == 0 and board.scroll_offset.y == 0
+
+
+async def test_the_card_table_pages_jumps_and_clicks_with_its_cursor_in_view(tmp_path, monkeypatch) -> None:
+    """The card list draws its own rows: paging and End keep the cursor on a row the user sees, a click picks the
+    row under the pointer, and a front of wide characters keeps the columns in line."""
+    monkeypatch.chdir(tmp_path)
+
+    def cards(body: dict) -> dict:
+        facts = [s.strip() + "." for s in (chunk_of(body) or "").split(".") if "weighs" in s]
+        return {"cards": [{"type": "basic", "front": f"What does {fact.split(' states')[0]} state?",
+                           "back": fact.split("states that ")[-1], "quote": fact} for fact in facts]}  # fmt: skip
+
+    with FakeOpenAI(cards=cards) as server:
+        app = make_app(online(server, notes_file(tmp_path, 20), "--cards", "200"))
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            await pilot.press("2")
+            await check_the_card_table(pilot, app, screen)
+
+
+async def check_the_card_table(pilot, app, screen) -> None:
+    if True:
+        table = screen.query_one(CardTable)
+        await wait_for(pilot, lambda: table.row_count > table.size.height + 5, what="more cards than a screen")
+        rows_shown = table.scrollable_content_region.height - 1  # under the header
+
+        def in_view() -> bool:
+            return table.scroll_offset.y <= table.cursor_row < table.scroll_offset.y + rows_shown
+
+        await pilot.press("pagedown")
+        assert table.cursor_row >= rows_shown - 2 and in_view()
+        await pilot.press("end")
+        await pilot.pause()
+        last = table.current
+        assert table.cursor_row == table.row_count - 1 and in_view()
+        assert last.front[:30] in await screen_text(pilot)  # its row, and the detail pane shows it
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.scroll_offset.y == 0
+        await pilot.click(CardTable, offset=(10, 4))  # the header is line 0: row 3
+        await pilot.pause()
+        assert table.cursor_row == 3 and screen.query_one("#detail").render().plain.count(table.current.front) == 1
+        # A front of wide characters: each cell is measured in cells, so the back column stays where it is.
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditCardDialog), what="the edit dialog")
+        app.screen.query_one("#front", TextArea).text = "漢字かな交じり文" * 8
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is screen, what="the save")
+        lines = (await screen_text(pilot)).splitlines()
+        header = next(line for line in lines if " front " in line and " back" in line)
+        wide = next(line for line in lines if "漢字" in line)
+        back = table.current.back[:10]
+        assert "…" in wide and cell_len(wide[: wide.index(back)]) == cell_len(header[: header.index("back")])

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from fake_openai import FakeOpenAI, Fault, chunk_of
-from test_tui import notifications
+from test_tui import exported_notes, notifications
 from textual.widgets import Input, TextArea
 from tui_support import app_settings, started, wait_for, wait_for_text
 
@@ -157,3 +157,66 @@ async def test_start_screen_paths_pastes_and_file_names_are_literal(tmp_path, mo
         await wait_for_text(pilot, "Paste [/] [bold]title")
         await pilot.press("2")
         await wait_for_text(pilot, "[red]lava[/red]")
+
+
+# What a terminal log, a web page or a hostile server may carry that a terminal would obey: colours, a cleared
+# screen, a new window title, the clipboard (OSC 52), a bell.
+ESCAPES = ["\x1b[31m", "\x1b[2J", "\x1b]0;pwned\x07", "\x1b]52;c;ZXZpbA==\x07", "\x07", "\x9b1m"]
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escaping_cards(body: dict) -> dict:
+    text = chunk_of(body) or ""
+    index = int(re.search(r"section (\d+)", text).group(1)) if re.search(r"section (\d+)", text) else 0
+    code = ESCAPES[index % len(ESCAPES)]
+    return {"cards": [{"type": "basic", "front": f"Q{index} {code}red?", "back": f"A{index}{code} back",
+                       "quote": f"says {code}this"}]}  # fmt: skip
+
+
+async def test_escape_sequences_never_reach_the_terminal_or_the_deck(tmp_path, monkeypatch) -> None:
+    """Text from a document, a model and a server's error is drawn, logged, notified and exported without its
+    escape sequences and control characters, and what is left of it is shown."""
+    monkeypatch.chdir(tmp_path)
+    parts = ["# Guide \x1b[31mred\x1b[0m"]
+    for i, code in enumerate(ESCAPES):
+        body = " ".join(f"Sentence {j} of section {i} says {code}this matters in case {i}x{j}." for j in range(5))
+        parts.append(f"## Part {i} {code}heading\n\n{body}")
+    (tmp_path / "log.txt").write_text("\n\n".join(parts) + "\n")
+    failing = Fault(status=400, message="bad \x1b]0;pwned\x07request \x1b[2Jhere")
+    fault_for = lambda n, b: failing if "section 5 " in (chunk_of(b) or "") else None  # noqa: E731
+    summary = lambda body: {"title": "Summary \x1b[1mbold\x1b[0m", "summary": "About \x07it."}  # noqa: E731
+    with FakeOpenAI(cards=escaping_cards, summary=summary, fault_for=fault_for) as server:
+        settings = app_settings("log.txt", "--base-url", server.base_url, "--api-key", "sk-test",
+                                "--chunk-tokens", "120", "--overlap-tokens", "0")  # fmt: skip
+        app = make_app(settings)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
+            text = await wait_for_text(pilot, "Guide red")
+            assert not CONTROL.search(text)
+            await pilot.press("enter")
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            text = await wait_for_text(pilot, "Summary bold", "Part 1 heading", "bad request here")
+            assert not CONTROL.search(text), repr(CONTROL.search(text))
+            log_text = "\n".join(str(line) for line in screen.query_one("#log").lines)
+            assert "Part 2 heading" in log_text and not CONTROL.search(log_text)
+            assert any("bad request here" in n for n in notifications(app))
+            assert not any(CONTROL.search(n) for n in notifications(app))
+            [failed] = screen.run.failures()
+            screen.query_one("#board").cursor = failed.chunk.index
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ChunkDialog), what="the chunk dialog")
+            assert not CONTROL.search(await wait_for_text(pilot, "bad request here"))
+            await pilot.press("escape")
+            await pilot.press("2")
+            text = await wait_for_text(pilot, "Q0 red?", "Q1 red?", "A0 back", "“says this”")
+            assert not CONTROL.search(text)
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), what="the export dialog")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: (tmp_path / "log.apkg").exists(), what="the export")
+    notes = exported_notes(tmp_path, tmp_path / "log.apkg")
+    assert len(notes) == len(ESCAPES) - 1
+    for note in notes:
+        assert not any(CONTROL.search(value) for value in note.fields.values()), note.fields
+    assert {note.fields["Front"] for note in notes} >= {"Q0 red?", "Q4 red?"}

@@ -47,7 +47,7 @@ from .pricing import context_tokens as model_context_tokens
 from .prompts import DEFAULT_STYLE, PROMPT_VERSION, CardRequest
 from .providers.base import GenerationResult, Provider, RequestRejected, RunRefused, TransientError
 from .store import StoreError, cache_key
-from .text import sentences, words
+from .text import sentences, strip_controls, words
 from .throttle import Throttle
 
 DEFAULT_CONCURRENCY = 64
@@ -706,6 +706,7 @@ class Run:
         return self._fail(status, "cancelled", cancelled=True)
 
     def _fail(self, status: ChunkStatus, reason: str, *, raw: str = "", cancelled: bool = False) -> ChunkStatus:
+        reason = strip_controls(reason)  # shown on the board, in the log and on stderr
         status.state = ChunkState.CANCELLED if cancelled else ChunkState.FAILED
         self._journal_write("chunk_state", self.session_id, status.chunk.id, status.chunk.index,
                             status.state.value, reason)  # fmt: skip
@@ -729,7 +730,7 @@ class Run:
         """The server refused the whole run: stop every other call once."""
         if self.fatal:
             return
-        self.fatal = reason
+        self.fatal = strip_controls(reason)
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from .models import CardDraft, CardKind, Summary
+from .text import strip_controls
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
@@ -121,7 +122,7 @@ def _first(item: dict[str, Any], keys: tuple[str, ...]) -> str:
             value = "; ".join(str(v) for v in value if v is not None)
         elif isinstance(value, dict):
             continue
-        text = str(value).strip()
+        text = strip_controls(str(value)).strip()  # model output: only printable text reaches a card
         if text:
             return text
     return ""
@@ -211,7 +212,7 @@ def parse_summary(raw: str, fallback_title: str) -> Summary:
     try:
         value = extract_json(raw)
     except OutputError:
-        text = " ".join(raw.split())
+        text = " ".join(strip_controls(raw).split())
         if not text:
             raise
         return Summary(fallback_title, text[:1500])
@@ -220,5 +221,5 @@ def parse_summary(raw: str, fallback_title: str) -> Summary:
         summary = _first(value, ("summary", "description", "abstract"))
         return Summary(" ".join(title.split())[:200], " ".join(summary.split())[:1500])
     if isinstance(value, str) and value.strip():
-        return Summary(fallback_title, value.strip()[:1500])
+        return Summary(fallback_title, strip_controls(value).strip()[:1500])
     raise OutputError("the summary is not a JSON object", raw)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .models import Block, Document
+from .text import strip_controls
 
 MAX_BYTES = 200 * 1024 * 1024
 
@@ -163,7 +164,9 @@ def _control_ratio(sample: bytes) -> float:
 
 
 def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """Newlines as ``\\n``, and no escape sequences or control characters (a terminal log's colours, a stray
+    BEL): they would reach the model, the deck and the screen."""
+    return strip_controls(text)
 
 
 # ---------------------------------------------------------------- Markdown and plain text

@@ -5,6 +5,22 @@ from __future__ import annotations
 
 import re
 
+# Terminal escape sequences (CSI "ESC [ … final", OSC "ESC ] … BEL or ESC \\", and two-byte ones) and every other
+# control character but tab and newline. A terminal obeys them wherever they are printed: text that carries them
+# could recolour, clear or retitle the screen, or set the clipboard (OSC 52).
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = dict.fromkeys([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0)])
+_CONTROLS.update({0x0C: "\n", 0x0D: "\n"})  # a form feed is a page break; a lone CR a line break
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without terminal escape sequences or control characters (tab and newline stay): what is shown,
+    sent or written is only printable text."""
+    if text.isprintable():
+        return text  # the common case, at C speed
+    return _ESCAPES.sub("", text.replace("\r\n", "\n")).translate(_CONTROLS)
+
+
 STOPWORDS = frozenset(
     """
     a about above after again against all also although am an and any are as at be because been before being

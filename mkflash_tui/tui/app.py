@@ -27,6 +27,7 @@ from ..core.prompts import DEFAULT_STYLE
 from ..core.providers.presets import PRESETS
 from ..core.sources import SourceError, parse_bytes
 from ..core.store import Store, StoreError, open_store
+from ..core.text import strip_controls
 from ..job import Job, prepare, settings_for_session
 from .screens.confirm import ConfirmScreen
 from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
@@ -76,7 +77,8 @@ class MkflashApp(App[int]):
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:  # fmt: skip
         """Every notification shows its message literally: messages carry titles, paths and model output."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        super().notify(strip_controls(message), title=strip_controls(title), severity=severity, timeout=timeout,
+                       markup=False)  # fmt: skip
 
     def get_default_screen(self) -> Screen:
         what = "Opening the demo text…" if self.settings.demo else f"Reading {self.settings.input}…"

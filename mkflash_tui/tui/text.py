@@ -4,6 +4,10 @@ Text from files, pastes, models, paths and the store is data: it is shown litera
 Textual markup. Textual reads a plain ``str`` as markup in ``Static``/``Label`` content, ``DataTable`` cells,
 tree labels and notifications, so untrusted text reaches a widget only through here: ``plain()`` for content,
 ``LiteralTable`` for tables, ``LiteralDirectoryTree`` for file names, and the app's ``notify`` (markup off).
+The tables and boards that draw their own segments fit their text through ``format.fit``.
+
+Through every one of these doors text also loses terminal escape sequences and control characters
+(``strip_controls``): Rich keeps them, and a terminal would obey them (colours, a cleared screen, a new title).
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable, DirectoryTree
 
+from ..core.text import strip_controls
+
 
 def plain(text: object, style: str = "") -> Text:
-    """``text`` as it is, in one style: what a widget shows is exactly these characters."""
-    return Text(str(text), style=style)
+    """``text`` as it is, in one style: what a widget shows is exactly these characters (the printable ones)."""
+    return Text(strip_controls(str(text)), style=style)
 
 
 def _literal(cell: Any) -> Any:
-    return Text(cell, no_wrap=True, end="") if isinstance(cell, str) else cell
+    return Text(strip_controls(cell), no_wrap=True, end="") if isinstance(cell, str) else cell
 
 
 class LiteralTable(DataTable):
@@ -37,4 +43,4 @@ class LiteralDirectoryTree(DirectoryTree):
     """A directory tree that shows file names as they are (``notes [draft].txt`` stays ``notes [draft].txt``)."""
 
     def process_label(self, label: Any) -> Text:
-        return super().process_label(Text(label) if isinstance(label, str) else label)
+        return super().process_label(plain(label) if isinstance(label, str) else label)

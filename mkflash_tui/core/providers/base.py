@@ -12,11 +12,16 @@ from typing import Protocol
 
 from ..models import CardDraft, Summary, Usage
 from ..prompts import CardRequest
+from ..text import strip_controls
 from ..throttle import RateInfo
 
 
 class ProviderError(Exception):
-    """Base of the errors below; ``str(error)`` is readable by a user."""
+    """Base of the errors below; ``str(error)`` is readable by a user (and printable: a server's message may carry
+    escape sequences, and it is shown on screens and stderr)."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(strip_controls(str(message)), *args)
 
 
 class TransientError(ProviderError):

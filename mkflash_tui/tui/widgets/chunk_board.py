@@ -1,8 +1,9 @@
 """ChunkBoard: one panel per chunk, drawn by a single scrolling widget.
 
 A widget per chunk costs a layout and a render each; at 500 chunks that makes the event loop stutter. This
-widget draws every panel itself through the line API, only for the rows on screen, and is refreshed on a timer
-by its screen, so a burst of events costs one repaint.
+widget draws every panel itself through the line API, only for the rows on screen. Its screen calls ``tick()`` on
+a timer, which repaints only the rows of panels whose text changed since: a burst of events costs one repaint,
+and a board where nothing moves costs none.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class ChunkBoard(ScrollView, can_focus=True):
         self.run = run
         self.ids = [c.id for c in run.chunks]
         self._style_cache: dict[tuple[str, ChunkState, bool], tuple[Style, Style, Style]] = {}
+        self._drawn: dict[int, tuple] = {}  # panel index -> what its text depended on when last drawn
 
     # ------------------------------------------------------------------ geometry
 
@@ -126,6 +128,24 @@ class ChunkBoard(ScrollView, can_focus=True):
         return index if index < len(self.ids) else None
 
     # ------------------------------------------------------------------ drawing
+
+    def tick(self) -> None:
+        """Repaint the rows of visible panels that changed since they were drawn (the screen's timer)."""
+        if not self.is_mounted or not self.size.height:
+            return
+        columns = self.columns
+        top = round(self.scroll_offset.y) // ROW_HEIGHT
+        bottom = (round(self.scroll_offset.y) + self.size.height) // ROW_HEIGHT
+        for row in range(top, bottom + 1):
+            for index in range(row * columns, min(len(self.ids), (row + 1) * columns)):
+                if self._drawn.get(index) != self._signature(index):
+                    self.refresh_lines(row * ROW_HEIGHT, PANEL_LINES)
+                    break
+
+    def _signature(self, index: int) -> tuple:
+        status = self.run.status[self.ids[index]]
+        return (status.state, status.attempt, status.tokens, status.reason, len(status.cards),
+                _elapsed(self.run, status))  # fmt: skip
 
     def render_line(self, y: int) -> Strip:
         scroll_y = self.scroll_offset.y
@@ -165,6 +185,8 @@ class ChunkBoard(ScrollView, can_focus=True):
         super().notify_style_update()
 
     def _panel_line(self, index: int, line: int, width: int) -> list[Segment]:
+        if line == 0:
+            self._drawn[index] = self._signature(index)
         status = self.run.status[self.ids[index]]
         state = status.state
         base, state_style, dim = self._styles(state, index == self.cursor and self.has_focus)

@@ -32,11 +32,14 @@ class KeyBar(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._spans: list[tuple[int, int, int, Binding, bool]] = []  # (line, start, end, binding, enabled)
+        self._keys: list[tuple[Binding, bool]] | None = None  # what shown() found, until the keys change
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, lambda screen: self._keys_changed())
 
     def _keys_changed(self) -> None:
+        # Working out the screen's active bindings takes a millisecond; do it once per change, not per frame.
+        self._keys = None
         self._fit_height()
         self.refresh()
 
@@ -55,6 +58,11 @@ class KeyBar(Widget):
 
     def shown(self) -> list[tuple[Binding, bool]]:
         """(binding, enabled) for every key to show, one per action."""
+        if self._keys is None:
+            self._keys = self._find_keys()
+        return self._keys
+
+    def _find_keys(self) -> list[tuple[Binding, bool]]:
         seen: set[str] = set()
         keys: list[tuple[Binding, bool]] = []
         palette = self.app.COMMAND_PALETTE_BINDING

@@ -12,6 +12,7 @@ from ... import format as fmt
 from ...core.engine import Run
 from ...core.pricing import cost_usd
 from ...core.providers.presets import is_local_url
+from ...core.text import strip_controls
 
 
 class RunBar(Widget):
@@ -32,6 +33,7 @@ class RunBar(Widget):
         self.cards = cards  # the cards an export would write now (the review's count, not the run's)
         self._busy_since: float | None = None
         self._busy_total = 0.0
+        self._shown = ""
 
     def start(self) -> None:
         if self._busy_since is None:
@@ -42,6 +44,12 @@ class RunBar(Widget):
             self._busy_total += self.run.now() - self._busy_since
             self._busy_since = None
 
+    def tick(self) -> None:
+        """Repaint if what the bar says changed (the screen's timer)."""
+        shown = self._shown
+        if self.size.width and self.render().plain != shown:
+            self.refresh()
+
     @property
     def elapsed(self) -> float:
         running = self.run.now() - self._busy_since if self._busy_since is not None else 0.0
@@ -50,18 +58,19 @@ class RunBar(Widget):
     def render(self) -> Text:
         run = self.run
         theme = self.app.current_theme
-        title = run.title
-        head = Text.assemble((title, "bold"), "  ", (self.provider, "dim"))
+        head = Text.assemble((strip_controls(run.title), "bold"), "  ", (strip_controls(self.provider), "dim"))
         if run.fatal:
             head.append("  stopped: ", style=f"bold {theme.error}")
             head.append(run.fatal, style=theme.error or "")
         elif run.halted:
             head.append("  not saving: ", style=f"bold {theme.error}")
-            head.append(run.halted, style=theme.error or "")
+            head.append(strip_controls(run.halted), style=theme.error or "")
         elif run.cancelled:
             head.append("  cancelled", style=f"bold {theme.warning}")
         head.truncate(self.size.width, overflow="ellipsis")
-        return Text("\n").join([head, self._status_line(self.size.width)])
+        text = Text("\n").join([head, self._status_line(self.size.width)])
+        self._shown = text.plain
+        return text
 
     def _status_line(self, width: int) -> Text:
         """Progress, cards, time, tokens and cost, in long forms when they fit and short ones when they don't."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Log
 
+from ...core.text import strip_controls
+
 
 class RunLog(Log):
     """A Log that follows its end unless the user scrolled up.
@@ -26,4 +28,5 @@ class RunLog(Log):
             self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
     def write_lines(self, lines, scroll_end: bool | None = None):  # type: ignore[override]
+        lines = [strip_controls(line) for line in lines]  # labels and reasons come from documents and servers
         return super().write_lines(lines, scroll_end=self.following if scroll_end is None else scroll_end)
