@@ -232,34 +232,41 @@ async def test_the_card_table_pages_jumps_and_clicks_with_its_cursor_in_view(tmp
 
 
 async def check_the_card_table(pilot, app, screen) -> None:
-    if True:
-        table = screen.query_one(CardTable)
-        await wait_for(pilot, lambda: table.row_count > table.size.height + 5, what="more cards than a screen")
-        rows_shown = table.scrollable_content_region.height - 1  # under the header
+    """Paging, End, a resize, Home, a click and a wide-character edit in the Review view of a finished run."""
+    table = screen.query_one(CardTable)
+    await wait_for(pilot, lambda: table.row_count > table.size.height + 5, what="more cards than a screen")
+    rows_shown = table.scrollable_content_region.height - 1  # under the header
 
-        def in_view() -> bool:
-            return table.scroll_offset.y <= table.cursor_row < table.scroll_offset.y + rows_shown
+    def in_view() -> bool:
+        return table.scroll_offset.y <= table.cursor_row < table.scroll_offset.y + rows_shown
 
-        await pilot.press("pagedown")
-        assert table.cursor_row >= rows_shown - 2 and in_view()
-        await pilot.press("end")
-        await pilot.pause()
-        last = table.current
-        assert table.cursor_row == table.row_count - 1 and in_view()
-        assert last.front[:30] in await screen_text(pilot)  # its row, and the detail pane shows it
-        await pilot.press("home")
-        assert table.cursor_row == 0 and table.scroll_offset.y == 0
-        await pilot.click(CardTable, offset=(10, 4))  # the header is line 0: row 3
-        await pilot.pause()
-        assert table.cursor_row == 3 and screen.query_one("#detail").render().plain.count(table.current.front) == 1
-        # A front of wide characters: each cell is measured in cells, so the back column stays where it is.
-        await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, EditCardDialog), what="the edit dialog")
-        app.screen.query_one("#front", TextArea).text = "漢字かな交じり文" * 8
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.screen is screen, what="the save")
-        lines = (await screen_text(pilot)).splitlines()
-        header = next(line for line in lines if " front " in line and " back" in line)
-        wide = next(line for line in lines if "漢字" in line)
-        back = table.current.back[:10]
-        assert "…" in wide and cell_len(wide[: wide.index(back)]) == cell_len(header[: header.index("back")])
+    await pilot.press("pagedown")
+    assert table.cursor_row >= rows_shown - 2 and in_view()
+    await pilot.press("end")
+    await pilot.pause()
+    last = table.current
+    assert table.cursor_row == table.row_count - 1 and in_view()
+    assert last.front[:30] in await screen_text(pilot)  # its row, and the detail pane shows it
+    await pilot.resize_terminal(60, 14)  # a shorter table still shows the card being read
+    await pilot.pause(0.2)
+    rows_shown = table.scrollable_content_region.height - 1
+    assert table.current is last and in_view()
+    await pilot.resize_terminal(*SIZE)
+    await pilot.pause(0.2)
+    rows_shown = table.scrollable_content_region.height - 1
+    await pilot.press("home")
+    assert table.cursor_row == 0 and table.scroll_offset.y == 0
+    await pilot.click(CardTable, offset=(10, 4))  # the header is line 0: row 3
+    await pilot.pause()
+    assert table.cursor_row == 3 and screen.query_one("#detail").render().plain.count(table.current.front) == 1
+    # A front of wide characters: each cell is measured in cells, so the back column stays where it is.
+    await pilot.press("e")
+    await wait_for(pilot, lambda: isinstance(app.screen, EditCardDialog), what="the edit dialog")
+    app.screen.query_one("#front", TextArea).text = "漢字かな交じり文" * 8
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: app.screen is screen, what="the save")
+    lines = (await screen_text(pilot)).splitlines()
+    header = next(line for line in lines if " front " in line and " back" in line)
+    wide = next(line for line in lines if "漢字" in line)
+    back = table.current.back[:10]
+    assert "…" in wide and cell_len(wide[: wide.index(back)]) == cell_len(header[: header.index("back")])

@@ -241,6 +241,7 @@ class CardTable(ScrollView, can_focus=True):
         if self.size.width:
             self.front_width, self.back_width = column_widths(self.size.width)
         self._rows_changed()
+        self.call_after_refresh(self._scroll_to_cursor)  # a shorter table still shows the card being read
 
     # ------------------------------------------------------------------ drawing
 
