@@ -16,7 +16,7 @@ from conftest import sections
 from fake_openai import FakeOpenAI, Fault, chunk_of
 from test_sources import make_pdf
 from textual.widgets import Input, TextArea
-from tui_support import app_settings, screen_text, started, wait_for
+from tui_support import app_settings, screen_text, started, wait_for, wait_for_text
 
 from mkflash_tui.core.export import note_guid
 from mkflash_tui.core.models import ChunkState
@@ -114,6 +114,9 @@ async def test_panels_change_state_in_order_and_review_works_while_chunks_are_he
             await wait_for(pilot, lambda: "done" in board.panel_text(2), what="chunk 3 done")
             assert " card" in board.panel_text(2).splitlines()[2]
             assert all("running" in board.panel_text(i) for i in (0, 1, 3, 4))
+            # On screen too: the board repaints the rows whose panels changed, the bar its line if it changed.
+            text = await wait_for_text(pilot, "  3 ● done", "1/5 chunks")  # and the bar
+            assert all(f"{i} ◐ running" in text for i in (1, 2, 4, 5))
 
             # Review while four chunks are still held: chunk 3's cards are there and can be deleted.
             await pilot.press("2")
