@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from .models import Card, CardKind
-from .text import STOPWORDS, words
+from .text import FUNCTION_WORDS, STOPWORDS, words
 
 GATE_VERSION = 1
 
@@ -98,18 +98,14 @@ _GENERIC_NOUNS = frozenset(
     number numbers amount value values default argument arguments option options output input change changes
     """.split()  # noqa: SIM905 - a readable list
 )
-# Words a cloze should not delete beyond the stopwords: vague adverbs, and common French and German words
-# (with elisions split: "qu'il" is "qu" and "il").
+# Words a cloze should not delete beyond the stopwords: vague and generic English words, and the function words of
+# the other languages the offline generator tells apart (with elisions split: "qu'il" is "qu" and "il").
 _TRIVIAL = frozenset(
     """
-    later earlier often always never sometimes usually lot lots way thing things number part comme jusqu lorsqu pas
-    program programs language languages user users developer developers solution solutions problem problems data
-    puisqu quelqu est sont été être avoir avait fait plus moins très tout tous toute toutes mais sans aussi bien
-    même dont où ceci cela ça leur leurs lui elle nous vous ils elles son sa ses mon ma mes ton ta tes notre votre
-    quand alors donc car entre vers chez sous après avant pendant depuis ainsi encore déjà peu beaucoup
-    oder aber nicht noch schon sehr auch nur wenn dann dass wie was wer wo
+    later earlier often always never sometimes usually lot lots way thing things number part program programs
+    language languages user users developer developers solution solutions problem problems data
     """.split()  # noqa: SIM905 - a readable list
-)
+).union(*FUNCTION_WORDS.values())
 MAX_SAME_DELETION = 2  # clozes that delete the same term; later ones are repeats
 _LEGAL = re.compile(
     r"\b(?:all rights reserved|without (?:any )?warranty|merchantability|fitness for a particular purpose|"

@@ -64,7 +64,7 @@ FUNCTION_WORDS = {
         leur leurs lui ma mais me même mes moi mon ne ni nos notre nous on ou où par pas plus pour qu que qui sa se
         ses si son sont sur ta te tes toi ton tout tous toute toutes très tu un une vos votre vous ça ceci cela dont
         quand alors donc car entre vers chez sous après avant pendant depuis ainsi encore déjà peu beaucoup aussi
-        bien sans jusqu lorsqu puisqu quelqu fait faire avait avoir été était sont y c d j l m n s t"""
+        bien sans jusqu lorsqu puisqu quelqu fait faire avait avoir été était sont moins y c d j l m n s t"""
     ),
     "de": _words(
         """der die das den dem des ein eine einer eines einem einen und oder aber nicht noch schon sehr auch nur wenn

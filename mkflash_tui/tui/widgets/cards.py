@@ -83,7 +83,7 @@ class CardTable(ScrollView, can_focus=True):
     }
     """
 
-    cursor_row: reactive[int] = reactive(0, always_update=False)
+    cursor_row: reactive[int] = reactive(0)
 
     class Highlighted(Message):
         """The cursor moved to another row (``card_id`` is None when the table is empty)."""
@@ -131,18 +131,19 @@ class CardTable(ScrollView, can_focus=True):
             self._ids.insert(row, card.id)
             self._orders.insert(row, order)
             self.cards[card.id] = card
-            self._rows = None if row < len(self._ids) - 1 else self._rows
-            if self._rows is not None:
+            if row < len(self._ids) - 1:
+                self._rows = None  # rows below moved: rebuilt when next asked for
+            elif self._rows is not None:
                 self._rows[card.id] = row
             added = True
         if not added:
             return
-        if len(self.cards) != len(self._ids) or list(self.cards) != self._ids:
+        if list(self.cards) != self._ids:  # keep ``cards`` in the order shown
             self.cards = {card_id: self.cards[card_id] for card_id in self._ids}
         self._rows_changed()
         if current is not None:
             self.move_cursor(row=self.get_row_index(current), scroll=False)
-        elif len(self._ids) == len(cards) or self.cursor_row == 0:
+        elif self.cursor_row == 0:
             self._highlight()  # the first row may be another card now
 
     def show(self, cards: list[Card], *, focus_id: str | None = None) -> None:
@@ -195,7 +196,7 @@ class CardTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ the cursor
 
-    def move_cursor(self, *, row: int, animate: bool = False, scroll: bool = True) -> None:
+    def move_cursor(self, *, row: int, scroll: bool = True) -> None:
         self.cursor_row = max(0, min(row, len(self._ids) - 1))
         if scroll:
             self._scroll_to_cursor()

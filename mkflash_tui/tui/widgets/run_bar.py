@@ -33,7 +33,7 @@ class RunBar(Widget):
         self.cards = cards  # the cards an export would write now (the review's count, not the run's)
         self._busy_since: float | None = None
         self._busy_total = 0.0
-        self._shown = ""
+        self._shown = ""  # the text last painted
 
     def start(self) -> None:
         if self._busy_since is None:
@@ -45,9 +45,8 @@ class RunBar(Widget):
             self._busy_since = None
 
     def tick(self) -> None:
-        """Repaint if what the bar says changed (the screen's timer)."""
-        shown = self._shown
-        if self.size.width and self.render().plain != shown:
+        """Repaint if what the bar says changed since it was painted (the screen's timer)."""
+        if self.size.width and self._text().plain != self._shown:
             self.refresh()
 
     @property
@@ -56,6 +55,11 @@ class RunBar(Widget):
         return self._busy_total + running
 
     def render(self) -> Text:
+        text = self._text()
+        self._shown = text.plain
+        return text
+
+    def _text(self) -> Text:
         run = self.run
         theme = self.app.current_theme
         head = Text.assemble((strip_controls(run.title), "bold"), "  ", (strip_controls(self.provider), "dim"))
@@ -68,9 +72,7 @@ class RunBar(Widget):
         elif run.cancelled:
             head.append("  cancelled", style=f"bold {theme.warning}")
         head.truncate(self.size.width, overflow="ellipsis")
-        text = Text("\n").join([head, self._status_line(self.size.width)])
-        self._shown = text.plain
-        return text
+        return Text("\n").join([head, self._status_line(self.size.width)])
 
     def _status_line(self, width: int) -> Text:
         """Progress, cards, time, tokens and cost, in long forms when they fit and short ones when they don't."""
