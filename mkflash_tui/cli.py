@@ -65,7 +65,8 @@ def app_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mkflash-tui",
         description="Turn any text into an Anki deck with an LLM, fast. "
-        "Subcommands: 'generate' (headless; see mkflash-tui generate --help), 'sessions' (list, rm ID).",
+        "Subcommands: 'generate' (headless; see mkflash-tui generate --help), 'sessions' (list, rm ID), "
+        "'doctor' (check the server).",
     )
     parser.add_argument("input", nargs="?", help="file to open (or pick one in the app)")
     add_run_arguments(parser)
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return generate_main(argv[1:])
     if argv[:1] == ["sessions"]:
         return sessions_main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        return doctor_main(argv[1:])
     return app_main(argv)
 
 
@@ -118,6 +121,23 @@ def sessions_main(argv: list[str]) -> int:
     return 0
 
 
+def doctor_main(argv: list[str]) -> int:
+    """``mkflash-tui doctor``: what the server a run would use is, and whether a run would work (exit 0 or 3)."""
+    parser = _Parser(prog="mkflash-tui doctor", description="Check the server a run would use: what it is, its "
+                     "models, context per request, slots, structured output, streamed usage, one small call's "
+                     "latency and the key. Exit 0 when a run would work, 3 when it would not.")  # fmt: skip
+    add_run_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    from .doctor import run_doctor
+
+    return run_doctor(settings, as_json=args.json, stdout=sys.stdout, stderr=sys.stderr)
+
+
 def _fail(message: str) -> int:
     sys.stderr.write(f"mkflash-tui: {message}\n")
     return EXIT_USAGE
@@ -142,13 +162,18 @@ def generate_main(argv: list[str]) -> int:
                          "it cards the text as written, in its own language.\n")  # fmt: skip
     if settings.online and not settings.dry_run:
         _preload_openai()
+    from concurrent.futures import ThreadPoolExecutor
+
     from .core.chunking import ChunkingError
     from .core.sources import SourceError
     from .headless import run_headless
-    from .job import prepare
+    from .job import discover_server, load_document, prepare
 
     try:
-        job = prepare(settings)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            server = pool.submit(discover_server, settings)  # while the input is read
+            document = load_document(settings)
+            job = prepare(settings, document, server=server.result())
     except (SourceError, ChunkingError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -47,6 +47,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     key_source: str = ""
     concurrency: int = DEFAULT_CONCURRENCY
+    concurrency_explicit: bool = False  # given by --concurrency or a profile: the server's slots do not change it
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
     context_tokens: int | None = None
@@ -353,6 +354,7 @@ def _resolve_server(settings: Settings, args: argparse.Namespace, env, preset: P
         raise UsageError(f"--provider {name} needs --model: the name the server serves (its /v1/models lists them).")
     settings.model = model
     settings.concurrency = args.concurrency or layered("concurrency", name)[0] or preset.concurrency
+    settings.concurrency_explicit = bool(args.concurrency or layered("concurrency", name)[0])
     key_env = layered("api_key_env", name)[0] or preset.key_env
     if args.api_key:
         settings.api_key, settings.key_source = args.api_key, "--api-key"

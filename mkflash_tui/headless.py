@@ -25,6 +25,7 @@ from .core.models import (
     ChunkStarted,
     ChunkState,
     Event,
+    Notice,
     SummaryFailed,
     SummaryFinished,
 )
@@ -64,6 +65,9 @@ class Progress:
         self._started = time.monotonic()
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, Notice):
+            self._line(f"mkflash-tui: {event.text}")
+            return
         if self.live:
             if isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
                 self._line(f"chunk {event.index + 1} failed: {event.reason}")
@@ -80,11 +84,12 @@ class Progress:
         elif isinstance(event, ChunkRetrying):
             self._line(f"RETRY chunk {event.index + 1}/{n} in {event.wait:.1f}s: {event.reason}")
         elif isinstance(event, ChunkFinished):
-            what = (
-                "skipped (no cards allotted)"
-                if event.skipped
-                else f"{fmt.plural(len(event.cards), 'card')} in {event.seconds:.1f}s"
-            )
+            if event.skipped:
+                what = "skipped (no cards allotted)"
+            elif not event.cards:
+                what = f"no cards ({event.note}) in {event.seconds:.1f}s"
+            else:
+                what = f"{fmt.plural(len(event.cards), 'card')} in {event.seconds:.1f}s"
             self._line(f"END chunk {event.index + 1}/{n}: {what}")
         elif isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
             # A refused run is reported once, at the end, not once per chunk.
@@ -173,6 +178,11 @@ def dry_run_report(job: Job) -> dict:
         "input_tokens": est.input_tokens,
         "estimated_output_tokens": est.output_tokens,
         "estimated_cost_usd": est.cost_usd,
+        "estimated_seconds": None if (t := job.estimated_seconds()) is None else round(t, 1),
+        "in_flight": job.slots if job.settings.online else None,
+        "chunk_tokens": job.settings.chunk_tokens,
+        "server_info": job.server.facts() if job.server else None,
+        "fitted": job.fitted,
         "output": str(job.output),
     }
 
@@ -213,6 +223,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     try:
         store = open_store(settings.data_dir)
         job.continue_from(store)
+        job.learn_speed(store)
     except StoreError as exc:
         stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
         return EXIT_USAGE
@@ -224,10 +235,13 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         else:
             cost = "unknown" if report["estimated_cost_usd"] is None else f"${report['estimated_cost_usd']:.4f}"
             changes = f" (continuing its session: {job.changes.describe()})" if job.changes else ""
+            time_note = f", {job.describe_time()}" if job.describe_time() else ""
+            for note in job.fitted:
+                stdout.write(f"{note}\n")
             stdout.write(
-                f"{job.document.title}: {report['chunks']} chunks to send{changes}, ~{report['input_tokens']:,} "
-                f"input tokens, ~{report['cards_planned']} cards, estimated cost {cost} with {report['model']}. "
-                "Nothing was sent.\n"
+                f"{job.document.title}: {fmt.plural(report['chunks'], 'chunk')} to send{changes}, "
+                f"~{report['input_tokens']:,} input tokens, ~{fmt.plural(report['cards_planned'], 'card')}, estimated "
+                f"cost {cost} with {report['model']}{time_note}. Nothing was sent.\n"
             )
         return EXIT_OK
     stop = confirm_spend(job, stderr)
@@ -239,6 +253,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     except StoreError as exc:
         stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
         return EXIT_USAGE
+    for note in job.fitted:
+        stderr.write(f"mkflash-tui: {note}\n")
     how = f"continuing session {session_id}: {job.changes.describe()}" if resumed and job.changes else (
         f"new session {session_id}")  # fmt: skip
     stderr.write(f"mkflash-tui: {job.document.title}: {len(job.chunks)} chunks with {settings.describe_provider()}"
@@ -273,7 +289,10 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     export_error = None
     failures = run.failures()
     nothing_usable = not cards and not run.fatal and not run.halted and not failures and not interrupted[0]
-    if nothing_usable:
+    if nothing_usable and settings.online and run.stats.requests:
+        stderr.write(f"mkflash-tui: {settings.model} made no cards from any of the {len(run.chunks)} chunks of "
+                     f"{job.document.name}, so no deck was written.\n")  # fmt: skip
+    elif nothing_usable:
         stderr.write(f"mkflash-tui: {job.document.name} has nothing to make cards from, so no deck was written.\n")
     elif not cards and not run.fatal:
         stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
@@ -354,6 +373,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "deck": job.settings.deck or run.title,
                     "anki": anki,
                     "chunks": len(run.chunks),
+                    "chunks_with_cards": sum(1 for s in run.status.values() if s.cards),
                     "cards": len(cards),
                     "failed_chunks": len(failures),
                     "failures": [
@@ -376,6 +396,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                                          settings.base_url)
                     if settings.online
                     else 0.0,
+                    "server": run.server_report(),
+                    "server_info": job.server.facts() if job.server else None,
+                    "fitted": job.fitted,
                     "max_concurrency_reached": run.stats.max_concurrency_reached,
                     "final_concurrency": run.limiter.limit,
                     "wall_seconds": round(process_seconds(), 3),

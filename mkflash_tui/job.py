@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 
 from .config import Settings
-from .core import quality
-from .core.chunking import CHUNKER_VERSION, chunk_document, legacy_chunks
+from .core import fitting, quality
+from .core.chunking import CHUNKER_VERSION, ChunkingError, chunk_document, legacy_chunks
 from .core.engine import (
     MAX_CARDS_PER_CHUNK,
     TOKENS_PER_CARD,
@@ -29,7 +29,9 @@ from .core.models import Card, Chunk, Document, Summary
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
 from .core.prompts import DEFAULT_STYLE, CardRequest, fixed_prompt_tokens
-from .core.providers.presets import PRESETS
+from .core.providers.base import Capabilities
+from .core.providers.discovery import ServerInfo
+from .core.providers.presets import PRESETS, is_local_url
 from .core.sources import parse_bytes, read_source
 from .core.store import Store, StoredChunk, StoreError, cache_key
 from .core.tokens import Encoding, encoding_for_model
@@ -97,11 +99,49 @@ class Job:
     exported_ids: set[str] = dataclasses.field(default_factory=set)  # cards the last run would have exported
     written_ids: set[str] = dataclasses.field(default_factory=set)  # cards already written to an .apkg
     kept_summary: Summary | None = None
+    server: ServerInfo | None = None  # what the server said about itself (None: offline, or not asked)
+    fit: fitting.Fit | None = None  # how the run is shaped to the server's window (None: it did not say one)
+    fitted: list[str] = dataclasses.field(default_factory=list)  # what was changed for the server, said once
+    seconds_per_1k: float | None = None  # an earlier run's seconds per 1,000 tokens of a call to this server
+
+    @property
+    def slots(self) -> int:
+        """Requests that run at once: the calls in flight, or fewer if the server serves fewer."""
+        stated = self.server.slots if self.server and self.server.slots else None
+        return min(self.settings.concurrency, stated) if stated else self.settings.concurrency
+
+    def estimated_seconds(self) -> float | None:
+        """How long the calls take, from the slots and an earlier run's speed on this server (None: not known)."""
+        if self.seconds_per_1k is None or not self.settings.online:
+            return None
+        answered = self.previous.finished if self.previous and self.changes else {}
+        chunks = [c for c in self.chunks if c.id not in answered]
+        if not chunks:
+            return 0.0
+        compact = bool(self.fit and self.fit.compact)
+        tokens = sum(2 * c.tokens + fitting.request_overhead(compact) for c in chunks) / len(chunks)
+        per_call = self.seconds_per_1k * tokens / 1000
+        return fitting.wall_seconds(len(chunks), self.slots, per_call, summary=self.kept_summary is None)
+
+    def describe_time(self) -> str:
+        """"one request at a time: about 6 minutes" (empty when the speed is not known)."""
+        seconds = self.estimated_seconds()
+        if seconds is None:
+            return ""
+        at_once = "one request at a time" if self.slots == 1 else f"{self.slots} requests at a time"
+        return f"{at_once}: {fitting.describe_seconds(seconds)}"
 
     @property
     def done_earlier(self) -> int:
         """Chunks a continued session answered before: not sent, not priced."""
         return self.changes.unchanged if self.changes else 0
+
+    def learn_speed(self, store: Store) -> None:
+        """How fast this server answered an earlier run, for the time estimate."""
+        if not self.settings.online:
+            return
+        speed = (server_facts(store, provider_identity(self.settings)) or {}).get("seconds_per_1k")
+        self.seconds_per_1k = float(speed) if isinstance(speed, (int, float)) and speed > 0 else None
 
     def continue_from(self, store: Store) -> Previous | None:
         """Find the session an earlier run of this source left and plan this run as its continuation: chunk
@@ -217,10 +257,14 @@ class Job:
     def make_run(self, *, stream: bool = True, pace: float = 0.0, store: Store | None = None,
                  session_id: str | None = None, **run_kwargs) -> Run:  # fmt: skip
         """A new Run with its provider; the OpenAI client is created later, inside the event loop."""
+        provider = make_provider(self.settings, self.document, stream=stream, pace=pace)
+        if store is not None and not self.settings.fresh:
+            learn_server(provider, store)
+        fit = self.fit
         return Run(
             self.document,
             self.chunks,
-            make_provider(self.settings, self.document, stream=stream, pace=pace),
+            provider,
             RunSettings(
                 concurrency=self.settings.concurrency,
                 cards_total=self.cards_total,
@@ -230,6 +274,11 @@ class Job:
                 context_tokens=self.settings.context_tokens,
                 attempt_timeout=self.settings.timeout if self.settings.online else None,
                 drop_flagged=self.settings.drop_flagged,
+                window=fit.window if fit else None,
+                compact=bool(fit and fit.compact),
+                summary_input_tokens=fit.summary_input_tokens if fit else None,
+                server_slots=self.server.slots if self.server else None,
+                queue_prone=self.settings.online and is_local_url(self.settings.base_url),
             ),
             journal=store,
             session_id=session_id,
@@ -241,6 +290,55 @@ class Job:
             keep_ids=self.written_ids,
             **run_kwargs,
         )
+
+
+def learn_server(provider, store: Store) -> None:
+    """Give ``provider`` what an earlier run learned about its server (how it takes structured output, whether
+    it takes more than one request at a time), so no request is spent finding it out again."""
+    if getattr(provider, "capabilities", None) is None:
+        return
+    known = Capabilities.from_dict(server_facts(store, provider.cache_identity))
+    if known is not None:
+        provider.capabilities = known
+
+
+def server_facts(store: Store, identity: tuple[str, ...]) -> dict | None:
+    """What earlier runs learned about this server and model (None: nothing, or the store cannot be read)."""
+    try:
+        return store.server_facts(cache_key("server", *identity))
+    except StoreError:
+        return None
+
+
+def discover_server(settings: Settings) -> ServerInfo | None:
+    """Ask the server what it is (a second or two at most, never fatal); None for the offline generator."""
+    if not settings.online:
+        return None
+    from .core.providers.discovery import discover
+
+    return discover(settings.base_url, settings.api_key, settings.model)
+
+
+def fit_to_server(settings: Settings, server: ServerInfo | None) -> tuple[fitting.Fit | None, list[str]]:
+    """Shape ``settings`` to the server: chunks that fit its window (stated, or ``--context-tokens``), and as
+    many calls in flight as it has slots (unless ``--concurrency`` or a profile says otherwise). Returns the fit
+    and the sentences saying what changed. Raises ChunkingError when the window holds no useful chunk."""
+    notes: list[str] = []
+    window = settings.context_tokens or (server.window if server else None)
+    fit = None
+    if window and settings.online:
+        try:
+            fit = fitting.fit(window, settings.chunk_tokens, settings.overlap_tokens)
+        except fitting.WindowTooSmall as exc:
+            raise ChunkingError(str(exc)) from None
+        settings.chunk_tokens, settings.overlap_tokens = fit.chunk_tokens, fit.overlap_tokens
+        if fit.sentence():
+            notes.append(fit.sentence())
+    slots = server.slots if server and settings.online and not settings.concurrency_explicit else None
+    if slots and settings.concurrency != slots:
+        notes.append(f"the server serves {slots} request{'s' if slots != 1 else ''} at once: {slots} in flight")
+        settings.concurrency = slots
+    return fit, notes
 
 
 def known_stamps(store: Store | None, cards: Iterable[Card]) -> NoteStamps | None:
@@ -284,15 +382,19 @@ def load_document(settings: Settings, stdin=None) -> Document:
     return read_source(settings.input or "-", stdin=stdin)
 
 
-def prepare(settings: Settings, document: Document | None = None, stdin=None) -> Job:
-    """Read, chunk and estimate. Raises SourceError or ChunkingError with a sentence for the user."""
+def prepare(settings: Settings, document: Document | None = None, stdin=None,
+            server: ServerInfo | None = None) -> Job:  # fmt: skip
+    """Read, fit to the server, chunk and estimate. Raises SourceError or ChunkingError with a sentence for the
+    user. ``server``: what the server said about itself (``discover_server``)."""
     document = document or load_document(settings, stdin=stdin)
+    fit, fitted = fit_to_server(settings, server)
     encoding = encoding_for_model(settings.model if settings.online else "gpt-4o-mini")
     chunks = plan_chunks(chunk_document(document, encoding, settings.chunk_tokens, settings.overlap_tokens),
                          settings.cards, {})  # fmt: skip
     cards_total = sum(c.cards_wanted or 0 for c in chunks)
     job = Job(settings, document, chunks, encoding.name, cards_total, estimate(settings, chunks, cards_total))
     job.source = source_key(settings, document)
+    job.server, job.fit, job.fitted = server, fit, fitted
     return job
 
 
@@ -457,6 +559,7 @@ def make_provider(settings: Settings, document: Document, *, stream: bool = True
             timeout=settings.timeout,
             max_connections=max(100, settings.concurrency * 2),
             stream=stream,
+            queue_tolerant=is_local_url(settings.base_url),
         )
     from .core.providers.offline import OfflineProvider
 

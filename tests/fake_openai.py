@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from dialects import Dialect
 
 CHUNK_RE = re.compile(r"<<<CHUNK\n(.*?)\nCHUNK>>>", re.DOTALL)
 WANT_RE = re.compile(r"Write (?:up to )?(\d+) flashcards?")
@@ -154,6 +155,7 @@ class FakeOpenAI:
         rate_headers: bool = True,
         max_in_flight: int | None = None,
         model_list: list[str] | None = None,
+        dialect: Dialect | None = None,
     ) -> None:
         self.latency = latency
         self.rng = random.Random(seed)
@@ -190,6 +192,11 @@ class FakeOpenAI:
         self.rejected_429 = 0
         self.model_list = model_list  # what GET /v1/models lists; None: the server has no such endpoint (404)
         self.model_list_headers: list[dict[str, str]] = []
+        # Another server's behaviour (tests/dialects.py): its refusals, queue, stream endings and endpoints.
+        self.dialect = dialect
+        self.refused: list[int] = []  # request numbers the dialect refused
+        self.cut_streams = 0  # streams ended early, as the dialect does when another request arrives
+        self.discovery: list[str] = []  # the paths of describe-the-server requests, in order
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -207,6 +214,8 @@ class FakeOpenAI:
             app = web.Application(client_max_size=64 * 2**20)
             app.router.add_post("/v1/chat/completions", self._handle)
             app.router.add_get("/v1/models", self._models)
+            for method, path, handler in self.dialect.routes() if self.dialect else ():
+                app.router.add_route(method, path, self._logged(path, handler))
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
@@ -258,6 +267,13 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ handling
 
+    def _logged(self, path: str, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self.discovery.append(path)
+            return await handler(request)
+
+        return handle
+
     def _pick_fault(self, number: int, body: dict[str, Any]) -> Fault | None:
         if number in self.faults:
             return self.faults[number]
@@ -291,7 +307,15 @@ class FakeOpenAI:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             fault = self._pick_fault(number, body)
+        entered = False
         try:
+            if self.dialect is not None:
+                refused = self.dialect.refuse(body)
+                if refused is not None:
+                    self.refused.append(number)
+                    return refused
+                await self.dialect.enter()  # the server's queue: nothing is sent until a slot is free
+                entered = True
             for hold in self.holds:
                 if hold.predicate(body):
                     with hold._cond:
@@ -311,12 +335,17 @@ class FakeOpenAI:
                 await asyncio.sleep(delay)
             return await self._answer(request, body, fault)
         finally:
+            if entered:
+                self.dialect.leave()  # type: ignore[union-attr]
             with self._lock:
                 self.in_flight -= 1
                 self.admitted -= 1
 
     async def _models(self, request: web.Request) -> web.Response:
         self.model_list_headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.model_list is None and self.dialect is not None:
+            self.discovery.append("/v1/models")
+            return web.json_response(self.dialect.models_list())
         if self.model_list is None:
             return _error(404, "Not found", None)
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -381,7 +410,8 @@ class FakeOpenAI:
         else:
             content = json.dumps(self.cards(body))
         finish = fault.finish_reason if fault else "stop"
-        prompt_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
+        prompt_tokens = (self.dialect.usage_prompt_tokens(body) if self.dialect is not None
+                         else max(1, len(json.dumps(body.get("messages", []))) // 4))  # fmt: skip
         completion_tokens = max(1, len(content) // 4)
         model = body.get("model", "fake")
         with self._lock:
@@ -424,6 +454,12 @@ class FakeOpenAI:
         await response.write(event({"role": "assistant", "content": ""}))
         pieces = [content[i : i + self.chars_per_delta] for i in range(0, len(content), self.chars_per_delta)]
         for i, piece in enumerate(pieces):
+            if self.dialect is not None and self.dialect.interrupted():
+                # llama-cpp-python: another request arrived, so this answer ends here, with no finish_reason.
+                self.cut_streams += 1
+                await response.write(b"data: [DONE]\n\n")
+                await response.write_eof()
+                return response
             if fault and fault.drop_mid_stream and i >= len(pieces) // 2:
                 # Cut the connection without finishing the chunked body.
                 if request.transport is not None:
@@ -433,7 +469,8 @@ class FakeOpenAI:
             if self.delta_delay:
                 await asyncio.sleep(self.delta_delay)
         await response.write(event({}, finish_reason=finish))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        honours_usage = self.dialect is None or self.dialect.stream_usage
+        if honours_usage and (body.get("stream_options") or {}).get("include_usage"):
             await response.write(
                 event(
                     {},

@@ -301,16 +301,18 @@ def test_allot_cards_spreads_by_size(total, expected) -> None:
 
 
 async def test_long_document_is_shrunk_to_fit_the_summary_call(server: FakeOpenAI) -> None:
-    from mkflash_tui.core.engine import SUMMARY_RESERVE_TOKENS
+    from mkflash_tui.core.fitting import largest_summary
     from mkflash_tui.core.tokens import count_tokens, encoding_for_model
 
-    job = make_job(server, sections(60), context_tokens=SUMMARY_RESERVE_TOKENS + 1500)
+    job = make_job(server, sections(60), context_tokens=2700)  # the window, as --context-tokens gives it
+    budget = largest_summary(2700)  # the document's share, with room for the prompt and the answer
+    assert budget < 2700 - 500
     run = job.make_run()
     await run.summarize()
     await run.aclose()
     sent = server.summary_requests()[0]["messages"][-1]["content"]
     body = sent.split("<<<DOCUMENT\n", 1)[1].rsplit("\nDOCUMENT>>>", 1)[0]
-    assert count_tokens(encoding_for_model("test-model"), body) <= 1500 + 50
+    assert count_tokens(encoding_for_model("test-model"), body) <= budget + 50
     assert job.chunks[0].body in body and job.chunks[-1].body in body  # the start and the end are kept
     assert "[…]" in body
     middle = [c for c in job.chunks[2:-2] if c.body in body]

@@ -257,3 +257,18 @@ async def test_review_shows_flags_and_the_flagged_only_view(tmp_path: Path, monk
             assert "does not name a real subject" in str(detail.render())
             await pilot.press("f")
             await wait_for(pilot, lambda: table.row_count == 2, what="all cards again")
+
+
+def test_a_copy_of_the_prompts_example_is_left_out_unless_the_passage_says_it() -> None:
+    from mkflash_tui.core.engine import make_cards
+    from mkflash_tui.core.models import CardDraft, Chunk
+    from mkflash_tui.core.prompts import CARD_SYSTEM, EXAMPLE_FRONTS
+
+    assert all(front in CARD_SYSTEM for front in EXAMPLE_FRONTS)
+    copied = CardDraft(EXAMPLE_FRONTS[0], "Rock debris", "A moraine is an accumulation of unconsolidated debris.")
+    volcano = Chunk("v.0", 0, "Magma rises through the crust and erupts as lava.", 20)
+    glacier = Chunk("g.0", 0, "A moraine is an accumulation of unconsolidated debris carried by a glacier.", 20)
+    [card] = make_cards(volcano, [copied])
+    assert "malformed" in card.flags  # a weak model echoing the prompt: dropped by the gate
+    [card] = make_cards(glacier, [copied])
+    assert "malformed" not in card.flags  # the same question about a passage that holds it is a real card

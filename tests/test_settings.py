@@ -349,7 +349,12 @@ async def test_a_refused_key_is_fixed_in_place_and_the_session_goes_on(tmp_path:
             server.api_key = "sk-new"  # the old key is revoked
             late.release()
             await wait_for(pilot, lambda: isinstance(app.screen, FixServerDialog), what="the fix dialog")
-            assert "Incorrect API key" in await screen_text(pilot)
+            text = await screen_text(pilot)
+            assert "Incorrect API key" in text
+            # The app's own words: the key field below (focused), not the command line's --api-key.
+            assert "pass --api-key" not in text and "API key field below" in text
+            dialog = app.screen
+            await wait_for(pilot, lambda: app.focused is dialog.query_one("#fix-key"), what="the key field focused")
             sent_before, headers_before = len(server.chunk_requests()), len(server.headers)
             app.screen.query_one("#fix-key").value = "sk-new"
             await pilot.press("enter")
@@ -399,3 +404,20 @@ async def test_the_theme_is_remembered() -> None:
         await pilot.pause()
         assert again.theme == "nord"
     assert headless_args().theme is None  # a headless run has no theme, and ignores [app]
+
+
+async def test_settings_shows_what_the_server_is_and_checks_it_on_request() -> None:
+    from dialects import LlamaServer
+
+    with FakeOpenAI(dialect=LlamaServer(ctx=4096, parallel=4)) as server:
+        app = make_app(app_args())
+        async with app.run_test(size=(100, 40)) as pilot:
+            screen = await settings_tab(pilot, app, server.base_url)
+            screen.query_one("#model").value = "gemma"
+            await wait_for_text(pilot, "llama.cpp, context 1,024 tokens per request")
+            assert not server.requests  # looking costs nothing: no call yet
+            screen.query_one("#check-server").press()
+            await wait_for_text(pilot, "structured output: json_schema", "A run would work.", timeout=20)
+            text = await screen_text(pilot)
+            assert "streams usage: yes" in text and "slots: 4 at once" in text
+            assert "chunks of" in text  # what a run would do with the window

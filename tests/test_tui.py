@@ -580,11 +580,15 @@ async def test_no_server_is_one_clear_sentence_and_a_way_to_fix_it(tmp_path, mon
         await wait_for(pilot, lambda: screen.finished, what="the run to stop")
         # Said once, in the dialog that offers to correct the address (no toast repeats it).
         await wait_for(pilot, lambda: isinstance(app.screen, FixServerDialog), what="the fix dialog")
-        assert "could not reach" in app.screen.reason and "is --base-url right?" in app.screen.reason
-        assert not [m for m in notifications(app) if "could not reach" in m]
+        assert f"nothing answers at http://127.0.0.1:{port}/v1" in app.screen.reason
+        assert "Connect call failed" not in app.screen.reason
+        dialog = app.screen
+        await wait_for(pilot, lambda: app.focused is dialog.query_one("#fix-base-url"),
+                       what="the address field focused (the one to correct, not the key's)")  # fmt: skip
+        assert not [m for m in notifications(app) if "nothing answers" in m]
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, what="the run screen")
-        assert "could not reach" in str(screen.query_one("#run-bar").render())
+        assert "nothing answers" in str(screen.query_one("#run-bar").render())
         assert screen.run.counts()["done"] == 0 and screen.cards() == []
         await pilot.press("r")  # r offers the same fix again
         await wait_for(pilot, lambda: isinstance(app.screen, FixServerDialog), what="the fix dialog again")

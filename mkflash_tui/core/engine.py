@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import quality
+from . import fitting, quality
 from .limiter import Limiter
 from .models import (
     Card,
@@ -33,6 +33,7 @@ from .models import (
     Document,
     Event,
     LimitChanged,
+    Notice,
     RunFinished,
     RunStats,
     Summary,
@@ -44,8 +45,15 @@ from .models import (
 )
 from .parsing import OutputError, excerpt
 from .pricing import context_tokens as model_context_tokens
-from .prompts import DEFAULT_STYLE, PROMPT_VERSION, CardRequest
-from .providers.base import GenerationResult, Provider, RequestRejected, RunRefused, TransientError
+from .prompts import COMPACT_SUMMARY_CHARS, DEFAULT_STYLE, PROMPT_VERSION, CardRequest
+from .providers.base import (
+    ContextTooLong,
+    GenerationResult,
+    Provider,
+    RequestRejected,
+    RunRefused,
+    TransientError,
+)
 from .store import StoreError, cache_key
 from .text import sentences, strip_controls, words
 from .throttle import Throttle
@@ -55,8 +63,17 @@ TOKENS_PER_CARD = 80  # default card density: one card per this many tokens of t
 MAX_CARDS_PER_CHUNK = 40
 SUMMARY_RESERVE_TOKENS = 1200  # prompt and answer room kept free when shrinking a document for the summary
 UNREACHABLE_ATTEMPTS = 3  # a server that refuses connections is tried this often, not max_attempts times
+MAX_ADAPTATIONS = 8  # attempts one call may spend on the server's refusals of how we ask, or on cut streams
+ONE_AT_A_TIME = (
+    "the server ends a running answer whenever another request arrives (llama-cpp-python does, unless started "
+    "with --interrupt_requests False): sending one request at a time"
+)
 MAX_FIELD_CHARS = 2000  # a card's front or back; longer text is cut (and reported)
 MAX_QUOTE_CHARS = 1000
+SUMMARY_TRIES = 3  # a summary refused for its length is asked again this often, with less of the document
+SPLIT_DEPTH = 3  # a chunk refused for its length is cut in parts this many times over at most
+MIN_PART_CHARS = 300  # a part smaller than this is not cut again
+CUT_PROMPT_SHARE = 0.5  # a server reading less than this share of the prompt we sent cut it (Ollama, silently)
 
 
 @dataclass(slots=True)
@@ -80,6 +97,11 @@ class RunSettings:
     max_timeouts: int = 2  # attempts that timed out or went silent before the call gives up
     drop_flagged: bool = False  # drop every card the quality gate flagged (else only clearly broken ones)
     progress_interval: float = 0.1
+    window: int | None = None  # tokens one request may hold, as the server said (None: it did not say)
+    compact: bool = False  # the short card prompt, for a small window
+    summary_input_tokens: int | None = None  # the document's share of the summary call (None: by the model)
+    server_slots: int | None = None  # requests the server serves at once, as it said
+    queue_prone: bool = False  # a server that queues what it cannot serve yet (local): deadlines allow for the wait
 
 
 @dataclass(slots=True)
@@ -126,6 +148,21 @@ def allot_cards(chunks: list[Chunk], total: int) -> list[int]:
     for i in order[: total - sum(counts)]:
         counts[i] += 1
     return [min(MAX_CARDS_PER_CHUNK, c) for c in counts]
+
+
+def allot_cards_by_size(sizes: list[int], total: int) -> list[int]:
+    """``total`` cards over parts of these sizes (largest remainder), at least one each while cards last."""
+    whole = max(1, sum(sizes))
+    shares = [total * size / whole for size in sizes]
+    counts = [max(1, math.floor(x)) if total >= len(sizes) else math.floor(x) for x in shares]
+    order = sorted(range(len(sizes)), key=lambda i: (-(shares[i] - math.floor(shares[i])), i))
+    for i in order:
+        if sum(counts) >= total:
+            break
+        counts[i] += 1
+    while sum(counts) > total:
+        counts[counts.index(max(counts))] -= 1
+    return counts
 
 
 def bound_drafts(drafts: list[CardDraft], wanted: int) -> tuple[list[CardDraft], list[str]]:
@@ -223,6 +260,8 @@ class Journal(Protocol):
     def chunk_state(self, session_id: str | None, chunk_id: str, index: int, state: str, reason: str = "",
                     cards: int = 0) -> None: ...  # fmt: skip
 
+    def save_server_facts(self, key: str, facts: dict) -> None: ...
+
 
 class Run:
     """One generation job. Not thread-safe: use it from one event loop."""
@@ -281,6 +320,7 @@ class Run:
         self.summary: Summary | None = None
         self.summary_kept = summary  # a continued session's summary, used again with no call
         self.fatal: str | None = None
+        self.refusal: RunRefused | None = None  # the refusal behind ``fatal``, when the provider gave one
         self.halted: str | None = None  # the store failed: no new requests; what is in flight finishes in memory
         self.cancelled = False
         self._throttle: Throttle | None = None
@@ -289,6 +329,14 @@ class Run:
         self._finished_reported = False
         self._finished_count = 0  # chunks that have finished so far (what ``cards()`` depends on)
         self._cards_cache: tuple[int, list[Card]] | None = None
+        # The window as the server's refusals revealed it, and how its tokenizer counts against ours.
+        self.window = self.settings.window
+        self.compact = self.settings.compact
+        self._token_ratio = fitting.TOKENIZER_MARGIN
+        self._window_said = False
+        self._speeds: list[float] = []  # seconds per 1,000 tokens of each answered call
+        self._cut_prompts = 0  # answers whose server read far less of the prompt than was sent
+        self._tell_window()
 
     # ------------------------------------------------------------------ events
 
@@ -341,6 +389,7 @@ class Run:
                 return self.summary
             if self.fatal or self.cancelled:
                 raise RunCancelled(self.fatal or "cancelled")
+            self._start()
             if self.summary_kept is not None:
                 self.summary = self.summary_kept
                 self._emit(SummaryFinished(self.now(), self.summary, Usage()))
@@ -354,15 +403,13 @@ class Run:
                 return cached
             self._track(asyncio.current_task())
             self._emit(SummaryStarted(self.now()))
-            budget = model_context_tokens(self.provider.model, self.settings.context_tokens) - SUMMARY_RESERVE_TOKENS
-            text = shrink_for_summary(self.chunks, max(256, budget))
+            budget = self.settings.summary_input_tokens or (
+                model_context_tokens(self.provider.model, self.settings.context_tokens) - SUMMARY_RESERVE_TOKENS)
             fallback = Summary(self.document.title, "")
             try:
-                result = await self._with_retries(
-                    lambda: self.provider.summarize(text, self.document.title), on_retry=None
-                )
+                result = await self._summary_call(max(256, budget))
             except RunRefused as exc:
-                self._refuse(str(exc))
+                self._refuse(str(exc), exc)
                 self._emit(SummaryFailed(self.now(), str(exc)))
                 raise RunCancelled(str(exc)) from None
             except RunHalted:
@@ -371,8 +418,8 @@ class Run:
                 if exc.unreachable or exc.wrong_server:
                     # The first call of the run found no server, or something that is not a chat-completions
                     # API: every chunk would too. Stop once.
-                    reason = str(exc) if exc.wrong_server else f"{exc}; is the server running, and is --base-url right?"
-                    self._refuse(reason)
+                    reason = str(exc)
+                    self._refuse(reason, RunRefused(reason, field="base_url"))
                     self._emit(SummaryFailed(self.now(), reason))
                     raise RunCancelled(reason) from None
                 self.summary = fallback
@@ -393,6 +440,69 @@ class Run:
             self.stats.usage += result.usage
             self._emit(SummaryFinished(self.now(), self.summary, result.usage))
             return self.summary
+
+    async def _summary_call(self, budget: int):
+        """The summary call; refused for its length, it is asked again with less of the document."""
+        for attempt in range(SUMMARY_TRIES):
+            text = shrink_for_summary(self.chunks, budget)
+            try:
+                return await self._with_retries(lambda text=text: self.provider.summarize(text, self.document.title),
+                                                on_retry=None)  # fmt: skip
+            except ContextTooLong as exc:
+                if attempt + 1 == SUMMARY_TRIES:
+                    raise
+                self._learn_window(exc, tokens=budget + fitting.SUMMARY_PROMPT_TOKENS)
+                fitted = self.window and fitting.largest_summary(self.window, self._token_ratio)
+                budget = max(128, min(budget // 2, fitted or budget))
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ the server's window
+
+    def _learn_window(self, exc: ContextTooLong, *, tokens: int) -> None:
+        """A refusal for length tells the window (and, with the request's size as the server counted it, how
+        its tokenizer counts against ours): said once, and every later request is shaped to it."""
+        window = exc.window or (int(exc.prompt_tokens * 0.8) if exc.prompt_tokens else None)
+        if window is None:
+            window = int(tokens * 0.6)  # the server said no number: assume a good deal less than was sent
+        if self.window is None or window < self.window:
+            self.window = window
+        if exc.prompt_tokens and tokens:
+            self._token_ratio = max(self._token_ratio, exc.prompt_tokens / tokens)
+        if self.window < fitting.COMPACT_BELOW:
+            self.compact = True
+        self._tell_window()
+        if not self._window_said:
+            self._window_said = True
+            self._emit(Notice(self.now(), f"the server's context is {self.window:,} tokens per request: what does "
+                                          "not fit is sent in parts"))  # fmt: skip
+
+    def _tell_window(self) -> None:
+        if self.window is not None and hasattr(self.provider, "window"):
+            self.provider.window = self.window  # type: ignore[attr-defined]
+
+    def _request_tokens(self, text_tokens: int) -> int:
+        """Our count of a card request carrying ``text_tokens`` of a chunk."""
+        return text_tokens + fitting.request_overhead(self.compact)
+
+    def _part_limit(self) -> int | None:
+        """The most chunk tokens one request may carry in the known window (None: no window known)."""
+        if self.window is None:
+            return None
+        return max(fitting.MIN_CHUNK_TOKENS, fitting.largest_chunk(self.window, self.compact, self._token_ratio))
+
+    def _parts(self, request: CardRequest, tokens: int, *, at_least: int = 1) -> list[tuple[CardRequest, int]]:
+        """``request`` as one or more requests that each fit the known window, cards shared by their size;
+        with their chunk tokens."""
+        limit = self._part_limit()
+        if limit is None or (tokens <= limit and at_least == 1):
+            return [(request, tokens)]
+        texts = fitting.split_for_window(request.chunk_text, tokens, min(limit, max(1, tokens // at_least)))
+        sizes = [len(t) for t in texts]
+        wanted = allot_cards_by_size(sizes, request.cards_wanted)
+        total = max(1, sum(sizes))
+        return [(dataclasses.replace(request, chunk_text=text, cards_wanted=n, repair_of="", overlap_chars=0,
+                                     compact=self.compact), max(1, tokens * len(text) // total))
+                for text, n in zip(texts, wanted, strict=True) if n > 0]  # fmt: skip
 
     # ------------------------------------------------------------------ chunks
 
@@ -425,12 +535,16 @@ class Run:
             self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, (), Usage(), 0.0, skipped=True))
             return status
         assert self.summary is not None
+        summary = self.summary.summary
+        if self.compact and len(summary) > COMPACT_SUMMARY_CHARS:
+            summary = summary[: COMPACT_SUMMARY_CHARS - 1].rstrip() + "…"
         request = CardRequest(
             chunk_text=chunk.text,
             location=chunk.location,
             cards_wanted=status.cards_wanted,
             title=self.summary.title,
-            summary=self.summary.summary,
+            summary=summary,
+            compact=self.compact,
             instructions=self.settings.instructions,
             language=self.settings.language,
             style=self.settings.style,
@@ -478,33 +592,55 @@ class Run:
         current = [request]
 
         def repair(error: OutputError) -> None:
+            if getattr(error, "runaway", False):
+                return  # showing a loop back to the model only feeds it: ask again as at first
             current[0] = dataclasses.replace(request, repair_of=error.raw or "(empty)")
 
+        parts = self._parts(request, chunk.tokens)
         try:
             try:
-                result = await self._with_retries(
-                    lambda: self.provider.generate(current[0], on_tokens),
-                    on_retry=on_retry,
-                    on_attempt=on_attempt,
-                    on_output_error=repair,
-                )
+                if len(parts) > 1:  # the window the server revealed is smaller than this chunk
+                    result = await self._generate_parts(parts, on_tokens, on_retry, on_attempt)
+                else:
+                    result = await self._with_retries(
+                        lambda: self.provider.generate(current[0], on_tokens),
+                        on_retry=on_retry,
+                        on_attempt=on_attempt,
+                        on_output_error=repair,
+                    )
             except OutputError as exc:
                 if not getattr(exc, "truncated", False) or len(chunk.body) < 200:
                     raise
                 # Cut off at the model's output limit: ask for the two halves of the chunk separately.
                 on_retry(status.attempt + 1, 0.0, "answer cut off at the output limit; asking for each half")
                 result = await self._generate_halves(request, on_tokens, on_retry, on_attempt)
+            except ContextTooLong as exc:
+                # Longer than the server's window: cut the chunk to fit, and send its parts.
+                self._learn_window(exc, tokens=self._request_tokens(chunk.tokens))
+                if len(chunk.text) < 2 * MIN_PART_CHARS:
+                    raise
+                on_retry(status.attempt + 1, 0.0, f"{exc}; sending the chunk in parts")
+                parts = self._parts(request, chunk.tokens, at_least=2)
+                result = await self._generate_parts(parts, on_tokens, on_retry, on_attempt)
+            cut = self._prompt_cut(result, chunk.tokens)
+            if cut:
+                raise RunRefused(cut)
         except asyncio.CancelledError:
             self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
             raise
         except RunRefused as exc:
-            self._refuse(str(exc))
+            self._refuse(str(exc), exc)
             return self._fail(status, str(exc))
         except RunHalted:
             return self._fail_unsent(status)
         except OutputError as exc:
             status.usage += getattr(exc, "usage", Usage())
             return self._fail(status, f"unreadable model output: {exc}", raw=exc.raw)
+        except ContextTooLong as exc:
+            # Even its smallest part does not fit: the run cannot succeed as planned. Say it once, with the numbers.
+            reason = f"{exc}; lower --chunk-tokens, or give the server a larger context"
+            self._refuse(reason)
+            return self._fail(status, self.fatal or reason)
         except (TransientError, RequestRejected) as exc:
             return self._fail(status, str(exc))
         finally:
@@ -522,23 +658,54 @@ class Run:
             cut = text.rfind(". ", 0, middle + 1) + 1 or middle
         halves = (text[:cut].strip(), text[cut:].strip())
         wanted = request.cards_wanted
+        parts = [(dataclasses.replace(request, chunk_text=half, cards_wanted=count, repair_of=""), 0)
+                 for half, count in zip(halves, (wanted - wanted // 2, max(1, wanted // 2)), strict=True)]  # fmt: skip
+        return await self._generate_parts(parts, on_tokens, on_retry, on_attempt,
+                                          cut_off_retries=self.settings.cut_off_retries)  # fmt: skip
+
+    async def _generate_parts(self, parts: list[tuple[CardRequest, int]], on_tokens, on_retry, on_attempt, *,
+                              cut_off_retries: int = 0, depth: int = 0) -> GenerationResult:  # fmt: skip
+        """One call per part of a chunk (each with its share of the cards); their cards together. A part the
+        server still finds too long is cut again."""
         drafts: list[CardDraft] = []
         raws: list[str] = []
         notes: list[str] = []
         usage = Usage()
-        for half, count in zip(halves, (wanted - wanted // 2, max(1, wanted // 2)), strict=True):
-            part = dataclasses.replace(request, chunk_text=half, cards_wanted=count, repair_of="")
-            result = await self._with_retries(
-                lambda part=part: self.provider.generate(part, on_tokens),
-                on_retry=on_retry,
-                on_attempt=on_attempt,
-                cut_off_retries=self.settings.cut_off_retries,
-            )
+        for part, tokens in parts:
+            try:
+                result = await self._with_retries(
+                    lambda part=part: self.provider.generate(part, on_tokens),
+                    on_retry=on_retry,
+                    on_attempt=on_attempt,
+                    cut_off_retries=cut_off_retries,
+                )
+            except ContextTooLong as exc:
+                if depth >= SPLIT_DEPTH or len(part.chunk_text) < 2 * MIN_PART_CHARS:
+                    raise
+                tokens = tokens or len(part.chunk_text) // 4
+                self._learn_window(exc, tokens=self._request_tokens(tokens))
+                result = await self._generate_parts(self._parts(part, tokens, at_least=2), on_tokens, on_retry,
+                                                    on_attempt, cut_off_retries=cut_off_retries, depth=depth + 1)
             drafts.extend(result.drafts)
             raws.append(result.raw)
             usage += result.usage
             notes.extend(result.notes)
         return GenerationResult(drafts, usage, "\n".join(raws), "stop", notes=tuple(notes))
+
+    def _prompt_cut(self, result: GenerationResult, tokens: int) -> str:
+        """Why the run must stop when the server read far less of the prompt than was sent (it cut the prompt to
+        its window, silently: Ollama does, and then the card rules at its start are gone), else ""."""
+        reported = result.usage.prompt_tokens
+        expected = self._request_tokens(tokens)
+        if not reported or expected < 300 or reported >= CUT_PROMPT_SHARE * expected:
+            return ""
+        self._cut_prompts += 1
+        if self._cut_prompts < 2:
+            return ""  # one odd count may be a server's mistake; two are its habit
+        where = getattr(self.provider, "where", "the server")
+        return (f"the server at {where} read only {reported:,} of the about {expected:,} tokens of a request: it cut "
+                "the prompt to fit its context window, dropping the card rules at its start; raise the server's "
+                "context (Ollama: OLLAMA_CONTEXT_LENGTH, or num_ctx in a Modelfile) or lower --chunk-tokens")
 
     async def _finish(self, status: ChunkStatus, key: str, result: GenerationResult, *,
                       store: bool = True) -> ChunkStatus:  # fmt: skip
@@ -561,7 +728,8 @@ class Run:
         status.state = ChunkState.DONE
         status.finished_at = self.now()
         seconds = status.finished_at - (status.finished_at if status.started_at is None else status.started_at)
-        self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(cards), result.usage, seconds))
+        note = "" if cards else (result.nothing or "the model gave no cards for this passage")
+        self._emit(ChunkFinished(self.now(), chunk.id, chunk.index, tuple(cards), result.usage, seconds, note=note))
         return status
 
     # ------------------------------------------------------------------ the store
@@ -605,6 +773,7 @@ class Run:
         failures = 0  # attempts that failed for a reason other than a rate limit
         limited = 0
         timeouts = 0
+        adaptations = 0  # attempts the server's refusal of how we asked made us repeat at once
         while True:
             attempt += 1
             if self.fatal:
@@ -621,16 +790,26 @@ class Run:
                     on_attempt(attempt)
                 if self.provider.online:
                     self.stats.requests += 1
+                deadline = self._attempt_deadline()
+                sent = self.clock()
                 try:
-                    async with asyncio.timeout(settings.attempt_timeout):
+                    async with asyncio.timeout(deadline):
                         result = await call()
                 except TimeoutError:
                     timeouts += 1
                     failures += 1
-                    limit = f"{settings.attempt_timeout:g} s"
+                    limit = f"{deadline:g} s"
                     error: Exception = TransientError(f"no complete answer within {limit} (--timeout)", timed_out=True)
                     hint = None
                 except TransientError as exc:
+                    if (exc.adapted or (exc.cut_stream and self._cut_by_others())) and adaptations < MAX_ADAPTATIONS:
+                        # Not the server failing: it refused how we asked (the provider now asks another way),
+                        # or it cut this answer because another request arrived. Send again at once.
+                        adaptations += 1
+                        self.stats.retries += 1
+                        if on_retry:
+                            on_retry(attempt + 1, 0.0, str(exc))
+                        continue
                     if exc.rate_limited:
                         self.throttle.rate_limited(generation, exc.rate_info)
                         limited += 1
@@ -658,6 +837,10 @@ class Run:
                     error, hint = exc, 0.0
                 else:
                     self.throttle.succeeded(getattr(result, "rate_info", None))
+                    used = getattr(result, "usage", None)
+                    tokens = used.prompt_tokens + used.completion_tokens if used else 0
+                    if self.provider.online and tokens >= 100:
+                        self._speeds.append((self.clock() - sent) * 1000 / tokens)
                     return result
             if timeouts >= settings.max_timeouts:
                 if timeouts > 1:
@@ -680,6 +863,55 @@ class Run:
                 on_retry(attempt + 1, wait, str(error))
             if wait > 0:
                 await self._sleep(wait)
+
+    def server_report(self) -> dict | None:
+        """What the run knows of how its server takes requests (``--json``'s ``server``), None offline."""
+        capabilities = getattr(self.provider, "capabilities", None)
+        if capabilities is None:
+            return None
+        return {**capabilities.as_dict(), "learned": "an earlier run" if capabilities.from_store else "this run"}
+
+    def _remember_server(self) -> None:
+        """Keep what this run learned about its server for the next run (nothing is kept from a refused run)."""
+        capabilities = getattr(self.provider, "capabilities", None)
+        if capabilities is None or not capabilities.confirmed or self.fatal:
+            return
+        facts: dict = capabilities.as_dict()
+        if self._speeds:
+            facts["seconds_per_1k"] = round(sorted(self._speeds)[len(self._speeds) // 2], 3)
+        key = cache_key("server", *self.provider.cache_identity)
+        self._journal_write("save_server_facts", key, facts)
+
+    def _start(self) -> None:
+        """What an earlier run learned about the server applies from the first call."""
+        capabilities = getattr(self.provider, "capabilities", None)
+        if capabilities is not None and capabilities.one_at_a_time and self.throttle.ceiling > 1:
+            self.set_concurrency(1)
+            self._emit(Notice(self.now(), ONE_AT_A_TIME + " (as learned in an earlier run)"))
+
+    def _attempt_deadline(self) -> float | None:
+        """Seconds one attempt may take: ``--timeout``, times the requests ahead of it in the server's queue on a
+        server that queues (a llama.cpp server sends no byte until a slot is free; Ollama serves one at a time),
+        so a call that only waited its turn is never taken for a dead one."""
+        base = self.settings.attempt_timeout
+        if base is None:
+            return None
+        slots = self.settings.server_slots or (1 if self.settings.queue_prone else None)
+        if not slots:
+            return base
+        return base * max(1, math.ceil(self.limiter.in_use / slots))
+
+    def _cut_by_others(self) -> bool:
+        """A stream ended without its end while other calls were in flight: the server interrupts a running
+        answer when another request arrives. From now on the run sends one request at a time (said once)."""
+        capabilities = getattr(self.provider, "capabilities", None)
+        if capabilities is None or (self.limiter.in_use <= 1 and not capabilities.one_at_a_time):
+            return False
+        if not capabilities.one_at_a_time or self.throttle.ceiling > 1:
+            capabilities.one_at_a_time = True
+            self.set_concurrency(1)
+            self._emit(Notice(self.now(), ONE_AT_A_TIME))
+        return True
 
     def _make_cards(self, chunk: Chunk, drafts: list) -> list[Card]:
         cards = make_cards(chunk, drafts)
@@ -726,11 +958,13 @@ class Run:
     def _untrack(self, task: asyncio.Task[object] | None) -> None:
         self._tasks.discard(task)  # type: ignore[arg-type]
 
-    def _refuse(self, reason: str) -> None:
-        """The server refused the whole run: stop every other call once."""
+    def _refuse(self, reason: str, error: RunRefused | None = None) -> None:
+        """The server refused the whole run: stop every other call once. ``error``: the refusal as the provider
+        gave it (its reason without the command-line fix, and the setting to correct), for the app."""
         if self.fatal:
             return
         self.fatal = strip_controls(reason)
+        self.refusal = error
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:
@@ -747,7 +981,9 @@ class Run:
         the refusal is forgotten and finished chunks keep their cards; ``retry_failed`` then sends the rest.
         The caller closes the old provider."""
         self.provider = provider
+        self._tell_window()
         self.fatal = None
+        self.refusal = None
         self.cancelled = False
 
     def retry_failed(self) -> list[str]:
@@ -792,6 +1028,7 @@ class Run:
         if self._finished_reported:
             return
         self._finished_reported = True
+        self._remember_server()
         counts = self.counts()
         self._emit(
             RunFinished(

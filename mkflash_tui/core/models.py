@@ -286,6 +286,7 @@ class ChunkFinished(Event):
     usage: Usage
     seconds: float
     skipped: bool = False
+    note: str = ""  # why it made no cards, when it made none ("the model's answer was empty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +301,13 @@ class ChunkFailed(Event):
 @dataclass(frozen=True, slots=True)
 class LimitChanged(Event):
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """Something the run learned and changed about how it sends (said once, by every face)."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)

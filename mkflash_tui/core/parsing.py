@@ -199,9 +199,10 @@ def _card_items(value: Any) -> list[Any] | None:
         for key in _LIST_KEYS:
             if isinstance(lowered.get(key), list):
                 return lowered[key]
-        if _first(value, _FRONT_KEYS):
-            return [value]
         lists = [v for v in value.values() if isinstance(v, list)]
+        holds_cards = any(isinstance(item, dict) for items in lists for item in items)
+        if lowered.keys() & {*_FRONT_KEYS, *_BACK_KEYS} and not holds_cards:
+            return [value]  # one card on its own (a small model's answer), even with empty fields
         if len(lists) == 1:
             return lists[0]
     return None

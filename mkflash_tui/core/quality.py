@@ -16,10 +16,11 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from .models import Card, CardKind
+from .models import Card, CardKind, normalise_for_dedup
+from .prompts import EXAMPLE_FRONTS
 from .text import FUNCTION_WORDS, STOPWORDS, words
 
-GATE_VERSION = 1
+GATE_VERSION = 2
 
 
 class Flag(enum.StrEnum):
@@ -58,6 +59,7 @@ EXPLAIN: dict[Flag, str] = {
 BROKEN = frozenset({Flag.MALFORMED, Flag.CLOZE_NO_DELETION, Flag.DUPLICATE})  # dropped unless edited/exported
 
 _CLOZE = re.compile(r"\{\{c(\d+)::(.*?)(?:::[^}]*)?\}\}", re.S)
+_EXAMPLES = frozenset(normalise_for_dedup(front) for front in EXAMPLE_FRONTS)
 _ANAPHOR = re.compile(
     r"^(?:[-*•]\s|\d+[.)]\s|(?:first|second|next|finally|overall),)|"  # a list item, a step of an argument
     r"^(?:this|that|these|those|it|its|it's|it’s|they|them|their|he|she|his|her|we|we're|we’re|we’ve|we've|our|us|"
@@ -131,6 +133,8 @@ def check(card: Card, *, quote_found: bool = True) -> tuple[Flag, ...]:
     plain_front = _CLOZE.sub(lambda m: m.group(2), front) if is_cloze else front
     if not re.search(r"[^\W\d_]", plain_front) or (not is_cloze and not back) or _same(plain_front, back):
         flags.append(Flag.MALFORMED)
+    elif not quote_found and normalise_for_dedup(front) in _EXAMPLES:
+        flags.append(Flag.MALFORMED)  # the prompt's own example, copied: nothing of the passage
     if (
         _ANAPHOR.match(plain_front)
         or _MENTIONS_SOURCE.search(plain_front)

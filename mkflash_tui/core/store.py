@@ -240,6 +240,18 @@ class Store:
         value = json.dumps({"title": summary.title, "summary": summary.summary}, ensure_ascii=False)
         self._write("INSERT OR REPLACE INTO cache VALUES (?, 'summary', ?, ?)", (key, value, time.time()))
 
+    def server_facts(self, key: str) -> dict | None:
+        """What an earlier run learned about a server and model (``cache_key("server", …)``), if anything."""
+        row = self.db.execute("SELECT value FROM cache WHERE key = ? AND kind = 'server'", (key,)).fetchone()
+        try:
+            return json.loads(row[0]) if row else None
+        except ValueError:
+            return None
+
+    def save_server_facts(self, key: str, facts: dict) -> None:
+        value = json.dumps(facts, ensure_ascii=False, sort_keys=True)
+        self._write("INSERT OR REPLACE INTO cache VALUES (?, 'server', ?, ?)", (key, value, time.time()))
+
     def cached_chunk(self, key: str) -> CachedAnswer | None:
         row = self.db.execute("SELECT value FROM cache WHERE key = ? AND kind = 'chunk'", (key,)).fetchone()
         if row is None:

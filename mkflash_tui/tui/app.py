@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from rich.text import Text
@@ -28,7 +29,7 @@ from ..core.providers.presets import PRESETS
 from ..core.sources import SourceError, parse_bytes
 from ..core.store import Store, StoreError, open_store
 from ..core.text import strip_controls
-from ..job import Job, prepare, settings_for_session
+from ..job import Job, discover_server, load_document, prepare, settings_for_session
 from .screens.confirm import ConfirmScreen
 from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
 from .screens.run import RunScreen
@@ -126,9 +127,12 @@ class MkflashApp(App[int]):
              reopen: bool = False) -> None:  # fmt: skip
         """Read and chunk in a thread (tiktoken and PDFs take a moment), then confirm or start."""
         try:
-            if pasted is not None:
-                document = parse_bytes(pasted.encode("utf-8"), name="pasted text", stem="pasted", suffix=".md")
-            job = prepare(settings, document)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                server = pool.submit(discover_server, settings)  # while the input is read
+                if pasted is not None:
+                    document = parse_bytes(pasted.encode("utf-8"), name="pasted text", stem="pasted", suffix=".md")
+                document = document or load_document(settings)
+                job = prepare(settings, document, server=server.result())
         except (SourceError, ChunkingError) as exc:
             self.call_from_thread(self._load_failed, settings, str(exc))
             return
@@ -136,6 +140,7 @@ class MkflashApp(App[int]):
             try:  # a connection of this thread's own: the app's belongs to the event loop's thread
                 with contextlib.closing(open_store(settings.data_dir)) as reader:
                     job.continue_from(reader)
+                    job.learn_speed(reader)
             except StoreError:
                 pass  # the app says so when it opens the store; this run is then a new one
         if reopen:
@@ -220,6 +225,8 @@ class MkflashApp(App[int]):
         if job.settings.ignored_offline():
             self.notify(f"The offline generator ignores {' and '.join(job.settings.ignored_offline())}: it cards "
                         "the text as written, in its own language.", timeout=6)  # fmt: skip
+        for note in job.fitted:
+            self.notify(note[0].upper() + note[1:] + ".", timeout=8)
         if job.changes is not None and (job.changes.changed or job.changes.removed) and not job.settings.fresh:
             self.notify(f"Continuing the earlier session: {job.changes.describe()}.", timeout=6)
         if self.store is not None:

@@ -12,6 +12,7 @@ import email.utils
 import json
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,9 @@ from ..parsing import OutputError, excerpt, parse_cards, parse_summary, salvage_
 from ..prompts import CARD_SCHEMA, SUMMARY_SCHEMA, CardRequest, card_messages, summary_messages
 from ..throttle import RateInfo
 from .base import (
+    FORMAT_MODES,
+    Capabilities,
+    ContextTooLong,
     GenerationResult,
     ProgressCallback,
     ProviderError,
@@ -28,6 +32,7 @@ from .base import (
     SummaryResult,
     TransientError,
 )
+from .server_errors import context_overflow, error_text, first_line, names_output_format, redact
 
 DEFAULT_TIMEOUT = 300.0  # seconds one attempt may take end to end: room for a slow local model streaming
 IDLE_FLOOR = 60.0  # a stream silent this long (or timeout / 5, if longer) is dropped
@@ -35,8 +40,14 @@ MAX_BODY_BYTES = 2 * 2**20  # a plain answer's body is read up to this size
 MAX_STREAM_BYTES = 32 * 2**20  # a streamed answer's events (mostly envelope) are read up to this size
 MAX_ANSWER_CHARS = 512 * 1024  # the model's own text in one answer; beyond it the answer is cut
 MAX_LINE_BYTES = 2**20  # one streamed event
-# How we ask for JSON, best first; a server that refuses one mode moves the whole run to the next.
-FORMAT_MODES = ("json_schema", "json_object", "prompt")
+ANSWER_TOKENS_BASE = 200  # an answer's bound (servers other than OpenAI's): this, plus per card asked for
+ANSWER_TOKENS_PER_CARD = 160
+LOCAL_TEMPERATURE = 0.2
+
+
+def answer_tokens(cards: int) -> int:
+    """The most tokens an answer for ``cards`` cards may take (room for a quote and JSON on each)."""
+    return ANSWER_TOKENS_BASE + ANSWER_TOKENS_PER_CARD * max(1, cards)
 
 
 class OpenAICompatProvider:
@@ -55,6 +66,7 @@ class OpenAICompatProvider:
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 1000,
         stream: bool = True,
+        queue_tolerant: bool = False,
     ) -> None:
         self.model = model
         self.base_url = base_url
@@ -64,9 +76,27 @@ class OpenAICompatProvider:
         self.idle_timeout = min(timeout, max(IDLE_FLOOR, timeout / 5))
         self.max_connections = max_connections
         self.stream = stream  # streaming shows tokens arriving (the TUI); a plain answer costs less CPU
-        self.format_mode = FORMAT_MODES[0]
+        # A local server queues what it cannot serve yet and sends nothing meanwhile: the engine's deadline (which
+        # allows for the queue) bounds each attempt, not the transport's read timeout.
+        self.queue_tolerant = queue_tolerant
+        self.window: int | None = None  # tokens one request may hold, when the server said (the engine sets it)
+        self.streams_usage: bool | None = None  # a streamed answer carried its usage (None: none streamed yet)
+        # How this server takes our requests: a refused response format moves the whole run to the next mode
+        # at once. Until a request in the current mode is answered, requests go one at a time, so a refusal
+        # costs one request, not one per call in flight.
+        self.capabilities = Capabilities()
         self.stream_usage = True
         self._client: Any = None
+        self._probe: asyncio.Lock | None = None
+
+    @property
+    def format_mode(self) -> str:
+        return self.capabilities.format_mode
+
+    @property
+    def where(self) -> str:
+        """The server's address, for sentences."""
+        return self.base_url or "https://api.openai.com/v1"
 
     @property
     def cache_identity(self) -> tuple[str, ...]:
@@ -80,18 +110,16 @@ class OpenAICompatProvider:
         if self._client is None:
             import openai
 
+            timeout = openai.Timeout(None if self.queue_tolerant else self.timeout + 5, connect=min(10.0, self.timeout))
             try:
-                http_client = openai.DefaultAioHttpClient(
-                    timeout=openai.Timeout(self.timeout + 5, connect=min(10.0, self.timeout)),
-                    limits=_limits(self.max_connections),
-                )
+                http_client = openai.DefaultAioHttpClient(timeout=timeout, limits=_limits(self.max_connections))
             except RuntimeError:  # the aiohttp extra is missing: the default transport still works
                 http_client = None
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key or "not-needed",
                 base_url=self.base_url,
                 max_retries=0,
-                timeout=self.timeout + 5,
+                timeout=timeout,
                 http_client=http_client,
             )
         return self._client
@@ -111,16 +139,38 @@ class OpenAICompatProvider:
                     "json_schema": {"name": name, "strict": True, "schema": schema},
                 }
             }
+        if mode == "json_object_schema":
+            return {"response_format": {"type": "json_object", "schema": schema}}
         if mode == "json_object":
             return {"response_format": {"type": "json_object"}}
         return {}
 
+    def _answer_cap(self, cards: int) -> dict[str, Any]:
+        """For servers other than OpenAI's own: a bound on the answer's length (a small local model held to a
+        JSON grammar can write whitespace until its context is full, seen with llama-server, which on a CPU takes
+        many minutes) and a low temperature (cards are extraction; at the servers' default 0.8 Gemma 3 270M gave
+        a card in 1 of 5 chunks, at 0.2 in 5 of 5). OpenAI's reasoning models count their thinking in the bound
+        and refuse a temperature, so OpenAI gets neither."""
+        if self.base_url is None or "api.openai.com" in self.base_url:
+            return {}
+        return {"max_tokens": answer_tokens(cards), "temperature": LOCAL_TEMPERATURE}
+
+    def _fit_cap(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The answer's bound within the window (vLLM refuses a request whose prompt and bound exceed it)."""
+        if self.window is None or "max_tokens" not in kwargs:
+            return kwargs
+        prompt = sum(len(str(m.get("content", ""))) for m in kwargs["messages"]) * 10 // 32  # ~3.2 chars a token
+        return {**kwargs, "max_tokens": max(64, min(kwargs["max_tokens"], self.window - prompt))}
+
     async def summarize(self, document_text: str, fallback_title: str) -> SummaryResult:
-        kwargs = {
-            "model": self.model,
-            "messages": summary_messages(document_text, json_hint=self.format_mode != "json_schema"),
-            **self._format_kwargs(self.format_mode, SUMMARY_SCHEMA, "document_summary"),
-        }
+        def kwargs(mode: str) -> dict[str, Any]:
+            return {
+                "model": self.model,
+                "messages": summary_messages(document_text, json_hint=mode != "json_schema"),
+                **self._format_kwargs(mode, SUMMARY_SCHEMA, "document_summary"),
+                **self._answer_cap(3),
+            }
+
         answer = await self._complete(kwargs, stream=False, on_tokens=None)
         try:
             return SummaryResult(parse_summary(answer.text, fallback_title), answer.usage, answer.rate_info)
@@ -129,20 +179,52 @@ class OpenAICompatProvider:
             raise
 
     async def generate(self, request: CardRequest, on_tokens: ProgressCallback) -> GenerationResult:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": card_messages(request, json_hint=self.format_mode != "json_schema"),
-            **self._format_kwargs(self.format_mode, CARD_SCHEMA, "flashcards"),
-        }
+        def kwargs(mode: str) -> dict[str, Any]:
+            return {
+                "model": self.model,
+                "messages": card_messages(request, json_hint=mode != "json_schema"),
+                **self._format_kwargs(mode, CARD_SCHEMA, "flashcards"),
+                **self._answer_cap(request.cards_wanted),
+            }
+
         answer = await self._complete(kwargs, stream=self.stream, on_tokens=on_tokens)
         if answer.cut:
             # We stopped reading an answer larger than any real one: keep the complete cards it began with.
             drafts = salvage_cards(answer.text, request.cards_wanted)
             note = f"the answer was longer than {MAX_ANSWER_CHARS // 1024} KB and was cut there"
             return GenerationResult(drafts, answer.usage, excerpt(answer.text), "length", answer.rate_info, (note,))
+        cap = self._answer_cap(request.cards_wanted).get("max_tokens")
+        written = answer.usage.completion_tokens or len(answer.text) // 4
+        if cap and answer.finish_reason == "length" and written >= cap * 0.9:
+            return self._runaway(answer, cap, request.cards_wanted)
         return self._parse(answer.text, answer.usage, answer.finish_reason, answer.rate_info)
 
-    async def _complete(self, kwargs: dict[str, Any], *, stream: bool, on_tokens: ProgressCallback | None) -> _Answer:
+    def _runaway(self, answer: _Answer, cap: int, wanted: int) -> GenerationResult:
+        """An answer that reached the bound we set: it has room for every card asked for, so it is a model
+        repeating itself (a small model copying a quote over and over), not a long answer. Its complete cards
+        are kept; with none, the attempt failed (splitting the chunk would only repeat the loop twice)."""
+        drafts = salvage_cards(answer.text, wanted)
+        if drafts:
+            note = f"the answer ran past the {cap:,} tokens allowed; kept its {len(drafts)} complete cards"
+            return GenerationResult(drafts, answer.usage, answer.text, "length", answer.rate_info, (note,))
+        error = OutputError(f"the answer ran past the {cap:,} tokens allowed without finishing a card (the model "
+                            "repeated itself)", answer.text)  # fmt: skip
+        error.usage = answer.usage  # type: ignore[attr-defined]
+        error.runaway = True  # type: ignore[attr-defined]
+        raise error
+
+    async def _complete(self, make_kwargs: Any, *, stream: bool, on_tokens: ProgressCallback | None) -> _Answer:
+        """One request in the current format mode (``make_kwargs(mode)`` builds it); while that mode is unproven,
+        requests wait for each other so that only one meets a refusal."""
+        if self.capabilities.confirmed:
+            return await self._request(make_kwargs, stream=stream, on_tokens=on_tokens)
+        if self._probe is None:
+            self._probe = asyncio.Lock()
+        async with self._probe:
+            answer = await self._request(make_kwargs, stream=stream, on_tokens=on_tokens)
+        return answer
+
+    async def _request(self, make_kwargs: Any, *, stream: bool, on_tokens: ProgressCallback | None) -> _Answer:
         """One request; the answer's text, read within the size limits and checked to be a chat completion.
 
         The body is read raw rather than through the SDK's models: a server's answer is untrusted data (an
@@ -151,6 +233,7 @@ class OpenAICompatProvider:
         loop's latency.
         """
         mode = self.format_mode
+        kwargs = self._fit_cap(make_kwargs(mode))
         client = self._ensure_client()
         if stream:
             kwargs = {**kwargs, "stream": True}
@@ -171,6 +254,8 @@ class OpenAICompatProvider:
             raise
         except Exception as exc:
             raise self._translate(exc, mode) from None
+        if mode == self.format_mode:
+            self.capabilities.confirmed = True
         answer.rate_info = info
         return answer
 
@@ -209,9 +294,7 @@ class OpenAICompatProvider:
             finish_reason = choice.get("finish_reason")
         except (KeyError, IndexError, TypeError, AttributeError):
             if isinstance(data, dict) and data.get("error"):
-                error = data["error"]
-                message = error.get("message") if isinstance(error, dict) else error
-                raise TransientError(self.redact(f"the server reported an error: {str(message)[:300]}")) from None
+                raise TransientError(f"the server reported an error: {self._message_of(data)}") from None
             raise self._not_a_completion("JSON that is not a chat completion") from None
         usage = _usage_dict(data.get("usage")) if isinstance(data.get("usage"), dict) else Usage()
         if len(content) > MAX_ANSWER_CHARS:
@@ -255,6 +338,7 @@ class OpenAICompatProvider:
                         events += 1
                         if isinstance(event.get("usage"), dict):
                             usage = _usage_dict(event["usage"])
+                            self.streams_usage = True
                         for choice in event.get("choices") or ():
                             if not isinstance(choice, dict):
                                 continue
@@ -279,8 +363,15 @@ class OpenAICompatProvider:
             ) from None
         if not events:
             raise self._not_a_completion("a stream with no chat-completion events")
+        if finish_reason is None and done:
+            # The server closed the stream properly but the answer has no end: llama-cpp-python does this to a
+            # running answer when another request arrives (its interrupt_requests setting).
+            raise TransientError("the server ended the answer before it was complete (no finish_reason)",
+                                 cut_stream=True)  # fmt: skip
         if finish_reason is None:
             raise TransientError("the connection closed before the answer was complete")
+        if usage is None and self.streams_usage is None:
+            self.streams_usage = False
         return _Answer("".join(parts), usage or Usage(0, streamed), finish_reason)
 
     def _not_a_completion(self, what: str) -> TransientError:
@@ -299,13 +390,18 @@ class OpenAICompatProvider:
         if not isinstance(event, dict):
             raise TransientError("the server sent a streamed event that is not a JSON object")
         if event.get("error"):
-            error = event["error"]
-            message = error.get("message") if isinstance(error, dict) else str(error)
-            raise TransientError(self.redact(f"the server reported an error mid-answer: {str(message)[:300]}"))
+            raise TransientError(f"the server reported an error mid-answer: {self._message_of(event)}")
         return event
+
+    def _message_of(self, body: Any) -> str:
+        """A server's error message: its first meaningful line, without the key."""
+        return self.redact(error_text(body))
 
     @staticmethod
     def _parse(raw: str, usage: Usage, finish_reason: str | None, info: RateInfo | None = None) -> GenerationResult:
+        if not raw.strip() and finish_reason != "length":
+            # A finished, empty answer: the model has no cards for this passage. Asking again is not a repair.
+            return GenerationResult([], usage, raw, finish_reason, info, nothing="the model's answer was empty")
         try:
             drafts = parse_cards(raw)
         except OutputError as exc:
@@ -317,52 +413,72 @@ class OpenAICompatProvider:
         return GenerationResult(drafts, usage, raw, finish_reason, info)
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key (and anything shaped like a secret key) taken out."""
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "[redacted key]")
-        return _KEY_LIKE.sub("[redacted key]", text)
+        """``text`` with the API key, any piece of it, and anything shaped like a secret key taken out."""
+        return redact(text, self._api_key)
 
     # ------------------------------------------------------------------ errors
 
     def _translate(self, exc: Exception, mode: str) -> Exception:
         """Map an SDK exception to the engine's typed errors, with one sentence a user can act on.
 
-        Servers may echo the key back in an error message; no message leaves here with it.
+        A server's own text is cut to its first meaningful line and never carries the key (servers echo it).
         """
-        translated = self._translate_unredacted(exc, mode)
-        redacted = self.redact(str(translated))
-        if redacted != str(translated):
-            translated.args = (redacted,)
-        return translated
-
-    def _translate_unredacted(self, exc: Exception, mode: str) -> Exception:
         import openai
 
-        if isinstance(exc, openai.APITimeoutError):
-            cause = exc.__cause__ or exc.__context__
-            if type(cause).__name__ in ("ConnectTimeout", "ConnectError"):
-                # The aiohttp transport reports a refused connection as a connect timeout.
-                where = self.base_url or "api.openai.com"
-                return TransientError(f"could not reach {where} ({_cause(exc)})", unreachable=True)
-            return TransientError(f"the request timed out after {self.timeout:g} s", timed_out=True)
-        if isinstance(exc, openai.APIConnectionError):
-            where = self.base_url or "api.openai.com"
-            return TransientError(f"could not reach {where} ({_cause(exc)})", unreachable=True)
+        if isinstance(exc, openai.APIConnectionError):  # APITimeoutError included
+            unreachable = self._unreachable(exc)
+            if unreachable:
+                return TransientError(unreachable, unreachable=True)
+            if isinstance(exc, openai.APITimeoutError):
+                return TransientError(f"the request timed out after {self.timeout:g} s", timed_out=True)
+            return TransientError(f"the connection to {self.where} failed ({self.redact(first_line(_cause(exc)))})")
         if not isinstance(exc, openai.APIStatusError):
             if isinstance(exc, openai.OpenAIError):
-                return TransientError(f"the server's answer was unusable ({exc})")
+                return TransientError(f"the server's answer was unusable ({self.redact(first_line(str(exc)))})")
             # Errors from the transport while streaming (a connection cut mid-answer).
             return TransientError(f"the connection failed mid-answer ({type(exc).__name__})")
+        return self._refusal(exc, mode)
+
+    def _unreachable(self, exc: Exception) -> str:
+        """The sentence for a request that never reached a server (nothing listening, no such host, no answer
+        to the connection), or "" when it did reach one."""
+        import socket
+
+        where = self.where
+        host = urllib.parse.urlsplit(where).hostname or where
+        chain: list[BaseException] = []
+        link: BaseException | None = exc
+        while link is not None and len(chain) < 8:
+            chain.append(link)
+            link = link.__cause__ or link.__context__
+        text = " ".join(f"{type(e).__name__} {e}" for e in chain)
+        if any(isinstance(e, socket.gaierror) for e in chain) or re.search(
+            r"Name or service not known|nodename nor servname|getaddrinfo failed|No address associated|"
+            r"Temporary failure in name resolution|Cannot connect to host [^ ]+ ssl:\S+ \[(?:Name|nodename)", text
+        ):
+            return f"cannot find the host {host} (from {where}); is --base-url right?"
+        if any(isinstance(e, ConnectionRefusedError) for e in chain) or re.search(
+            r"Connect call failed|Connection refused|ConnectionRefused|actively refused", text
+        ):
+            return f"nothing answers at {where}: is the server running, and is --base-url right?"
+        if any(type(e).__name__ in ("ConnectTimeout", "ServerTimeoutError", "ConnectionTimeoutError") for e in chain):
+            return f"{where} did not answer the connection within {min(10.0, self.timeout):g} s; is --base-url right?"
+        if any(type(e).__name__ in ("ConnectError", "ClientConnectorError") for e in chain):
+            return f"cannot connect to {where} ({self.redact(first_line(_cause(exc)))}); is --base-url right?"
+        return ""
+
+    def _refusal(self, exc: Any, mode: str) -> Exception:
+        """What an HTTP error status means for the run, in any server's dialect."""
         status = exc.status_code
         code = (exc.code or "").lower()
-        message = _error_message(exc)
-        lowered = message.lower()
+        body = getattr(exc, "body", None)
+        full = _full_message(exc)  # every line: the reason may sit below a summary line (pydantic)
+        message = self._message_of(body) or self.redact(first_line(full))
+        lowered = full.lower()
         headers = exc.response.headers if exc.response is not None else {}
         if status == 429 and (code == "insufficient_quota" or "insufficient_quota" in lowered):
-            return RunRefused(
-                "the server says this account has no quota left (insufficient_quota); "
-                "add credit or use another key or provider."
-            )
+            return RunRefused("the server says this account has no quota left (insufficient_quota)",
+                              fix="add credit or use another key or provider", field="key")  # fmt: skip
         if status == 429:
             return TransientError(
                 f"rate limited (429): {message}",
@@ -370,35 +486,36 @@ class OpenAICompatProvider:
                 rate_limited=True,
                 rate_info=rate_info(headers),
             )
+        overflow = context_overflow(full, body, code) if status in (400, 413, 422, 500) else None
+        if overflow is not None:
+            return ContextTooLong(overflow.sentence(where=self.where), prompt_tokens=overflow.prompt_tokens,
+                                  window=overflow.window)  # fmt: skip
+        if mode != FORMAT_MODES[-1] and (status in (400, 415, 422) or status >= 500) and names_output_format(full):
+            return self._next_format(mode, f"{status}: {message}")
+        if status == 400 and "stream_options" in lowered and self.stream_usage:
+            self.stream_usage = False
+            return TransientError("the server does not support stream_options; asking without it", adapted=True)
         if status in (408, 409) or status >= 500:
             return TransientError(f"server error {status}: {message}", retry_after=_retry_after(headers))
         if status == 401:
             source = f" from {self.key_source}" if self.key_source else ""
-            return RunRefused(
-                f"the server rejected the API key{source} (401: {message}); check the key or pass --api-key."
-            )
+            return RunRefused(f"the server at {self.where} rejected the API key{source} (401: {message})",
+                              fix="check the key or pass --api-key", field="key")  # fmt: skip
         if status == 403:
-            return RunRefused(f"the server refused access (403: {message}); check the key's permissions.")
+            return RunRefused(f"the server at {self.where} refused access (403: {message})",
+                              fix="check the key's permissions", field="key")  # fmt: skip
         if status == 404:
-            return RunRefused(
-                f"the server does not know model {self.model!r} or the URL is wrong (404: {message}); "
-                "check --model and --base-url."
-            )
-        if status == 400 and (code == "context_length_exceeded" or "maximum context length" in lowered):
-            return RunRefused(
-                f"the request is longer than {self.model}'s context window ({message}); "
-                "lower --chunk-tokens or set --context-tokens."
-            )
-        if status == 400 and "stream_options" in lowered and self.stream_usage:
-            self.stream_usage = False
-            return TransientError("the server does not support stream_options; retrying without it", retry_after=0)
-        if status == 400 and any(k in lowered for k in ("response_format", "json_schema", "json_object")):
-            next_mode = FORMAT_MODES[min(FORMAT_MODES.index(mode) + 1, len(FORMAT_MODES) - 1)]
-            if mode != next_mode:
-                if FORMAT_MODES.index(self.format_mode) < FORMAT_MODES.index(next_mode):
-                    self.format_mode = next_mode
-                return TransientError(f"the server does not support {mode}; falling back to {next_mode}", retry_after=0)
+            return RunRefused(f"the server at {self.where} does not know model {self.model!r}, or the address is "
+                              f"wrong (404: {message})", fix="check --model and --base-url", field="model")  # fmt: skip
         return RequestRejected(f"the server rejected the request ({status}: {message})")
+
+    def _next_format(self, mode: str, refusal: str) -> TransientError:
+        """The server refused ``mode``: the run moves to the next one (once, however many calls were refused)."""
+        following = FORMAT_MODES[FORMAT_MODES.index(mode) + 1]
+        if FORMAT_MODES.index(self.format_mode) < FORMAT_MODES.index(following):
+            self.capabilities = Capabilities(following, confirmed=False, one_at_a_time=self.capabilities.one_at_a_time)
+        return TransientError(f"the server refused response_format {mode} ({refusal}); asking with "
+                              f"{self.format_mode} instead", adapted=True)  # fmt: skip
 
 
 def _limits(max_connections: int) -> Any:
@@ -447,9 +564,6 @@ def _usage_dict(raw: dict[str, Any]) -> Usage:
         return Usage()
 
 
-_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{16,}")
-
-
 @dataclass(slots=True)
 class _Answer:
     """The model's text from one response, and what came with it."""
@@ -480,19 +594,20 @@ def _cause(exc: BaseException) -> str:
     return str(cause or exc) or type(cause or exc).__name__
 
 
-def _error_message(exc: Any) -> str:
+def _full_message(exc: Any) -> str:
+    """All of an error body's message (classification looks at every line; people see only the first)."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"][:4000]
+        if isinstance(inner, str):
+            return inner[:4000]
         if isinstance(body.get("message"), str):
-            return body["message"][:300]
-    text = getattr(exc, "message", None) or str(exc)
-    try:
-        return json.loads(text)["error"]["message"][:300]
-    except Exception:
-        return str(text)[:300]
+            return body["message"][:4000]
+    if isinstance(body, str):
+        return body[:4000]
+    return str(getattr(exc, "message", None) or exc)[:4000]
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -46,6 +46,11 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
             table.add_row("Since last run", plain(job.changes.describe()))
         table.add_row("Chunks", f"{estimate.chunks} to send, of up to {settings.chunk_tokens} tokens, "
                       f"{settings.concurrency} at a time{earlier}")  # fmt: skip
+        if job.server is not None and (job.server.window or job.server.slots):
+            table.add_row("Server", plain(f"{job.server.kind}: context {job.server.describe_window()}, "
+                                          f"slots {job.server.describe_slots()}"))  # fmt: skip
+        if job.describe_time():
+            table.add_row("Time", plain(job.describe_time()))
         table.add_row("Cards", f"about {estimate.cards}" + (" more" if job.done_earlier else ""))
         table.add_row("Input tokens", f"{estimate.input_tokens:,} (estimated)")
         table.add_row("Output tokens", f"{estimate.output_tokens:,} (estimated)")

@@ -250,19 +250,26 @@ class FixServerDialog(DismissOnce, ModalScreen[ServerFix | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Not now")]
 
-    def __init__(self, settings: Settings, reason: str) -> None:
+    FIELDS = {"key": "#fix-key", "base_url": "#fix-base-url", "model": "#fix-model"}
+    HINTS = {
+        "key": "Type the right key in the API key field below",
+        "base_url": "Correct the server's address in the Base URL field below",
+        "model": "Correct the model's name (or the address) below",
+    }
+
+    def __init__(self, settings: Settings, reason: str, field: str = "") -> None:
         super().__init__()
         self.settings = settings
         self.reason = reason
+        self.field = field if field in self.FIELDS else "key"
 
     def compose(self) -> ComposeResult:
         s = self.settings
         with Vertical(id="dialog", classes="dialog"):
             yield Label("The server refused the run", classes="dialog-title")
             yield Static(plain(self.reason, "bold red"))
-            yield Static("Correct the key, the address or the model and go on: the cards made so far and "
-                         "your edits stay in this session, and only unfinished chunks are sent.",
-                         classes="hint")  # fmt: skip
+            yield Static(f"{self.HINTS[self.field]} and go on: the cards made so far and your edits stay in this "
+                         "session, and only unfinished chunks are sent.", classes="hint")  # fmt: skip
             with Grid(classes="fields"):
                 yield Label("API key")
                 yield Input(password=True, compact=True, id="fix-key",
@@ -277,7 +284,7 @@ class FixServerDialog(DismissOnce, ModalScreen[ServerFix | None]):
                 yield Button("Not now (Esc)", id="not-now")
 
     def on_mount(self) -> None:
-        self.query_one("#fix-key", Input).focus()
+        self.query_one(self.FIELDS[self.field], Input).focus()
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#go-on")

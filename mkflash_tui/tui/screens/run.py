@@ -34,6 +34,7 @@ from ...core.models import (
     ChunkState,
     Event,
     LimitChanged,
+    Notice,
     RunFinished,
     SummaryFailed,
     SummaryFinished,
@@ -268,7 +269,10 @@ class RunScreen(Screen):
             attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._log_lines.append(f"{stamp} START chunk {event.index + 1}/{total}{attempt} {label}")
         elif isinstance(event, ChunkFinished):
-            what = "skipped (no cards allotted)" if event.skipped else fmt.plural(len(event.cards), "card")
+            if event.skipped:
+                what = "skipped (no cards allotted)"
+            else:
+                what = fmt.plural(len(event.cards), "card") if event.cards else f"no cards ({event.note})"
             self._log_lines.append(f"{stamp} END   chunk {event.index + 1}/{total} {what} in {event.seconds:.1f}s")
             if self.decisions:
                 self.review.adopt(event.cards, self.decisions)
@@ -291,6 +295,9 @@ class RunScreen(Screen):
                 self._log_lines.append(f"{stamp} summary failed ({event.reason}); going on with the title alone")
         elif isinstance(event, LimitChanged):
             self._log_lines.append(f"{stamp} LIMIT concurrency now {event.limit}")
+        elif isinstance(event, Notice):
+            self._log_lines.append(f"{stamp} NOTE  {event.text}")
+            self.call_later(self.app.notify, event.text, timeout=8)
         elif isinstance(event, RunFinished):
             cancelled = run.counts()["cancelled"]
             self._log_lines.append(
@@ -533,7 +540,9 @@ class RunScreen(Screen):
         """The server refused the run: offer to correct the key, the address or the model, and go on."""
         from .dialogs import FixServerDialog
 
-        self._open(FixServerDialog(self.job.settings, self.run.fatal or ""), self._server_fixed)
+        refusal = self.run.refusal
+        reason = refusal.reason if refusal is not None else self.run.fatal or ""
+        self._open(FixServerDialog(self.job.settings, reason, refusal.field if refusal else ""), self._server_fixed)
 
     def _server_fixed(self, fix: ServerFix | None) -> None:
         if fix is not None:

@@ -162,6 +162,9 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
                     yield Select([("keep them, marked ⚑ in Review", "keep"), ("leave them out", "drop")],
                                  value="drop" if s.drop_flagged else "keep", allow_blank=False, compact=True,
                                  id="flagged")  # fmt: skip
+                with Horizontal(id="server-row"):
+                    yield Static("", id="server-facts")
+                    yield Button("Check server", id="check-server", compact=True)
                 yield Static("", id="settings-hint")
         with Horizontal(id="start-buttons"):
             yield Static(plain(self.message), id="start-message")
@@ -263,6 +266,7 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
 
     @work(thread=True, exclusive=True, group="models", exit_on_error=False)
     def _load_models(self, base_url: str | None, key: str | None) -> None:
+        from ...core.providers.discovery import discover
         from ...core.providers.openai_compat import list_models
 
         try:
@@ -270,6 +274,40 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
         except ProviderError:
             names = []  # no list: the text field is all there is
         self.app.call_from_thread(self._show_model_list, names, (base_url, key))
+        info = discover(base_url, key, self.query_one("#model", Input).value.strip())
+        self.app.call_from_thread(self._show_server, info, (base_url, key))
+
+    def _show_server(self, info, where) -> None:
+        """What the server says about itself, in one line (the full check is the button's)."""
+        if where != self._models_for:
+            return
+        if not info.reachable:
+            text = "Server: nothing answers there yet."
+        elif info.kind == "openai":
+            text = "Server: OpenAI."
+        else:
+            text = (f"Server: {info.kind}, context {info.describe_window()}, slots {info.describe_slots()}.")
+        self.query_one("#server-facts", Static).update(plain(text))
+
+    @on(Button.Pressed, "#check-server")
+    def _check_server(self) -> None:
+        try:
+            settings = self._choice(for_check=True).settings
+        except ValueError as exc:
+            self.query_one("#server-facts", Static).update(plain(str(exc), "bold red"))
+            return
+        self.query_one("#server-facts", Static).update(plain(f"Checking {settings.server()}…"))
+        self._run_check(settings)
+
+    @work(exclusive=True, group="check", exit_on_error=False)
+    async def _run_check(self, settings: Settings) -> None:
+        from ...doctor import check
+
+        result = await check(settings)
+        rows = [f"{label}: {fact}" for label, fact in result.lines()] + [f"a run: {n}" for n in result.plan]
+        rows += [f"problem: {p}" for p in result.problems]
+        rows.append("A run would work." if result.works else "A run would not work.")
+        self.query_one("#server-facts", Static).update(plain("\n".join(rows)))
 
     def _show_model_list(self, names: list[str], where=None) -> None:
         if where is not None and where != self._models_for:
@@ -316,7 +354,8 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
             return
         self.dismiss(choice)
 
-    def _choice(self) -> StartChoice:
+    def _choice(self, for_check: bool = False) -> StartChoice:
+        """The start screen's choices; ``for_check``: only the server's, for the Check button."""
         settings = dataclasses.replace(self.settings)
         settings.demo = False
         preset = PRESETS[str(self.query_one("#provider", Select).value)]
@@ -337,7 +376,9 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
         settings.style = str(self.query_one("#style", Select).value)
         settings.instructions = self.query_one("#instructions", Input).value.strip()
         settings.cards = _number(self.query_one("#cards", Input).value, "Total cards", allow_blank=True)
-        settings.concurrency = _number(self.query_one("#concurrency", Input).value, "Concurrency") or 1
+        concurrency = _number(self.query_one("#concurrency", Input).value, "Concurrency") or 1
+        settings.concurrency_explicit = self.settings.concurrency_explicit or concurrency != self.settings.concurrency
+        settings.concurrency = concurrency
         settings.drop_flagged = self.query_one("#flagged", Select).value == "drop"
         chunk_tokens = _number(self.query_one("#chunk-tokens", Input).value, "Chunk tokens") or 0
         if chunk_tokens < 64:
@@ -351,6 +392,8 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
             raise ValueError("The OpenAI provider needs an API key or a base URL (see Settings).")
         if preset.needs_key and not settings.api_key and settings.base_url == preset.base_url:
             raise ValueError(f"{preset.label} needs an API key: type it in Settings or set {preset.key_env}.")
+        if for_check:
+            return StartChoice(settings)
         pasted = self.query_one("#pasted", TextArea).text
         path = self.query_one("#path", Input).value.strip()
         if is_url(pasted) and len(pasted.split()) == 1 and not path:
