@@ -175,7 +175,9 @@ def generate_main(argv: list[str]) -> int:
             document = load_document(settings)
             job = prepare(settings, document, server=server.result())
     except (SourceError, ChunkingError) as exc:
-        return _fail(str(exc))
+        from .headless import stop_early
+
+        return stop_early(None, str(exc), EXIT_USAGE, sys.stdout, sys.stderr, as_json=settings.json)
     except KeyboardInterrupt:
         sys.stderr.write("mkflash-tui: interrupted while reading the input; nothing was sent.\n")
         return _exit_now(EXIT_INTERRUPTED)

@@ -89,7 +89,10 @@ class Progress:
             elif not event.cards:
                 what = f"no cards ({event.note}) in {event.seconds:.1f}s"
             else:
-                what = f"{fmt.plural(len(event.cards), 'card')} in {event.seconds:.1f}s"
+                kept = self.run.kept_of(event.chunk_id)  # what it adds to the deck: repeats and broken ones apart
+                left = len(event.cards) - kept
+                what = fmt.plural(kept, "card") + (f" (+{left} left out: repeated or broken)" if left else "")
+                what += f" in {event.seconds:.1f}s"
             self._line(f"END chunk {event.index + 1}/{n}: {what}")
         elif isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
             # A refused run is reported once, at the end, not once per chunk.
@@ -107,14 +110,15 @@ class Progress:
             return
         self._last_draw = now
         counts = self.run.counts()
-        done = counts["done"] + counts["failed"] + counts["cancelled"]
+        done = counts["done"]  # cancelled and failed chunks are not done, and are said apart
         width = 28
         filled = int(width * done / max(1, self.total))
         bar = "█" * filled + "░" * (width - filled)
         failed = f" · {counts['failed']} failed" if counts["failed"] else ""
+        cancelled = f" · {counts['cancelled']} cancelled" if counts["cancelled"] else ""
         self.stream.write(
-            f"\r\x1b[K{bar} {done}/{self.total} chunks · {len(self.run.cards())} cards{failed} · "
-            f"{now - self._started:.1f}s"
+            f"\r\x1b[K{bar} {done}/{self.total} chunks · {fmt.plural(len(self.run.cards()), 'card')}{failed}"
+            f"{cancelled} · {now - self._started:.1f}s"
         )
         self.stream.flush()
 
@@ -140,8 +144,8 @@ def confirm_spend(job: Job, stderr: TextIO) -> int | None:
     if settings.yes or settings.max_cost is not None or price is None or price <= CONFIRM_ABOVE_USD:
         return None
     question = (
-        f"This run sends {estimate.chunks} chunks (~{estimate.input_tokens:,} input tokens) to {settings.model}, "
-        f"estimated ${price:.2f}."
+        f"This run sends {fmt.plural(estimate.chunks, 'chunk')} (~{estimate.input_tokens:,} input tokens) to "
+        f"{settings.model}, estimated ${price:.2f}."
     )
     if not sys.stdin.isatty() or settings.input == "-":
         stderr.write(f"mkflash-tui: {question} Pass --yes or --max-cost to start it.\n")
@@ -210,23 +214,35 @@ async def _drive(run: Run, interrupted: list[bool]) -> None:
         await run.aclose()
 
 
+def stop_early(job: Job | None, reason: str, code: int, stdout: TextIO, stderr: TextIO | None, *,
+               as_json: bool | None = None) -> int:  # fmt: skip
+    """End before anything was sent: one sentence on stderr (unless said already) and, with ``--json``, the
+    report all the same."""
+    if stderr is not None:
+        stderr.write(f"mkflash-tui: {reason}\n")
+    if as_json if as_json is not None else (job is not None and job.settings.json):
+        stdout.write(json.dumps({"exit_code": code, "error": reason, "chunks": len(job.chunks) if job else None,
+                                 "cards": 0, "requests": 0, "output": None}) + "\n")  # fmt: skip
+    return code
+
+
 def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     """Run ``job`` to the end, write the deck, report; returns the process exit code."""
     settings = job.settings
     write_file = not settings.to_anki or settings.output is not None  # --to-anki alone writes no file
-    if not settings.dry_run and write_file:
-        try:
-            check_output_path(job.output, force=settings.force)
-        except ExportError as exc:
-            stderr.write(f"mkflash-tui: {exc}\n")
-            return EXIT_USAGE
     try:
         store = open_store(settings.data_dir)
         job.continue_from(store)
         job.learn_speed(store)
+        ours = job.previous is not None and store.written_by(job.output) == job.previous.session_id
     except StoreError as exc:
-        stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
-        return EXIT_USAGE
+        return stop_early(job, f"{exc}; nothing was sent.", EXIT_USAGE, stdout, stderr)
+    if not settings.dry_run and write_file:
+        try:
+            check_output_path(job.output, force=settings.force, ours=ours)
+        except ExportError as exc:
+            store.close()
+            return stop_early(job, str(exc), EXIT_USAGE, stdout, stderr)
     if settings.dry_run:
         store.close()
         report = dry_run_report(job)
@@ -247,18 +263,17 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     stop = confirm_spend(job, stderr)
     if stop is not None:
         store.close()
-        return stop
+        return stop_early(job, "not started; nothing was sent", stop, stdout, None)
     try:
         session_id, resumed = job.open_session(store)
     except StoreError as exc:
-        stderr.write(f"mkflash-tui: {exc}; nothing was sent (free some space, or pass --data-dir).\n")
-        return EXIT_USAGE
+        return stop_early(job, f"{exc}; nothing was sent.", EXIT_USAGE, stdout, stderr)
     for note in job.fitted:
         stderr.write(f"mkflash-tui: {note}\n")
     how = f"continuing session {session_id}: {job.changes.describe()}" if resumed and job.changes else (
         f"new session {session_id}")  # fmt: skip
-    stderr.write(f"mkflash-tui: {job.document.title}: {len(job.chunks)} chunks with {settings.describe_provider()}"
-                 f" ({how})\n")  # fmt: skip
+    stderr.write(f"mkflash-tui: {job.document.title}: {fmt.plural(len(job.chunks), 'chunk')} with "
+                 f"{settings.describe_provider()} ({how})\n")  # fmt: skip
     # No per-token display here, so save the per-token parsing.
     run = job.make_run(stream=False, store=store, session_id=session_id)
     progress = Progress(run, stderr, live=stderr.isatty())
@@ -273,13 +288,11 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         decisions = {}
     cards = apply_decisions(run.cards(), decisions)
     if run.from_cache:
-        stderr.write(f"mkflash-tui: {run.from_cache} of {len(run.chunks)} chunks answered from earlier runs "
-                     "(no calls; --fresh asks again)\n")  # fmt: skip
-    dropped = sum(run.quality["dropped"].values())
+        stderr.write(f"mkflash-tui: {run.from_cache} of {fmt.plural(len(run.chunks), 'chunk')} answered from earlier "
+                     "runs (no calls; --fresh asks again)\n")  # fmt: skip
     flagged = sum(1 for c in cards if c.flags)
-    if dropped or flagged:
-        stderr.write(f"mkflash-tui: quality gate: {dropped} cards left out (broken or repeated), "
-                     f"{flagged} kept with flags"
+    if flagged:
+        stderr.write(f"mkflash-tui: quality gate: {fmt.plural(flagged, 'card')} kept with flags"
                      + ("" if settings.drop_flagged else " (--drop-flagged leaves them out)") + "\n")  # fmt: skip
     stale = sum(1 for c in cards if c.stale)
     if stale:
@@ -298,7 +311,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
     if cards and write_file:
         try:
-            result = export_cards(cards, job.output, job.export_options(title=run.title),
+            result = export_cards(cards, job.output, job.export_options(title=run.title, force=settings.force or ours),
                                   stamps=known_stamps(store, cards))  # fmt: skip
         except (ExportError, OSError) as exc:
             export_error = str(exc)
@@ -347,8 +360,26 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
             store.mark_exported(session_id, result.path)
     except StoreError:
         pass  # the deck is written; only the sessions list's count and "exported" mark are missing
-    if result:
-        stderr.write(f"mkflash-tui: wrote {result.notes} notes to {result.path}\n")
+    tally = run.tally()
+    made = f"{fmt.plural(tally['made'], 'card')} made"
+    left = [f"{n} {what}" for n, what in ((tally["repeats"], "repeats of earlier cards"),
+                                           (tally["broken"], "broken")) if n]  # fmt: skip
+    deleted = tally["kept"] - (len(cards) - stale)
+    if deleted > 0:
+        left.append(f"{deleted} deleted in Review")
+    accounting = f"{made}" + (f", left out: {', '.join(left)}" if left else "")
+    if stale:
+        accounting += f"; {stale} stale"
+    counts = run.counts()
+    if result and (interrupted[0] or run.cancelled) and not run.fatal:
+        stderr.write(f"mkflash-tui: interrupted: {counts['done']} of {len(run.chunks)} chunks done, "
+                     f"{fmt.plural(result.notes, 'card')} written to {result.path} ({accounting}); run the same "
+                     "command again to continue.\n")  # fmt: skip
+    elif interrupted[0] or run.cancelled:
+        stderr.write(f"mkflash-tui: interrupted: {counts['done']} of {len(run.chunks)} chunks done; run the same "
+                     "command again to continue.\n")  # fmt: skip
+    elif result:
+        stderr.write(f"mkflash-tui: wrote {fmt.plural(result.notes, 'note')} to {result.path} ({accounting})\n")
     store.close()
     trimmed = [s for s in run.status.values() if s.trimmed]
     for status in trimmed[:20]:
@@ -375,6 +406,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "chunks": len(run.chunks),
                     "chunks_with_cards": sum(1 for s in run.status.values() if s.cards),
                     "cards": len(cards),
+                    "cards_made": tally["made"],
+                    "left_out": {"repeats": tally["repeats"], "broken": tally["broken"]},
                     "failed_chunks": len(failures),
                     "failures": [
                         {"chunk": f.chunk.index + 1, "reason": f.reason, "raw_output": f.raw_output} for f in failures

@@ -517,7 +517,7 @@ def legacy_previous(store: Store, session_id: str, spec: dict, document: Documen
             if cached is None:
                 state, key = "queued", None
             else:
-                cards = make_cards(chunk, bound_drafts(cached.drafts, n)[0])
+                cards = make_cards(chunk, bound_drafts(cached.drafts, n)[0], markdown=settings.online)
         out.append(StoredChunk(chunk.id, chunk.index, state, key, chunk.anchor, chunk.card_key, n, cards))
     return Previous(session_id, out, summary, legacy=True, legacy_text=(document.hash, chunks))
 

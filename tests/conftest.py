@@ -27,6 +27,7 @@ def _no_real_openai_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytes
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MKFLASH_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("MKFLASH_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))
+    monkeypatch.setenv("MKFLASH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture

@@ -15,10 +15,12 @@ from mkflash_tui.core.export import ExportError, ExportFormat, ExportOptions, ex
 from mkflash_tui.core.models import Card, CardKind, make_card_id
 
 
-def card(n: int, front: str, back: str, kind: CardKind = CardKind.BASIC, headings=("Chapter One",), quote="") -> Card:
+def card(n: int, front: str, back: str, kind: CardKind = CardKind.BASIC, headings=("Chapter One",), quote="",
+         markdown: bool = True) -> Card:  # fmt: skip
+    """A card as a model wrote it (``markdown=False``: as the offline generator takes it from the document)."""
     chunk_id = f"doc0-{n // 10:04d}"
     return Card(make_card_id(chunk_id, n, front, back), chunk_id, n // 10, n, front, back, quote or f"Quote {n}.",
-                kind, headings=headings)  # fmt: skip
+                kind, headings=headings, markdown=markdown)  # fmt: skip
 
 
 def options(**kw) -> ExportOptions:
@@ -51,7 +53,8 @@ def test_notes_cards_decks_fields_tags(tmp_path: Path, anki: AnkiCollection) -> 
     assert len({note_guid(c.id) for c in cards}) == 5  # equal fronts, different GUIDs
     basic = notes[note_guid(cards[0].id)]
     assert basic.notetype == "mkflash Basic"
-    assert basic.fields["Front"] == "What is <b>bold</b>?" and basic.fields["Back"] == "It is <i>emphasis</i>"
+    assert basic.fields["Front"] == "What is <strong>bold</strong>?"
+    assert basic.fields["Back"] == "It is <em>emphasis</em>"
     assert basic.fields["Source"] == "Quote 0."
     assert basic.fields["Context"] == "My Document — Chapter One"
     assert sorted(basic.tags) == sorted(["mkflash", "my_notes", "biology_101", "exam"])
@@ -111,6 +114,29 @@ def test_hostile_text_renders_literally(tmp_path: Path, anki: AnkiCollection) ->
     # MathJax survives with its backslashes and underscores (Markdown did not eat them).
     assert r"\(x_1 &lt; y_2\)" in question and r"\[a_b^2\]" in question
     assert r"\(\frac{a}{b}\)" in answer
+
+
+def test_the_documents_own_words_are_never_read_as_markdown(tmp_path: Path, anki: AnkiCollection) -> None:
+    """Quotes, context and the offline generator's cards are the document's text: a fill-in blank, a dunder name,
+    a numbered heading and a line starting with "- " stay exactly as written."""
+    words = "Fill in the _____ with __debug__ and *args.\n4. More Control Flow Tools\n- not a bullet"
+    cards = [
+        card(0, "What is __debug__?", words, quote=words, headings=("4. More Control Flow Tools",), markdown=False),
+        card(1, "What is **bold**?", "It is *emphasis*", quote="The __init__ method of _private objects."),
+    ]
+    path = tmp_path / "deck.apkg"
+    export_cards(cards, path, options(title="The _Python_ Tutorial"))
+    anki.import_apkg(path)
+    notes = {n.guid: n for n in anki.notes()}
+    document_card = notes[note_guid(cards[0].id)]
+    assert document_card.fields["Front"] == "What is __debug__?"
+    assert document_card.fields["Back"] == ("Fill in the _____ with __debug__ and *args.<br>4. More Control Flow Tools"
+                                            "<br>- not a bullet")  # fmt: skip
+    assert document_card.fields["Source"] == document_card.fields["Back"]
+    assert document_card.fields["Context"] == "The _Python_ Tutorial — 4. More Control Flow Tools"
+    model_card = notes[note_guid(cards[1].id)]
+    assert model_card.fields["Front"] == "What is <strong>bold</strong>?"  # a model's Markdown is rendered
+    assert model_card.fields["Source"] == "The __init__ method of _private objects."  # its quote is not
 
 
 def test_markdown_lists_and_code(tmp_path: Path, anki: AnkiCollection) -> None:

@@ -172,3 +172,20 @@ def test_export_done(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
         await steady(theme)(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_export_dialog_without_colour(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    """NO_COLOR: a ticked and an unticked box differ in their characters, [x] and [ ]."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, demo_done = after_the_demo("x", theme=theme)
+
+    async def run_before(pilot) -> None:
+        await demo_done(pilot)
+        await wait_for(pilot, lambda: pilot.app.screen.query("#subdecks"), what="the export dialog")
+        pilot.app.screen.query_one("#subdecks").value = True
+        await steady(theme)(pilot)
+        text = "\n".join(strip.text for strip in pilot.app.screen._compositor.render_strips())
+        assert "[x] subdeck per chapter" in text and "[ ] reversed cards too" in text
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

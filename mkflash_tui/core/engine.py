@@ -13,6 +13,7 @@ import math
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -329,6 +330,8 @@ class Run:
         self._finished_reported = False
         self._finished_count = 0  # chunks that have finished so far (what ``cards()`` depends on)
         self._cards_cache: tuple[int, list[Card]] | None = None
+        self._tally: dict[str, int] = {"made": 0, "kept": 0, "repeats": 0, "broken": 0}
+        self._kept_by_chunk: Counter[str] = Counter()
         # The window as the server's refusals revealed it, and how its tokenizer counts against ours.
         self.window = self.settings.window
         self.compact = self.settings.compact
@@ -914,7 +917,7 @@ class Run:
         return True
 
     def _make_cards(self, chunk: Chunk, drafts: list) -> list[Card]:
-        cards = make_cards(chunk, drafts)
+        cards = make_cards(chunk, drafts, markdown=self.provider.online)
         self._adopt(cards)
         return cards
 
@@ -1071,21 +1074,41 @@ class Run:
             return list(self._cards_cache[1])
         seen: dict[str, int] = {}
         out: list[Card] = []
+        made = repeats = 0
         for chunk in self.chunks:
             for card in self.status[chunk.id].cards:
+                made += 1
                 key = card.dedup_key()
                 if key not in seen:
                     seen[key] = len(out)
                     out.append(card)
-                elif self._exported and card.id in self._exported and out[seen[key]].id not in self._exported:
-                    out[seen[key]] = card  # the one of two identical cards that Anki already has a note for
+                else:
+                    repeats += 1
+                    if self._exported and card.id in self._exported and out[seen[key]].id not in self._exported:
+                        out[seen[key]] = card  # the one of two identical cards that Anki already has a note for
+        before = out
         out = self._gate(out)
+        near = self.quality["dropped"].get(str(quality.Flag.DUPLICATE), 0)
+        gated = len(before) - len(out)
+        self._tally = {"made": made, "kept": len(out), "repeats": repeats + near, "broken": gated - near}
+        self._kept_by_chunk = Counter(c.chunk_id for c in out)
         # A card that was a duplicate last time (never exported) and is the only one of its text now takes the id
         # of the earlier card with its text, so Anki does not get that text twice.
         self._adopt(out)
         out.extend(self._stale(set(seen)))
         self._cards_cache = (self._finished_count, out)
         return list(out)
+
+    def tally(self) -> dict[str, int]:
+        """How the finished chunks' cards became the deck: made = kept + repeats (of a card in an earlier chunk,
+        or nearly so) + broken (left out by the quality gate); stale cards are counted apart."""
+        self.cards()
+        return dict(self._tally)
+
+    def kept_of(self, chunk_id: str) -> int:
+        """The cards this chunk adds to the deck now (after repeats and the quality gate)."""
+        self.cards()
+        return self._kept_by_chunk.get(chunk_id, 0)
 
     def _gate(self, cards: list[Card]) -> list[Card]:
         """The quality gate over the run's cards, in document order: near-duplicates and clearly broken cards
@@ -1109,9 +1132,9 @@ class Run:
         return out
 
 
-def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
+def make_cards(chunk: Chunk, drafts: Iterable[CardDraft], *, markdown: bool = False) -> list[Card]:
     """A chunk's cards from its drafts: ids from the chunk's card key, quotes checked against its text, a card
-    identical to an earlier one of the same chunk dropped."""
+    identical to an earlier one of the same chunk dropped. ``markdown``: a model wrote them (not the document)."""
     cards: list[Card] = []
     seen: set[str] = set()
     for draft in drafts:
@@ -1130,6 +1153,7 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft]) -> list[Card]:
             kind=draft.kind,
             headings=headings,
             page=page,
+            markdown=markdown,
         )
         key = card.dedup_key()
         if key in seen:

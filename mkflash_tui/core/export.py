@@ -198,12 +198,13 @@ def export_cards(cards: Iterable[Card], path: Path, options: ExportOptions, *,
     return writer(cards, path, options)
 
 
-def check_output_path(path: Path, *, force: bool) -> None:
-    """Raise ExportError if ``path`` cannot or should not be written."""
+def check_output_path(path: Path, *, force: bool, ours: bool = False) -> None:
+    """Raise ExportError if ``path`` cannot or should not be written; ``ours``: the file there is what this
+    session last wrote, unchanged since, so it is replaced without ``force``."""
     if path.is_dir():
         raise ExportError(f"{path} is a directory; give a file name for the deck.")
-    if path.exists() and not force:
-        raise ExportError(f"{path} already exists; use --force to overwrite it.")
+    if path.exists() and not force and not ours:
+        raise ExportError(f"{path} already exists (not as this session last wrote it); use --force to overwrite it.")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"cannot write {path}: the folder {parent} does not exist.")
@@ -328,12 +329,13 @@ def note_payloads(cards: Iterable[Card], options: ExportOptions) -> list[NotePay
         deck = subdeck_for(card, deck_name, options.subdecks)
         source = render_field(card.quote)
         context = render_field(_context(card, options.title))
+        md = card.markdown
         if effective_kind(card) == CardKind.CLOZE:
-            fields = (render_field(card.front), render_field(card.back), source, context)
+            fields = (render_field(card.front, markdown=md), render_field(card.back, markdown=md), source, context)
             model_id, count = CLOZE_MODEL_ID, len(set(re.findall(r"\{\{c(\d+)::", card.front)))
         else:
             front, back = _basic_front_back(card)
-            fields = (render_field(front), render_field(back), source, context)
+            fields = (render_field(front, markdown=md), render_field(back, markdown=md), source, context)
             model_id = REVERSED_MODEL_ID if options.reverse else BASIC_MODEL_ID
             count = 2 if options.reverse else 1
         out.append(NotePayload(card.id, note_guid(card.id), model_id, deck, fields,
@@ -435,13 +437,13 @@ def _csv_rows(cards: list[Card], options: ExportOptions) -> tuple[list[str], lis
         if effective_kind(card) == CardKind.CLOZE:
             notetype, first, second = ANKI_CLOZE_NOTETYPE, card.front, card.back
             extra = _source_html(card, options)
-            second_html = render_field(second) + extra
+            second_html = render_field(second, markdown=card.markdown) + extra
         else:
             front, back = _basic_front_back(card)
             notetype = "Basic (and reversed card)" if options.reverse else ANKI_BASIC_NOTETYPE
             first = front
-            second_html = render_field(back) + _source_html(card, options)
-        rows.append([note_guid(card.id), notetype, deck, render_field(first), second_html,
+            second_html = render_field(back, markdown=card.markdown) + _source_html(card, options)
+        rows.append([note_guid(card.id), notetype, deck, render_field(first, markdown=card.markdown), second_html,
                      " ".join(note_tags(card, tags))])  # fmt: skip
     return header, rows
 

@@ -208,6 +208,21 @@ def _card_items(value: Any) -> list[Any] | None:
     return None
 
 
+_DELIMITERS = re.compile(r"<<<\s*[A-Z]+|[A-Z]+\s*>>>|‹‹‹\s*[A-Z]*|[A-Z]*\s*›››|<<<|>>>")
+_PLACEHOLDER_TITLES = {"title", "document title", "the title", "untitled", "summary", "document", "none", "n/a"}
+
+
+def model_title(title: str) -> str:
+    """A title a model gave, fit to name a deck: never our prompt's delimiters (a model that echoes its prompt
+    wrote "<<<DOCUMENT Welcome to …"), no quotes or stray punctuation around it, never a placeholder word ("title",
+    or a weak model's ":title"). Empty when nothing usable is left."""
+    title = _DELIMITERS.sub(" ", title)
+    title = " ".join(title.split()).strip(" \t:;,.-–—\"'“”‘’`*#")
+    if title.casefold() in _PLACEHOLDER_TITLES or not re.search(r"[^\W\d_]", title):
+        return ""
+    return title[:200]
+
+
 def parse_summary(raw: str, fallback_title: str) -> Summary:
     """Title and summary from the model's output; prose that is not JSON is taken as the summary itself."""
     try:
@@ -218,7 +233,7 @@ def parse_summary(raw: str, fallback_title: str) -> Summary:
             raise
         return Summary(fallback_title, text[:1500])
     if isinstance(value, dict):
-        title = _first(value, ("title", "name")) or fallback_title
+        title = model_title(_first(value, ("title", "name"))) or fallback_title
         summary = _first(value, ("summary", "description", "abstract"))
         return Summary(" ".join(title.split())[:200], " ".join(summary.split())[:1500])
     if isinstance(value, str) and value.strip():

@@ -233,15 +233,15 @@ def _read_markdown(text: str, *, name: str, stem: str, kind: str) -> Document:
                 blocks.append(Block(body, tuple(h for h in headings if h)))
             para.clear()
 
+    seen: list[tuple[int, str, int]] = []  # (level, heading, blocks before it): what heads the whole document
+
     def set_heading(level: int, heading: str) -> None:
-        nonlocal title
         flush()
-        heading = _strip_inline_markdown(heading)
+        heading = clean_heading(_strip_inline_markdown(heading))
         del headings[level - 1 :]
         headings.extend([""] * (level - 1 - len(headings)))
         headings.append(heading)
-        if not title:
-            title = heading
+        seen.append((level, heading, len(blocks)))
 
     lines = text.split("\n")
     for line in lines:
@@ -305,7 +305,40 @@ def _read_markdown(text: str, *, name: str, stem: str, kind: str) -> Document:
         else:
             para.append(line)
     flush()
+    title = title or heading_title(seen)
     return Document(_drop_title_heading(blocks, title), title=title or stem, name=name, stem=stem, kind=kind)
+
+
+def heading_title(seen: list[tuple[int, str, int]]) -> str:
+    """The heading that heads the whole document: the only one at the top level, before any text. A document
+    of several top-level sections has no such heading (its first section is not its title)."""
+    if not seen:
+        return ""
+    top = min(level for level, _, _ in seen)
+    tops = [(heading, before) for level, heading, before in seen if level == top]
+    if len(tops) == 1 and seen[0][0] == top and tops[0][1] == 0:
+        return tops[0][0]
+    return ""
+
+
+_PERMALINK = re.compile(r"\s*[¶#🔗]+\s*$")
+_SECTION_NUMBER = re.compile(r"^(\d+(?:\.\d+)*)\.(?=\s)")
+
+
+def clean_heading(text: str) -> str:
+    """A heading as a person names it: no permalink sign (Sphinx's ¶, mdBook's #), and a section number without
+    its trailing dot ("4.3. The range() Function¶" → "4.3 The range() Function")."""
+    text = _PERMALINK.sub("", " ".join(text.split()))
+    return _SECTION_NUMBER.sub(r"\1", text)
+
+
+_SITE_SEPARATORS = re.compile(r"\s+(?:—|–|\||·|::|-)\s+")
+
+
+def page_title(title: str) -> str:
+    """An HTML ``<title>`` without the site's name after it ("Page — Site documentation" → "Page")."""
+    parts = _SITE_SEPARATORS.split(title)
+    return clean_heading(parts[0] if len(parts) > 1 and parts[0].strip() else title)
 
 
 def _drop_title_heading(blocks: list[Block], title: str) -> tuple[Block, ...]:
@@ -371,7 +404,7 @@ class _HTMLText(HTMLParser):
         self.blocks: list[Block] = []
         self.headings: list[str] = []
         self.title = ""
-        self.first_h1 = ""
+        self.seen: list[tuple[int, str, int]] = []  # (level, heading, blocks before it)
         self.main_only = main_only
         self._main: tuple[str, int] | None = None  # the main element's tag and nesting depth while inside it
         self._main_done = False
@@ -400,12 +433,11 @@ class _HTMLText(HTMLParser):
             return
         if self._heading_level:
             level = self._heading_level
-            heading = " ".join(text.split())
+            heading = clean_heading(text)
             del self.headings[level - 1 :]
             self.headings.extend([""] * (level - 1 - len(self.headings)))
             self.headings.append(heading)
-            if not self.first_h1:
-                self.first_h1 = heading  # the first heading of the content read: the page's own title
+            self.seen.append((level, heading, len(self.blocks)))
         else:
             self.blocks.append(Block(text, tuple(h for h in self.headings if h)))
 
@@ -497,16 +529,15 @@ def html_blocks(text: str) -> tuple[list[Block], str, str]:
         parser = _HTMLText()  # the "main" element was empty: the whole page, less its furniture
         parser.feed(text)
         parser.close()
-    return parser.blocks, " ".join(parser.title.split()), parser.first_h1
+    return parser.blocks, " ".join(parser.title.split()), heading_title(parser.seen)
 
 
 def _read_html(text: str, *, name: str, stem: str) -> Document:
-    blocks, page_title, h1 = html_blocks(text)
-    title = h1 or page_title
-    if not title:
-        first = next((b for b in blocks if b.headings), None)
-        title = first.headings[0] if first else stem
-    return Document(_drop_title_heading(blocks, title), title=title, name=name, stem=stem, kind="html")
+    """A page's title: its one top-level heading when it heads the content, else its ``<title>`` (without the
+    site's name), else none (the model's summary names it)."""
+    blocks, title_tag, heading = html_blocks(text)
+    title = heading or page_title(title_tag)
+    return Document(_drop_title_heading(blocks, title), title=title or stem, name=name, stem=stem, kind="html")
 
 
 # ---------------------------------------------------------------- EPUB

@@ -327,10 +327,12 @@ class Store:
             "WHERE session_id = ? ORDER BY idx",
             (session_id,),
         ).fetchall()
+        settings = self.db.execute("SELECT settings FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        online = bool(settings) and json.loads(settings[0]).get("provider") == "openai"
         out = []
         for chunk_id, idx, state, key, anchor, prefix, wanted, card_list in rows:
             anchor_value = tuple(json.loads(anchor)) if anchor else None
-            cards = cards_from_json(card_list, chunk_id, idx) if card_list is not None else None
+            cards = cards_from_json(card_list, chunk_id, idx, markdown=online) if card_list is not None else None
             out.append(StoredChunk(chunk_id, idx, state, key, anchor_value, prefix, wanted, cards))  # type: ignore[arg-type]
         return out
 
@@ -475,9 +477,25 @@ class Store:
         return bool(removed)
 
     def mark_exported(self, session_id: str | None, path: Path) -> None:
+        """Remember that ``session_id`` wrote the deck at ``path``, and its content, so a later run of the same
+        session may replace that file (and only while it is what was written)."""
         if session_id:
             self._write("UPDATE sessions SET exported_to = ?, exported_at = ? WHERE id = ?",
                         (str(path), time.time(), session_id))  # fmt: skip
+            digest = _file_digest(path)
+            if digest:
+                value = json.dumps({"session": session_id, "sha256": digest})
+                self._write("INSERT OR REPLACE INTO cache VALUES (?, 'export', ?, ?)",
+                            (cache_key("export", str(Path(path).absolute())), value, time.time()))  # fmt: skip
+
+    def written_by(self, path: Path) -> str | None:
+        """The session whose last export is the file at ``path`` as it is now (None: none, or it changed since)."""
+        key = cache_key("export", str(Path(path).absolute()))
+        row = self.db.execute("SELECT value FROM cache WHERE key = ? AND kind = 'export'", (key,)).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return data["session"] if data.get("sha256") == _file_digest(path) else None
 
     # ------------------------------------------------------------------ exported notes
 
@@ -543,17 +561,20 @@ class Store:
 def cards_to_json(cards: Iterable[Card]) -> str:
     return json.dumps(
         [[c.id, c.ordinal, c.original_front, c.original_back, c.quote, str(c.kind), list(c.headings), c.page,
-          list(c.flags)] for c in cards],
+          list(c.flags), int(c.markdown)] for c in cards],
         ensure_ascii=False,
     )  # fmt: skip
 
 
-def cards_from_json(text: str, chunk_id: str, index: int) -> list[Card]:
+def cards_from_json(text: str, chunk_id: str, index: int, *, markdown: bool = False) -> list[Card]:
+    """Cards as ``cards_to_json`` kept them; ``markdown``: who wrote cards kept before that was recorded (a model,
+    when the session's provider was online)."""
     out = []
     for row in json.loads(text):
         card_id, ordinal, front, back, quote, kind, headings, page = row[:8]
         card = Card(card_id, chunk_id, index, ordinal, front, back, quote, CardKind(kind), tuple(headings), page)
         card.flags = tuple(row[8]) if len(row) > 8 else ()
+        card.markdown = bool(row[9]) if len(row) > 9 else markdown
         out.append(card)
     return out
 
@@ -568,6 +589,14 @@ def document_from_json(text: str) -> Document:
     data = json.loads(text)
     blocks = tuple(Block(t, tuple(h), p) for t, h, p in data["blocks"])
     return Document(blocks, data["title"], data["name"], data["stem"], data["kind"])
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 def _private(path: Path, mode: int) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,13 +32,24 @@ class Encoding(Protocol):
     def decode(self, tokens: list[int]) -> str: ...
 
 
+def _cache_dir() -> Path:
+    """mkflash-tui's own cache folder: ``MKFLASH_CACHE_DIR``, else the user's cache directory."""
+    folder = os.environ.get("MKFLASH_CACHE_DIR")
+    if folder:
+        return Path(folder)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mkflash-tui"))
+
+
 def _tiktoken_cache_dir() -> Path:
-    # Mirrors tiktoken.load.read_file_cached.
+    # Mirrors tiktoken.load.read_file_cached; its default (the temp directory) becomes our cache folder, so a run
+    # leaves nothing in the temp directory.
     if "TIKTOKEN_CACHE_DIR" in os.environ:
         return Path(os.environ["TIKTOKEN_CACHE_DIR"])
     if "DATA_GYM_CACHE_DIR" in os.environ:
         return Path(os.environ["DATA_GYM_CACHE_DIR"])
-    return Path(tempfile.gettempdir()) / "data-gym-cache"
+    return _cache_dir() / "tiktoken"
 
 
 def _is_cached(encoding_name: str) -> bool:
@@ -50,7 +60,8 @@ def _is_cached(encoding_name: str) -> bool:
 
 
 def _failure_marker(encoding_name: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"mkflash-tiktoken-{encoding_name}.failed"
+    """Where a failed download is remembered: the user's cache directory, never the shared temp directory."""
+    return _cache_dir() / f"tiktoken-{encoding_name}.failed"
 
 
 def _recently_failed(encoding_name: str) -> bool:
@@ -95,11 +106,14 @@ def encoding_for_model(model: str, fetch_timeout: float = FETCH_TIMEOUT) -> Enco
     import tiktoken
 
     name = encoding_name_for_model(model)
+    if "TIKTOKEN_CACHE_DIR" not in os.environ and "DATA_GYM_CACHE_DIR" not in os.environ:
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(_tiktoken_cache_dir())
     if name and name != BUNDLED and (_is_cached(name) or not _recently_failed(name)):
         encoding = _load_with_timeout(name, fetch_timeout if not _is_cached(name) else 30.0)
         if encoding is not None:
             return encoding
         try:
+            _failure_marker(name).parent.mkdir(parents=True, exist_ok=True)
             _failure_marker(name).touch()
         except OSError:
             pass

@@ -20,6 +20,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Static
 
+from .. import format as fmt
 from ..config import Settings
 from ..config_file import remember
 from ..core.chunking import ChunkingError
@@ -80,6 +81,14 @@ class MkflashApp(App[int]):
         """Every notification shows its message literally: messages carry titles, paths and model output."""
         super().notify(strip_controls(message), title=strip_controls(title), severity=severity, timeout=timeout,
                        markup=False)  # fmt: skip
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C: say how to quit. Textual's own toast writes its key in markup, which ``notify`` here shows as
+        it is ("[b]ctrl+q[/b]"): the same words, plain."""
+        for key, active in self.active_bindings.items():
+            if active.binding.action in ("quit", "app.quit"):
+                self.notify(f"Press {key} to quit the app", title="Do you want to quit?")
+                return
 
     def get_default_screen(self) -> Screen:
         what = "Opening the demo text…" if self.settings.demo else f"Reading {self.settings.input}…"
@@ -264,7 +273,8 @@ class MkflashApp(App[int]):
             counts = screen.run.counts()
             reasons.append(f"Generation is still running ({counts['done']} of {counts['total']} chunks done).")
         if screen.unsaved:
-            reasons.append(f"{screen.unsaved} cards were never exported.")
+            verb = "was" if screen.unsaved == 1 else "were"
+            reasons.append(f"{fmt.plural(screen.unsaved, 'card')} {verb} never exported.")
         if not reasons:
             await self.shutdown()
             return

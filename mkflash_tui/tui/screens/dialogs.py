@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,19 @@ from .base import DismissOnce
 if TYPE_CHECKING:
     from ...config import Settings
     from .run import RunScreen
+
+
+class Tickbox(Checkbox):
+    """A Checkbox that says its state in characters too: with NO_COLOR set, Textual's box looks the same ticked
+    and not (only its colour changes), so it shows [x] and [ ]."""
+
+    @property
+    def _button(self):  # type: ignore[override]
+        if not os.environ.get("NO_COLOR"):
+            return super()._button
+        from textual.content import Content
+
+        return Content("[x]" if self.value else "[ ]")
 
 
 class ExportDialog(DismissOnce, ModalScreen[None]):
@@ -57,8 +71,8 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
             yield Label("File (.apkg, .csv, .md or .json)")
             yield Input(str(self.job.output), id="path", compact=True)
             with Horizontal(classes="options"):
-                yield Checkbox("reversed cards too", options.reverse, id="reverse", compact=True)
-                yield Checkbox("subdeck per chapter", options.subdecks, id="subdecks", compact=True)
+                yield Tickbox("reversed cards too", options.reverse, id="reverse", compact=True)
+                yield Tickbox("subdeck per chapter", options.subdecks, id="subdecks", compact=True)
             yield Static(self._summary(), id="export-message")
             with Horizontal(classes="buttons"):
                 yield Button("Send to Anki", id="send-anki", tooltip="to a running Anki, through AnkiConnect")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Input, Tab, Tabs
+from textual.widgets import ContentSwitcher, Input, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
@@ -44,6 +45,7 @@ from ...core.providers.presets import PRESETS
 from ...core.review import Decisions, Review, matches
 from ...core.store import Store, StoreError
 from ...job import Job, make_provider
+from ..text import plain
 from ..widgets.cards import CardDetail, CardTable
 from ..widgets.chunk_board import ChunkBoard
 from ..widgets.key_bar import KeyBar
@@ -72,7 +74,9 @@ class ReviewView(Vertical):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: words that must all appear (Esc clears)", id="filter")
+        with Horizontal(id="filter-row"):
+            yield Input(placeholder="filter: words that must all appear (Esc clears)", id="filter")
+            yield Static("", id="filter-count")
         with Horizontal(id="review-body"):
             yield CardTable(id="cards")
             with VerticalScroll(id="detail-scroll"):
@@ -91,15 +95,14 @@ class ReviewView(Vertical):
         self.screen.edit_card()
 
     def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        field.display = True
-        field.focus()
+        self.query_one("#filter-row").display = True
+        self.query_one("#filter", Input).focus()
 
     def action_clear_filter(self) -> None:
         field = self.query_one("#filter", Input)
-        if field.value or field.display:
+        if field.value or self.query_one("#filter-row").display:
             field.value = ""
-            field.display = False
+            self.query_one("#filter-row").display = False
             self.screen.apply_filter("")
             self.query_one(CardTable).focus()
 
@@ -152,6 +155,7 @@ class RunScreen(Screen):
         self.flagged_only = False
         self._fatal_shown = False
         self.card_count = 0
+        self.kept_by_chunk: Counter[str] = Counter()
         self._halt_shown = False
         self._count_stale = False
         run.subscribe(self._on_event)
@@ -165,13 +169,13 @@ class RunScreen(Screen):
         yield tabs
         with ContentSwitcher(initial="generate", id="views"):
             with Vertical(id="generate"):
-                yield ChunkBoard(self.run, id="board")
+                yield ChunkBoard(self.run, kept=lambda chunk_id: self.kept_by_chunk.get(chunk_id, 0), id="board")
                 yield RunLog(id="log", max_lines=5000)
             yield ReviewView(id="review")
         yield KeyBar()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
+        self.query_one("#filter-row").display = False
         self.query_one(CardDetail).show(None)
         self.set_interval(REFRESH_SECONDS, self.refresh_views)
         self.query_one(ChunkBoard).focus()
@@ -376,7 +380,10 @@ class RunScreen(Screen):
         return [c for c in cards if matches(c, self._filter)] if self._filter else cards
 
     def _count_on_tab(self, cards) -> None:
+        if self._filter:
+            self._show_filter_count(len(self._visible(cards)), len(cards))
         self.card_count = len(cards)  # the one count of cards: what an export would write now
+        self.kept_by_chunk = Counter(c.chunk_id for c in cards if not c.stale)  # each panel's share of it
         self.query_one("#view-tabs", Tabs).get_tab("review").label = f"2 Review ({len(cards)})"
 
     def _sync_cards(self) -> None:
@@ -436,9 +443,12 @@ class RunScreen(Screen):
         shown = self._visible()
         self.query_one(CardTable).show(shown)
         self._update_detail()
-        if self._filter:
-            self.app.notify(f"{len(shown)} of {fmt.plural(len(self.cards()), 'card')} match “{self._filter}”.",
-                            timeout=3)  # fmt: skip
+        self._show_filter_count(len(shown), len(self.cards()))
+
+    def _show_filter_count(self, shown: int, total: int) -> None:
+        """The filter's one live count, beside it: of the same cards the bar counts."""
+        text = f"{shown} of {fmt.plural(total, 'card')} match" if self._filter else ""
+        self.query_one("#filter-count", Static).update(plain(text))
 
     def delete_card(self) -> None:
         table = self.query_one(CardTable)

@@ -8,6 +8,7 @@ frame at 160x48, on every arrival of cards and every ``d``. Here a frame is a fe
 from __future__ import annotations
 
 from bisect import bisect_right
+from functools import lru_cache
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -24,6 +25,7 @@ from textual.widgets import Static
 
 from ... import format as fmt
 from ...core.export import effective_kind
+from ...core.fields import shown_text
 from ...core.models import Card, CardKind
 from ...core.quality import explain
 from ...core.text import strip_controls
@@ -302,15 +304,22 @@ class CardTable(ScrollView, can_focus=True):
             number = [(fmt_cell(str(card.chunk_index + 1), NUMBER_WIDTH, right=True), "")]
             kind = [(fmt_cell("cloze" if cloze else "basic", TYPE_WIDTH), "")]
         edited = " ✎" if card.edited else ""
+        shown_front = as_shown(card.front, card.markdown)
         if card.flags:
-            front = [("⚑ ", "card-table--flag"), (fmt_cell(card.front, self.front_width - 2, suffix=edited), "")]
+            front = [("⚑ ", "card-table--flag"), (fmt_cell(shown_front, self.front_width - 2, suffix=edited), "")]
         else:
-            front = [(fmt_cell(card.front, self.front_width, suffix=edited), "")]
+            front = [(fmt_cell(shown_front, self.front_width, suffix=edited), "")]
         if cloze:
             back = [(fmt_cell("—", self.back_width), "card-table--dim")]
         else:
-            back = [(fmt_cell(card.back, self.back_width), "")]
+            back = [(fmt_cell(as_shown(card.back, card.markdown), self.back_width), "")]
         return [number, kind, front, back]
+
+
+@lru_cache(maxsize=65536)
+def as_shown(text: str, markdown: bool) -> str:
+    """A card's text as its note shows it in Anki (a model's Markdown rendered, the document's words as they are)."""
+    return shown_text(text, markdown=markdown)
 
 
 def fmt_cell(text: str, width: int, *, right: bool = False, suffix: str = "") -> str:
@@ -362,13 +371,13 @@ class CardDetail(Static):
         text.append("Front" if kind is CardKind.BASIC else "Cloze", style=f"bold {theme.primary}")
         if card.edited:
             text.append("  (edited)", style="italic dim")
-        text.append("\n" + strip_controls(card.front) + "\n\n")
+        text.append("\n" + strip_controls(as_shown(card.front, card.markdown)) + "\n\n")
         if card.back:
             text.append("Back" if kind is CardKind.BASIC else "Extra", style=f"bold {theme.primary}")
-            text.append("\n" + strip_controls(card.back) + "\n\n")
+            text.append("\n" + strip_controls(as_shown(card.back, card.markdown)) + "\n\n")
         if card.quote:
             text.append("Source\n", style=f"bold {theme.primary}")
-            text.append(f"“{strip_controls(card.quote)}”\n\n", style="italic")
+            text.append(f"“{strip_controls(as_shown(card.quote, False))}”\n\n", style="italic")
         if card.flags:
             text.append("Flagged by the quality gate\n", style="bold yellow")
             for flag, why in zip(card.flags, explain(card.flags), strict=False):

@@ -8,6 +8,8 @@ and a board where nothing moves costs none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -86,9 +88,12 @@ class ChunkBoard(ScrollView, can_focus=True):
             super().__init__()
             self.chunk_id = chunk_id
 
-    def __init__(self, run: Run, **kwargs) -> None:
+    def __init__(self, run: Run, *, kept: Callable[[str], int] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run = run
+        # The cards a chunk adds to the deck now (after repeats, the gate and the user's deletions): the panels
+        # add up to the bar's count.
+        self.kept = kept or run.kept_of
         self.ids = [c.id for c in run.chunks]
         self._style_cache: dict[tuple[str, ChunkState, bool], tuple[Style, Style, Style]] = {}
         self._drawn: dict[int, tuple] = {}  # panel index -> what its text depended on when last drawn
@@ -144,7 +149,7 @@ class ChunkBoard(ScrollView, can_focus=True):
 
     def _signature(self, index: int) -> tuple:
         status = self.run.status[self.ids[index]]
-        return (status.state, status.attempt, status.tokens, status.reason, len(status.cards),
+        return (status.state, status.attempt, status.tokens, status.reason, self.kept(status.chunk.id),
                 _elapsed(self.run, status))  # fmt: skip
 
     def render_line(self, y: int) -> Strip:
@@ -212,7 +217,10 @@ class ChunkBoard(ScrollView, can_focus=True):
         if state in (ChunkState.FAILED, ChunkState.CANCELLED):
             text, style = status.reason or state.value, state_style if state is ChunkState.FAILED else dim
         elif state is ChunkState.DONE:
-            text = f"{fmt.plural(len(status.cards), 'card')} · {fmt.tokens(status.tokens)} tok"
+            kept = self.kept(status.chunk.id)
+            left = len(status.cards) - kept
+            out = f" (+{left} out)" if left > 0 else ""
+            text = f"{fmt.plural(kept, 'card')}{out} · {fmt.tokens(status.tokens)} tok"
             style = dim
         elif state is ChunkState.SKIPPED:
             text, style = "no cards allotted", dim

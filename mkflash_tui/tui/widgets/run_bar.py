@@ -10,7 +10,7 @@ from textual.widget import Widget
 
 from ... import format as fmt
 from ...core.engine import Run
-from ...core.pricing import cost_usd
+from ...core.pricing import cost_usd, model_info
 from ...core.providers.presets import is_local_url
 from ...core.text import strip_controls
 
@@ -84,27 +84,32 @@ class RunBar(Widget):
         streamed = usage.completion_tokens or sum(s.tokens for s in run.status.values())
         in_flight, limit = run.limiter.in_use, run.limiter.limit
         base_url = getattr(run.provider, "base_url", None)
+        # "free" only for a model with no price on a server of one's own: a priced model costs from its first token.
+        free = is_local_url(base_url) and model_info(run.provider.model) is None
         price = fmt.usd(cost_usd(run.provider.model, usage.prompt_tokens, usage.completion_tokens, base_url),
-                        free=is_local_url(base_url))  # fmt: skip
+                        free=free)  # fmt: skip
         error, warning = f"bold {theme.error}", f"bold {theme.warning}"
-        # (long form, short form, style); a part whose long form is "" is left out.
+        online = run.provider.online
+        cards = self.cards()
+        # (long form, short form, style); a part whose long form is "" is left out. Short forms keep the words.
         parts = [
-            (f" {done}/{total} chunks", f" {done}/{total}", ""),
-            (f" · {counts['failed']} failed" if counts["failed"] else "", f" {counts['failed']}✕", error),
-            (f" · {counts['cancelled']} cancelled" if counts["cancelled"] else "", f" {counts['cancelled']}⊘", warning),
-            (f" · {in_flight}/{limit} in flight" if in_flight <= limit else f" · {in_flight} in flight (limit {limit})",
-             f" {in_flight}/{limit}⇅", "dim"),
-            (f" · {fmt.plural(self.cards(), 'card')}", f" {self.cards()}▤", ""),
-            (f" · {fmt.seconds(self.elapsed)}", f" {fmt.seconds(self.elapsed)}", ""),
-            (f" · {fmt.tokens(usage.prompt_tokens)}↑ {fmt.tokens(streamed)}↓ tok",
-             f" {fmt.tokens(usage.prompt_tokens)}↑{fmt.tokens(streamed)}↓", ""),
-            (f" · {price}" if run.provider.online else "", f" {price}", ""),
+            (f" {done}/{total} chunks", f" {done}/{total} chunks", ""),
+            (f" · {counts['failed']} failed" if counts["failed"] else "", f" · {counts['failed']} failed", error),
+            (f" · {counts['cancelled']} cancelled" if counts["cancelled"] else "",
+             f" · {counts['cancelled']} cancelled", warning),
+            ((f" · {in_flight}/{limit} in flight" if in_flight <= limit else
+              f" · {in_flight} in flight (limit {limit})") if online else "", f" · {in_flight}/{limit} calls", "dim"),
+            (f" · {fmt.plural(cards, 'card')}", f" · {fmt.plural(cards, 'card')}", ""),
+            (f" · {fmt.seconds(self.elapsed)}", f" · {fmt.seconds(self.elapsed)}", ""),
+            (f" · {fmt.tokens(usage.prompt_tokens)}↑ {fmt.tokens(streamed)}↓ tok" if online else "", "", ""),
+            (f" · {price}" if online else "", f" · {price}", ""),
         ]  # fmt: skip
         parts = [p for p in parts if p[0]]
+        short = [p for p in parts if p[1]]
         long_text = "".join(p[0] for p in parts)
         bar_width = max(8, min(40, width // 6))
         if cell_len(long_text) + bar_width > width:
-            use = [(short, style) for _, short, style in parts]
+            use = [(text, style) for _, text, style in short]
             bar_width = max(4, min(bar_width, width - cell_len("".join(s for s, _ in use))))
         else:
             use = [(long, style) for long, _, style in parts]
