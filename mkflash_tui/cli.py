@@ -66,7 +66,7 @@ def app_parser() -> argparse.ArgumentParser:
         prog="mkflash-tui",
         description="Turn any text into an Anki deck with an LLM, fast. "
         "Subcommands: 'generate' (headless; see mkflash-tui generate --help), 'sessions' (list, rm ID), "
-        "'doctor' (check the server).",
+        "'doctor' (check the server), 'config' (the config file and the settings in use).",
     )
     parser.add_argument("input", nargs="?", help="file to open (or pick one in the app)")
     add_run_arguments(parser)
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return sessions_main(argv[1:])
     if argv[:1] == ["doctor"]:
         return doctor_main(argv[1:])
+    if argv[:1] == ["config"]:
+        return config_main(argv[1:])
     return app_main(argv)
 
 
@@ -117,8 +119,50 @@ def sessions_main(argv: list[str]) -> int:
         date = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
         chunks = f"{s.chunks_done}/{s.chunks_total}"
         exported = "yes" if s.exported_to else "no"
-        print(f"{s.id:<9} {date:<16} {chunks:>9} {s.cards:>6}  {exported:<9} {s.title} ({s.input_name})")
+        print(f"{s.id:<9} {date:<16} {chunks:>9} {s.cards:>6}  {exported:<9} {s.title} ({s.source_text})")
     return 0
+
+
+CONFIG_KEYS = ("preset", "model", "base_url", "concurrency", "chunk_tokens", "cards", "language", "style",
+               "instructions", "timeout", "drop_flagged", "tags")  # fmt: skip
+
+
+def config_main(argv: list[str]) -> int:
+    """``mkflash-tui config``: where the config file is, and the settings each face would use now."""
+    from .config_file import config_path
+
+    parser = _Parser(prog="mkflash-tui config", description="Show the config file's path and the settings that "
+                     "'generate' and the app would use (flags as for generate, --profile included).")  # fmt: skip
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        headless = settings_from_args(args)
+        app = settings_from_args(args, remembered=True)
+    except UsageError as exc:
+        return _fail(str(exc))
+    path = config_path()
+    print(f"config file: {path}" + ("" if path.exists() else " (none yet)"))
+    if headless.profile:
+        print(f"profile: {headless.profile}")
+    if headless.config_warning:
+        print(f"problem: {headless.config_warning}")
+    print(f"{'setting':<14} {'generate':<34} app")
+    for key in CONFIG_KEYS:
+        shown = [_setting(getattr(headless, key)), _setting(getattr(app, key))]
+        note = "  (remembered from the app)" if key in app.remembered or (key == "preset" and "provider" in
+                                                                          app.remembered) else ""  # fmt: skip
+        print(f"{key:<14} {shown[0]:<34} {shown[1]}{note}")
+    print(f"provider       {headless.describe_provider()}")
+    print("generate never uses the app's remembered choices ([app] in the file); the app does, and its Settings "
+          "change them.")
+    return 0
+
+
+def _setting(value: object) -> str:
+    if value is None or value == "" or value == []:
+        return "-"
+    text = ", ".join(value) if isinstance(value, list) else str(value)
+    return text if len(text) <= 32 else text[:31] + "…"
 
 
 def doctor_main(argv: list[str]) -> int:

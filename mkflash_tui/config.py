@@ -75,6 +75,7 @@ class Settings:
     theme: str | None = None  # the app's theme, as remembered
     config_warning: str = ""  # why the config file was not used, for the face to say once
     notice: str = ""  # a remembered choice that could not be used this time, for the app to say once
+    remembered: list[str] = field(default_factory=list)  # settings taken from the app's remembered choices
     anki_url: str = ""  # AnkiConnect's address (ANKICONNECT_URL, else its default)
     anki_key: str | None = field(default=None, repr=False)  # ANKICONNECT_KEY; never written anywhere
     to_anki: bool = False  # headless: push the kept cards to Anki (--to-anki)
@@ -262,11 +263,13 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
 
     def layered(key: str, provider: str | None = None):
         """(value, where) of ``key`` from the first layer that sets it (for provider keys: a layer of
-        ``provider``)."""
+        ``provider``). What comes from the app's remembered choices is noted, for the app to say."""
         for where, values in layers:
             if provider is not None and key in PROVIDER_KEYS and values.get("provider", provider) != provider:
                 continue
             if values.get(key) is not None:
+                if where == REMEMBERED and key not in settings.remembered:
+                    settings.remembered.append(key)
                 return values[key], where
         return None, ""
 

@@ -33,7 +33,7 @@ from .core.pricing import cost_usd
 from .core.prompts import DEFAULT_STYLE
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
-from .job import Job, known_stamps, send_to_anki
+from .job import Job, forget_unused_session, known_stamps, send_to_anki
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -353,6 +353,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         code = code or EXIT_USAGE
     if anki is not None and "error" in anki:
         code = code or EXIT_REFUSED
+    if forget_unused_session(store, session_id, run, resumed=resumed):
+        session_id = None  # nothing was sent: no session is left behind
     try:
         store.set_cards(session_id, len(cards))
         if result:

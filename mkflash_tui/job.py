@@ -292,6 +292,19 @@ class Job:
         )
 
 
+def forget_unused_session(store: Store | None, session_id: str | None, run: Run, *, resumed: bool) -> bool:
+    """A new session whose run stopped before any chunk was sent (a refused key, nothing at the address) holds
+    nothing: it is removed, so ``sessions`` lists only work. Returns whether it was."""
+    if store is None or session_id is None or resumed:
+        return False
+    if any(s.attempt or s.state.finished for s in run.status.values()):
+        return False
+    try:
+        return store.remove_session(session_id)
+    except StoreError:
+        return False
+
+
 def learn_server(provider, store: Store) -> None:
     """Give ``provider`` what an earlier run learned about its server (how it takes structured output, whether
     it takes more than one request at a time), so no request is spent finding it out again."""

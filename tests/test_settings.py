@@ -354,7 +354,8 @@ async def test_a_refused_key_is_fixed_in_place_and_the_session_goes_on(tmp_path:
             # The app's own words: the key field below (focused), not the command line's --api-key.
             assert "pass --api-key" not in text and "API key field below" in text
             dialog = app.screen
-            await wait_for(pilot, lambda: app.focused is dialog.query_one("#fix-key"), what="the key field focused")
+            await wait_for(pilot, lambda: dialog.query("#fix-key") and app.focused is dialog.query_one("#fix-key"),
+                           what="the key field focused")  # fmt: skip
             sent_before, headers_before = len(server.chunk_requests()), len(server.headers)
             app.screen.query_one("#fix-key").value = "sk-new"
             await pilot.press("enter")
@@ -421,3 +422,32 @@ async def test_settings_shows_what_the_server_is_and_checks_it_on_request() -> N
             text = await screen_text(pilot)
             assert "streams usage: yes" in text and "slots: 4 at once" in text
             assert "chunks of" in text  # what a run would do with the window
+
+
+def test_config_prints_the_files_path_and_what_each_face_uses(tmp_path: Path) -> None:
+    config_file().write_text('[profiles.work]\nprovider = "ollama"\nmodel = "qwen2.5"\n\n[app]\nlanguage = "French"\n'
+                             'style = "exam"\n')  # fmt: skip
+    proc = run_cli("config")
+    assert proc.returncode == 0, proc.stderr
+    assert f"config file: {config_file()}" in proc.stdout
+    language = next(line for line in proc.stdout.splitlines() if line.startswith("language"))
+    assert language.split()[1] == "-" and "French" in language and "remembered from the app" in language
+    profiled = run_cli("config", "--profile", "work")
+    assert "profile: work" in profiled.stdout
+    model = next(line for line in profiled.stdout.splitlines() if line.startswith("model"))
+    assert model.split()[1] == "qwen2.5"
+
+
+async def test_the_confirm_screen_says_which_choices_were_remembered(tmp_path: Path) -> None:
+    from mkflash_tui.tui.screens.confirm import ConfirmScreen
+
+    (tmp_path / "n.md").write_text(sections(2))
+    with FakeOpenAI() as server:
+        config_file().write_text(f'[app]\nprovider = "openai"\nbase_url = "{server.base_url}"\nmodel = "gpt-4o-mini"'
+                                 '\nlanguage = "French"\n')  # fmt: skip
+        app = make_app(app_args(str(tmp_path / "n.md"), environ={"OPENAI_API_KEY": "sk-test"}))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
+            text = await screen_text(pilot)
+    assert "Remembered" in text and "language" in text and "your last choices in the app" in text
+    assert "generate does not use them" in text

@@ -586,7 +586,8 @@ async def test_no_server_is_one_clear_sentence_and_a_way_to_fix_it(tmp_path, mon
         assert f"nothing answers at http://127.0.0.1:{port}/v1" in app.screen.reason
         assert "Connect call failed" not in app.screen.reason
         dialog = app.screen
-        await wait_for(pilot, lambda: app.focused is dialog.query_one("#fix-base-url"),
+        await wait_for(pilot, lambda: bool(dialog.query("#fix-base-url"))
+                       and app.focused is dialog.query_one("#fix-base-url"),
                        what="the address field focused (the one to correct, not the key's)")  # fmt: skip
         assert not [m for m in notifications(app) if "nothing answers" in m]
         await pilot.press("escape")

@@ -11,6 +11,7 @@ from test_tui import exported_notes, notifications
 from textual.widgets import Input, TextArea
 from tui_support import app_settings, started, wait_for, wait_for_text
 
+from mkflash_tui.core.fields import shown_text
 from mkflash_tui.tui.app import make_app
 from mkflash_tui.tui.screens.confirm import ConfirmScreen
 from mkflash_tui.tui.screens.dialogs import ChunkDialog, EditCardDialog, ExportDialog, QuitDialog
@@ -88,7 +89,10 @@ async def test_markup_looking_text_is_shown_literally_everywhere(tmp_path, monke
             await pilot.press("escape")
             # Review: the table and the detail pane.
             await pilot.press("2")
-            await wait_for_text(pilot, *(f"Q{i} {word}?" for i, word in enumerate(HOSTILE) if i != 6))
+            # A model's card reads as its note does: its Markdown rendered ("\\[" is an escaped "["), Rich's
+            # markup never read.
+            await wait_for_text(pilot, *(shown_text(f"Q{i} {word}?", markdown=True) for i, word in enumerate(HOSTILE)
+                                         if i != 6))  # fmt: skip
             table = screen.query_one(CardTable)
             table.move_cursor(row=1)
             await wait_for_text(pilot, f"A1 {HOSTILE[1]}", f"“{HOSTILE[1]}”")

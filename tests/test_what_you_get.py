@@ -240,3 +240,43 @@ async def test_ctrl_c_in_the_app_says_how_to_quit_in_plain_words(tmp_path: Path,
         await wait_for(pilot, lambda: list(app._notifications), what="the toast")
         [toast] = list(app._notifications)
     assert toast.message == "Press ctrl+q to quit the app" and "[b]" not in toast.message
+
+
+def test_a_run_refused_before_any_chunk_leaves_no_session(tmp_path: Path) -> None:
+    (tmp_path / "n.md").write_text(sections(3))
+    with FakeOpenAI(api_key="the-right-one") as server:
+        proc = run_cli("generate", "n.md", "--base-url", server.base_url, "--api-key", "sk-wrong-key-0123",
+                       "--yes", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 3
+    assert "no sessions yet" in run_cli("sessions", cwd=tmp_path).stdout
+
+
+async def test_the_sessions_dialog_shows_where_each_came_from_and_removes_one(tmp_path: Path, monkeypatch) -> None:
+    from tui_support import app_settings, screen_text, wait_for
+
+    from mkflash_tui.core.store import open_store
+    from mkflash_tui.tui.app import make_app
+    from mkflash_tui.tui.screens.dialogs import SessionsScreen
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.md").write_text(sections(2))
+    (tmp_path / "b.md").write_text(sections(2, prefix="Other"))
+    assert run_cli("generate", "a.md", cwd=tmp_path).returncode == 0
+    assert run_cli("generate", "b.md", cwd=tmp_path).returncode == 0
+    app = make_app(app_settings())
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen), what="the sessions")
+        text = await screen_text(pilot)
+        assert "/a.md" in text and "/b.md" in text and "Delete removes it" in text, text
+        await pilot.press("delete")
+        assert "Delete again removes" in await screen_text(pilot)
+        await pilot.press("delete")
+        await pilot.pause()
+        assert app.screen.query_one("#sessions").row_count == 1
+    store = open_store(None)
+    try:
+        assert len(store.sessions()) == 1
+    finally:
+        store.close()

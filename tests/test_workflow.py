@@ -93,11 +93,78 @@ async def test_help_lists_every_key(tmp_path, monkeypatch) -> None:
         await demo_finished(pilot, app)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
-        body = app.screen.body().plain
-    for needle in ("↑ ↓", "Ctrl+End", "Ctrl+C", "Tab / Shift+Tab", "Esc", "Ctrl+Q", "Ctrl+S", "Ctrl+O", "Ctrl+P"):
+        body = "\n".join(str(part) if not hasattr(part, "columns") else
+                          "\n".join(f"{k} {d}" for k, d in zip(part.columns[0]._cells, part.columns[1]._cells,
+                                                                strict=True))
+                          for part in app.screen.body().renderables)  # fmt: skip
+    for needle in ("↑ ↓", "Ctrl+End", "Ctrl+C", "Tab / Shift+Tab", "Esc", "Ctrl+Q", "Ctrl+P"):
         assert needle in body, needle
     for binding in (*RunScreen.BINDINGS, *ReviewView.BINDINGS):
         assert (binding.tooltip or binding.description) in body, binding
+
+
+async def test_the_start_screens_help_lists_its_own_keys_and_fits_80_columns(tmp_path, monkeypatch) -> None:
+    from tui_support import screen_text
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings())
+    async with app.run_test(size=(80, 30)) as pilot:
+        await pilot.pause(0.2)
+        app.screen.query_one("#tree").focus()  # ? in a text field is a character
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        text = await screen_text(pilot)
+    for words in ("f2", "f3", "f4", "the Paste tab", "start with the file", "earlier sessions"):
+        assert words in text, words
+    assert "delete the highlighted card" not in text  # the run's keys are not the start screen's
+    # Every key whole in its column: none cut, none wrapped into its description.
+    for line in text.splitlines():
+        assert "…" not in line
+
+
+async def test_f2_f3_f4_switch_the_start_screens_tabs(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings())
+    async with app.run_test(size=(100, 36)) as pilot:
+        await pilot.pause(0.2)
+        tabs = app.screen.query_one("TabbedContent")
+        await pilot.press("f3")
+        assert tabs.active == "tab-paste" and app.focused is app.screen.query_one("#pasted")
+        await pilot.press("f4")
+        assert tabs.active == "tab-settings" and app.focused is app.screen.query_one("#profile")
+        await pilot.press("f2")
+        assert tabs.active == "tab-file" and app.focused is app.screen.query_one("#path")
+
+
+async def test_the_tab_order_does_not_move_when_the_model_list_appears(tmp_path, monkeypatch) -> None:
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.chdir(tmp_path)
+    with FakeOpenAI(model_list=["alpha-7b", "beta-13b"]) as server, FakeOpenAI(model_list=None) as bare:
+        app = make_app(app_settings())
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause(0.2)
+            await pilot.press("f4")
+            screen = app.screen
+            screen.query_one("#provider").value = "openai"
+            await pilot.pause()
+            screen.query_one("#base-url").value = bare.base_url  # a server without a model list
+            await wait_for(pilot, lambda: bare.model_list_headers, what="the first look")
+
+            async def order() -> list[str]:
+                screen.query_one("#profile").focus()
+                await pilot.pause()
+                seen = []
+                for _ in range(12):
+                    await pilot.press("tab")
+                    seen.append(app.focused.id if app.focused else "")
+                return seen
+
+            before = await order()
+            screen.query_one("#base-url").value = server.base_url
+            await wait_for(pilot, lambda: screen.query_one("#model-list").display, what="the model list")
+            after = await order()
+    assert after == before and "model-list" not in after
 
 
 async def test_notifications_leave_the_card_being_read_alone_at_80x24(tmp_path, monkeypatch) -> None:

@@ -123,6 +123,11 @@ class SessionInfo:
     chunks_total: int
     cards: int
     exported_to: str | None
+    source: str = ""  # where it came from, for people: the file's path, the web address, "stdin", a --session name
+
+    @property
+    def source_text(self) -> str:
+        return self.source or self.input_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +449,8 @@ class Store:
             SELECT s.id, s.title, s.input_name, s.created, s.updated, s.chunks_total, s.exported_to,
                    COALESCE(SUM(c.state IN ('done', 'skipped')), 0),
                    COALESCE(SUM(CASE WHEN c.state = 'done' THEN c.cards ELSE 0 END), 0),
-                   (SELECT COUNT(*) FROM decisions d WHERE d.session_id = s.id AND d.deleted), s.cards_kept
+                   (SELECT COUNT(*) FROM decisions d WHERE d.session_id = s.id AND d.deleted), s.cards_kept,
+                   s.source_key
             FROM sessions s LEFT JOIN chunks c ON c.session_id = s.id
             GROUP BY s.id ORDER BY s.updated DESC
             """
@@ -462,6 +468,7 @@ class Store:
                 r[5],
                 int(r[10]) if r[10] is not None else max(0, int(r[8]) - int(r[9])),
                 r[6],
+                _source_text(r[11]),
             )
             for r in rows
         ]
@@ -589,6 +596,15 @@ def document_from_json(text: str) -> Document:
     data = json.loads(text)
     blocks = tuple(Block(t, tuple(h), p) for t, h, p in data["blocks"])
     return Document(blocks, data["title"], data["name"], data["stem"], data["kind"])
+
+
+def _source_text(source_key: str | None) -> str:
+    """A session's source key for people: "path:/a/b.md" → "/a/b.md", "name:lecture" → "--session lecture"."""
+    if not source_key:
+        return ""
+    kind, _, value = source_key.partition(":")
+    return {"path": value, "url": value, "name": f"--session {value}", "text": "pasted text or stdin",
+            "demo": "the demo"}.get(kind, source_key)  # fmt: skip
 
 
 def _file_digest(path: Path) -> str | None:

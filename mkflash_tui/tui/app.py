@@ -38,6 +38,11 @@ from .screens.start import StartChoice, StartScreen
 from .text import plain
 from .widgets.key_bar import KeyBar
 
+APP_KEYS = [
+    ("Ctrl+P", "command palette: every action by name"),
+    ("Ctrl+O", "earlier sessions, to reopen and export again (start screen; palette: Sessions)"),
+    ("Ctrl+Q", "quit, from any screen"),
+]
 DEMO_PACE = 1.6  # seconds per offline call in --demo, so a person can watch chunks run side by side
 
 
@@ -174,7 +179,14 @@ class MkflashApp(App[int]):
             return
         if isinstance(self.screen, SessionsScreen):
             return
-        self.push_screen(SessionsScreen(store.sessions()), self.reopen)
+        self.push_screen(SessionsScreen(store.sessions(), remove=self._delete_session), self.reopen)
+
+    def _delete_session(self, session_id: str) -> bool:
+        try:
+            return self.store is not None and self.store.remove_session(session_id)
+        except StoreError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return False
 
     def reopen(self, session_id: str | None) -> None:
         """Open an earlier session in the review view: its answers come from the store, its decisions kept."""
@@ -247,10 +259,12 @@ class MkflashApp(App[int]):
                 self.store = None
                 self.notify(f"{exc}. Cards will not be kept after you quit.", severity="warning", timeout=10)
         run = job.make_run(stream=True, pace=self.pace, store=self.store, session_id=session_id, **self.run_options)
+        screen = RunScreen(job, run, store=self.store, decisions=decisions, view=view,
+                           resumed=resumed or session_id is None)  # fmt: skip
         if self.run_screen is not None:
-            self.switch_screen(RunScreen(job, run, store=self.store, decisions=decisions, view=view))
+            self.switch_screen(screen)
         else:
-            self.push_screen(RunScreen(job, run, store=self.store, decisions=decisions, view=view))
+            self.push_screen(screen)
 
     @property
     def run_screen(self) -> RunScreen | None:
@@ -301,8 +315,11 @@ class MkflashApp(App[int]):
             self.store.close()
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, (HelpScreen, QuitDialog)):
-            self.push_screen(HelpScreen())
+        """The keys of the screen in use (the start screen's own, or the run's)."""
+        if isinstance(self.screen, (HelpScreen, QuitDialog)):
+            return
+        page = next((s.help_page() for s in reversed(self.screen_stack) if hasattr(s, "help_page")), None)
+        self.push_screen(HelpScreen(*(page or ("mkflash-tui turns a text into an Anki deck.", APP_KEYS))))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

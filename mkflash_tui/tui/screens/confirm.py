@@ -63,6 +63,13 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         table.add_row("Cost", price)
         if settings.key_source:
             table.add_row("Key", plain(f"from {settings.key_source}"))
+        if settings.remembered:
+            from ...config_file import config_path
+
+            names = ", ".join("provider" if k == "provider" else k.replace("_", " ") for k in settings.remembered)
+            table.add_row("Remembered", plain(f"{names}: your last choices in the app (change them in Settings, or "
+                                              f"under [app] in {config_path()}); mkflash-tui generate does not use "
+                                              "them"))  # fmt: skip
         if self.job.over_budget:
             hint = Text(f"This is above --max-cost {fmt.usd(settings.max_cost)}: Esc to go back.", style="bold red")
         else:

@@ -408,65 +408,41 @@ class ChunkDialog(ReadingDialog):
         return text
 
 
+HelpRows = list  # of Binding, or (key, description)
+
+
 class HelpScreen(ReadingDialog):
-    """Every key, read from the bindings themselves so it cannot drift from what the keys do."""
+    """The keys of the screen it was opened from, read from the bindings themselves so they cannot drift from
+    what the keys do. The opener hands over its sections: this dialog knows no screen."""
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
     title_text = "Help"
 
-    def body(self) -> Text:
-        from .run import ReviewView, RunScreen
+    def __init__(self, intro: str, sections: list[tuple[str, HelpRows]]) -> None:
+        super().__init__()
+        self.intro = intro
+        self.sections = sections
 
-        text = Text()
-        text.append("mkflash-tui turns a text into an Anki deck. ", style="bold")
-        text.append(
-            "Chunks are sent to the model all at once; watch them in Generate, review cards in Review "
-            "while the rest are still coming, then export.\n"
-        )
-        for title, bindings in (
-            ("Everywhere", RunScreen.BINDINGS),
-            (
-                "Generate view",
-                [
-                    ("Enter / click", "show a chunk in full (text, error, raw output)"),
-                    ("arrows, PgUp/PgDn, Home/End", "move between chunks (Ctrl+Home / Ctrl+End too)"),
-                    ("f", "the next failed or cancelled chunk"),
-                ],
-            ),
-            ("Review view", [
-                ("↑ ↓, PgUp/PgDn", "move between cards; the detail pane shows the highlighted one in full"),
-                ("Home/End", "the first and the last card (Ctrl+Home / Ctrl+End too)"),
-                *ReviewView.BINDINGS,
-            ]),
-            ("Fields and dialogs", [
-                ("Tab / Shift+Tab", "the next and the previous field or button"),
-                ("Enter", "the dialog's main button (export, go on, save in the start screen)"),
-                ("Esc", "close the dialog without doing anything"),
-                ("Ctrl+C / Ctrl+V", "copy and paste in a text field (Ctrl+C never quits: q or Ctrl+Q do)"),
-            ]),
-            ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)"),
-                               ("Send to Anki", "push the cards into a running Anki through AnkiConnect"),
-                               ("q", "once the deck is written: quit")]),
-            (
-                "App",
-                [
-                    ("Ctrl+P", "command palette: every action by name"),
-                    ("Ctrl+O", "earlier sessions, to reopen and export again (start screen; palette: Sessions)"),
-                    ("Ctrl+Q", "quit, from any screen"),
-                    ("Ctrl+S", "start screen: start with the file, the web address or the pasted text"),
-                ],
-            ),
-        ):
-            text.append(f"\n{title}\n", style="bold underline")
-            for binding in bindings:
-                if isinstance(binding, tuple):
-                    key, description = binding
+    def body(self):
+        from rich.console import Group
+        from rich.table import Table
+
+        parts: list = [Text(self.intro, style="bold")]
+        for title, rows in self.sections:
+            parts.append(Text(f"\n{title}", style="bold underline"))
+            # Two columns: the keys never wrap, the descriptions wrap beside them (it fits 80 columns).
+            table = Table.grid(padding=(0, 2))
+            table.add_column(style="bold", no_wrap=True, max_width=24)
+            table.add_column(ratio=1)
+            for row in rows:
+                if isinstance(row, tuple):
+                    key, description = row
                 else:
-                    key = self.app.get_key_display(binding)
-                    description = binding.tooltip or binding.description or binding.action
-                text.append(f"  {key:<14}", style="bold")
-                text.append(f"{description}\n")
-        return text
+                    key = self.app.get_key_display(row)
+                    description = row.tooltip or row.description or row.action
+                table.add_row(plain(key), plain(description))
+            parts.append(table)
+        return Group(*parts)
 
 
 class ResumeDialog(ChoiceDialog):
@@ -506,13 +482,19 @@ class ResumeDialog(ChoiceDialog):
 
 
 class SessionsScreen(DismissOnce, ModalScreen[str | None]):
-    """Earlier sessions, newest first; Enter reopens one in the review view."""
+    """Earlier sessions, newest first, each with where it came from: Enter reopens one in the review view, Delete
+    removes one (a second press confirms). It is handed the way to remove: it knows no store."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Back")]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Back"),
+        Binding("delete,backspace", "remove", "Remove", tooltip="remove the highlighted session (press twice)"),
+    ]
 
-    def __init__(self, sessions: list[SessionInfo]) -> None:
+    def __init__(self, sessions: list[SessionInfo], remove: Callable[[str], bool] | None = None) -> None:
         super().__init__()
         self.sessions = sessions
+        self.remove_session = remove
+        self._armed: str | None = None  # the session a first Delete picked
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog wide"):
@@ -520,14 +502,15 @@ class SessionsScreen(DismissOnce, ModalScreen[str | None]):
             if not self.sessions:
                 yield Static("No sessions yet: every run is kept here, with its cards and your edits.")
             table = LiteralTable(cursor_type="row", id="sessions")
-            table.add_columns("date", "chunks", "cards", "exported", "title", "from")
+            table.add_columns("date", "chunks", "cards", "exported", "title", "source")
             for s in self.sessions:
                 date = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
                 table.add_row(date, f"{s.chunks_done}/{s.chunks_total}", str(s.cards),
-                              "yes" if s.exported_to else "no", s.title, s.input_name, key=s.id)  # fmt: skip
+                              "yes" if s.exported_to else "no", s.title, _short_source(s.source_text),
+                              key=s.id)  # fmt: skip
             yield table
-            yield Label("Enter reopens the session in the review view (no calls for finished chunks) · Esc goes back",
-                        classes="hint")  # fmt: skip
+            yield Label("Enter reopens it in Review (no calls for finished chunks) · Delete removes it · Esc goes "
+                        "back", classes="hint", id="sessions-hint")  # fmt: skip
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
@@ -535,3 +518,29 @@ class SessionsScreen(DismissOnce, ModalScreen[str | None]):
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
         self.dismiss(event.row_key.value)
+
+    def action_remove(self) -> None:
+        table = self.query_one(DataTable)
+        if self.remove_session is None or not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        hint = self.query_one("#sessions-hint", Label)
+        if self._armed != key.value:
+            self._armed = key.value
+            title = next((s.title for s in self.sessions if s.id == key.value), "")
+            hint.update(plain(f"Delete again removes “{title}” and its cards for good · Esc goes back"))
+            return
+        self._armed = None
+        if self.remove_session(str(key.value)):
+            table.remove_row(key)
+            self.sessions = [s for s in self.sessions if s.id != key.value]
+        hint.update("Enter reopens it in Review · Delete removes it · Esc goes back")
+
+
+def _short_source(source: str, width: int = 40) -> str:
+    """A session's source in a column: the home folder as ~, and a long path cut at its start (its end, the
+    file's name, is what tells sessions apart)."""
+    home = str(Path.home())
+    if source.startswith(home + "/"):
+        source = "~" + source[len(home) :]
+    return source if len(source) <= width else "…" + source[-(width - 1) :]

@@ -44,7 +44,7 @@ from ...core.models import (
 from ...core.providers.presets import PRESETS
 from ...core.review import Decisions, Review, matches
 from ...core.store import Store, StoreError
-from ...job import Job, make_provider
+from ...job import Job, forget_unused_session, make_provider
 from ..text import plain
 from ..widgets.cards import CardDetail, CardTable
 from ..widgets.chunk_board import ChunkBoard
@@ -131,10 +131,11 @@ class RunScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
 
     def __init__(self, job: Job, run: Run, *, store: Store | None = None,
-                 decisions: Decisions | None = None,
-                 view: str = "generate") -> None:  # fmt: skip
+                 decisions: Decisions | None = None, view: str = "generate",
+                 resumed: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.initial_view = view
+        self.resumed = resumed  # False: this run made its session (removed again if nothing was ever sent)
         self.job = job
         self.run = run
         self.store = store
@@ -188,6 +189,7 @@ class RunScreen(Screen):
         self.record_count()
         self.run.cancel()
         await self.run.aclose()
+        forget_unused_session(self.store, self.run.session_id, self.run, resumed=self.resumed)
 
     # ------------------------------------------------------------------ driving the run
 
@@ -581,6 +583,35 @@ class RunScreen(Screen):
         ids = self.run.retry_failed()
         self.app.notify(f"Going on with {settings.server()}: {fmt.plural(len(ids), 'chunk')} to send.", timeout=4)
         await self.schedule(ids)
+
+    def help_page(self) -> tuple[str, list]:
+        """What the help screen lists here: every key of the run screen, its views and its dialogs."""
+        intro = ("mkflash-tui turns a text into an Anki deck. Chunks are sent to the model all at once; watch them "
+                 "in Generate, review cards in Review while the rest are still coming, then export.")  # fmt: skip
+        return intro, [
+            ("Everywhere", list(RunScreen.BINDINGS)),
+            ("Generate view", [
+                ("Enter / click", "show a chunk in full (text, error, raw output)"),
+                ("arrows, PgUp/PgDn", "move between chunks"),
+                ("Home/End", "the first and the last chunk (Ctrl+Home / Ctrl+End too)"),
+                ("f", "the next failed or cancelled chunk"),
+            ]),
+            ("Review view", [
+                ("↑ ↓, PgUp/PgDn", "move between cards; the detail pane shows the highlighted one in full"),
+                ("Home/End", "the first and the last card (Ctrl+Home / Ctrl+End too)"),
+                *ReviewView.BINDINGS,
+            ]),
+            ("Fields and dialogs", [
+                ("Tab / Shift+Tab", "the next and the previous field or button"),
+                ("Enter", "the dialog's main button (export, go on, save)"),
+                ("Esc", "close the dialog without doing anything"),
+                ("Ctrl+C / Ctrl+V", "copy and paste in a text field (Ctrl+C never quits: q or Ctrl+Q do)"),
+            ]),
+            ("Export dialog", [("Enter", "export (a second Enter overwrites an existing file)"),
+                               ("Send to Anki", "push the cards into a running Anki through AnkiConnect"),
+                               ("q", "once the deck is written: quit")]),
+            ("App", [("Ctrl+P", "command palette: every action by name"), ("Ctrl+Q", "quit, from any screen")]),
+        ]  # fmt: skip
 
     def action_export(self, then_quit: bool = False) -> None:
         from .dialogs import ExportDialog

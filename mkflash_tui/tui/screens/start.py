@@ -96,11 +96,32 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
     """Shown when no file was given (or the given one could not be read)."""
 
     BINDINGS = [
-        Binding("ctrl+s", "go", "Start"),
-        Binding("ctrl+o", "app.sessions", "Sessions"),
-        Binding("question_mark", "app.help", "Help", show=False),
-        Binding("ctrl+q", "app.quit", "Quit"),
+        Binding("ctrl+s", "go", "Start", tooltip="start with the file, the web address or the pasted text"),
+        Binding("f2", "show_tab('tab-file')", "File", priority=True, tooltip="the File tab: a file or a web address"),
+        Binding("f3", "show_tab('tab-paste')", "Paste", priority=True, tooltip="the Paste tab: text to card"),
+        Binding("f4", "show_tab('tab-settings')", "Settings", priority=True,
+                tooltip="the Settings tab: provider, model, cards, language, style"),
+        Binding("ctrl+o", "app.sessions", "Sessions", tooltip="earlier sessions, to reopen and export again"),
+        Binding("question_mark", "app.help", "Help", show=False, tooltip="this help (outside a text field)"),
+        Binding("ctrl+q", "app.quit", "Quit", tooltip="quit"),
     ]
+
+    def action_show_tab(self, tab: str) -> None:
+        """F2, F3, F4: File, Paste, Settings, with the focus in the tab's first field."""
+        self.query_one(TabbedContent).active = tab
+        first = {"tab-file": "#path", "tab-paste": "#pasted", "tab-settings": "#profile"}[tab]
+        self.query_one(first).focus()
+
+    def help_page(self) -> tuple[str, list]:
+        """What the help screen lists on the start screen: its own keys."""
+        return ("Pick a file or a web address (File), paste text (Paste), or choose the provider and the cards "
+                "(Settings); then start.", [
+                    ("Start screen", list(self.BINDINGS)),
+                    ("Fields", [("Tab / Shift+Tab", "the next and the previous field"),
+                                ("Enter", "in File: start with the file or address typed"),
+                                ("↑ ↓, Enter", "in the file tree: move, and pick a file")]),
+                    ("App", [("Ctrl+P", "command palette: every action by name")]),
+                ])  # fmt: skip
 
     def __init__(self, settings: Settings, message: str = "", config: ConfigFile | None = None) -> None:
         super().__init__()
@@ -142,7 +163,12 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
                     yield Label("Model")
                     yield Input(s.model, compact=True, suggester=self.model_suggester, id="model")
                     yield Label("", id="model-list-label")
-                    yield Select([], prompt="models on the server", compact=True, id="model-list")
+                    # Not in the Tab order: it appears once the server answers, and a field that appears while
+                    # the user tabs moves every later field one stop (typed "French" landed in Total cards). The
+                    # Model field completes the server's names as they are typed; the list is for the mouse.
+                    model_list = Select([], prompt="models on the server", compact=True, id="model-list")
+                    model_list.can_focus = False
+                    yield model_list
                     yield Label("Chunk tokens")
                     yield Input(str(s.chunk_tokens), type="integer", compact=True, id="chunk-tokens")
                     yield Label("Total cards")

@@ -93,7 +93,7 @@ class RunBar(Widget):
         cards = self.cards()
         # (long form, short form, style); a part whose long form is "" is left out. Short forms keep the words.
         parts = [
-            (f" {done}/{total} chunks", f" {done}/{total} chunks", ""),
+            (f" {done}/{total} chunks", f" {done}/{total}", ""),
             (f" · {counts['failed']} failed" if counts["failed"] else "", f" · {counts['failed']} failed", error),
             (f" · {counts['cancelled']} cancelled" if counts["cancelled"] else "",
              f" · {counts['cancelled']} cancelled", warning),
@@ -101,7 +101,8 @@ class RunBar(Widget):
               f" · {in_flight} in flight (limit {limit})") if online else "", f" · {in_flight}/{limit} calls", "dim"),
             (f" · {fmt.plural(cards, 'card')}", f" · {fmt.plural(cards, 'card')}", ""),
             (f" · {fmt.seconds(self.elapsed)}", f" · {fmt.seconds(self.elapsed)}", ""),
-            (f" · {fmt.tokens(usage.prompt_tokens)}↑ {fmt.tokens(streamed)}↓ tok" if online else "", "", ""),
+            (f" · {fmt.tokens(usage.prompt_tokens)}↑ {fmt.tokens(streamed)}↓ tok" if online else "",
+             f" · {fmt.tokens(usage.prompt_tokens)}↑{fmt.tokens(streamed)}↓", ""),
             (f" · {price}" if online else "", f" · {price}", ""),
         ]  # fmt: skip
         parts = [p for p in parts if p[0]]
