@@ -169,6 +169,7 @@ def dry_run_report(job: Job) -> dict:
             "unchanged": changes.unchanged,
             "changed": changes.changed,
             "removed": changes.removed,
+            "pending": changes.pending,
             "summary_kept": changes.summary_kept,
         },
         "dry_run": True,
@@ -231,7 +232,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     settings = job.settings
     write_file = not settings.to_anki or settings.output is not None  # --to-anki alone writes no file
     try:
-        store = open_store(settings.data_dir)
+        store = open_store(settings.data_dir, on_wait=lambda note: stderr.write(f"mkflash-tui: {note}\n"))
         job.continue_from(store)
         job.learn_speed(store)
         ours = job.previous is not None and store.written_by(job.output) == job.previous.session_id
@@ -287,6 +288,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     except StoreError:
         decisions = {}
     cards = apply_decisions(run.cards(), decisions)
+    if run.repeats:
+        stderr.write(f"mkflash-tui: {fmt.plural(run.repeats, 'chunk')} repeated the text of another chunk: "
+                     "answered once, no calls for the repeats\n")  # fmt: skip
     if run.from_cache:
         stderr.write(f"mkflash-tui: {run.from_cache} of {fmt.plural(len(run.chunks), 'chunk')} answered from earlier "
                      "runs (no calls; --fresh asks again)\n")  # fmt: skip
@@ -327,8 +331,12 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                                   key=settings.anki_key, prune=settings.prune, readd=settings.readd)  # fmt: skip
         except AnkiConnectError as exc:
             anki = {"error": str(exc)}
-            stderr.write(f"mkflash-tui: {exc} The cards are kept in this session: run the same command again to "
-                         "send them.\n")  # fmt: skip
+            if settings.demo:
+                stderr.write(f"mkflash-tui: {exc} The demo makes its cards anew on every run: run it again once "
+                             "Anki is up.\n")  # fmt: skip
+            else:
+                stderr.write(f"mkflash-tui: {exc} The cards are kept in this session: run the same command again "
+                             "to send them.\n")  # fmt: skip
         else:
             anki = pushed.as_dict()
             stderr.write(f"mkflash-tui: sent to Anki at {settings.anki_url}: {pushed.describe()}\n")
@@ -339,8 +347,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         stderr.write(f"mkflash-tui: stopped: {run.fatal}\n")
         code = EXIT_REFUSED
     elif run.halted:
-        stderr.write(f"mkflash-tui: stopped sending: {run.halted}; the deck holds the cards made until then, "
-                     "and this run cannot be resumed.\n")  # fmt: skip
+        stderr.write(f"mkflash-tui: stopped sending: {run.halted}; the deck holds the cards made until then, and "
+                     "what was saved before stays: once the store can be written, run the same command again to go "
+                     "on.\n")  # fmt: skip
         code = EXIT_PARTIAL
     elif interrupted[0] or run.cancelled:
         code = EXIT_INTERRUPTED
@@ -420,6 +429,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "session": session_id,
                     "resumed": resumed,
                     "from_cache": run.from_cache,
+                    "repeats": run.repeats,
                     "changes": dry_run_report(job)["changes"],
                     "quality": run.quality,
                     "stale_cards": stale,

@@ -73,14 +73,17 @@ class Previous:
 class Changes:
     """How the source differs from the session's last run, by chunk."""
 
-    unchanged: int
+    unchanged: int  # the same text, answered last time: not sent
     changed: int  # new or edited text: sent
     removed: int  # answered last time, gone now: their cards become stale
     summary_kept: bool
+    pending: int = 0  # the same text, not answered last time (the run was stopped): sent
 
     def describe(self) -> str:
         summary = "summary kept" if self.summary_kept else "summary renewed"
-        return f"chunks {self.unchanged} unchanged, {self.changed} new or changed, {self.removed} removed; {summary}"
+        waiting = f", {self.pending} not yet answered" if self.pending else ""
+        return (f"chunks {self.unchanged} answered before{waiting}, {self.changed} new or changed, "
+                f"{self.removed} removed; {summary}")
 
 
 @dataclass(slots=True)
@@ -182,12 +185,20 @@ class Job:
         earlier = {card.id for stored in previous.chunks for card in (stored.cards or ())}
         stamps = store.note_stamps(note_guid(card_id) for card_id in earlier)
         self.written_ids = {card_id for card_id in earlier if note_guid(card_id) in stamps}
+        # The summary stays while most of the text is the same, answered or not (a run resumed after a crash
+        # keeps it however few chunks it had finished).
+        seen = {c.id for c in previous.chunks}
+        if not previous.legacy and store.session_text_hash(previous.session_id) == self.document.hash:
+            same = list(self.chunks)  # the very text of the last run (stopped part way): nothing is new
+        else:
+            same = [c for c in self.chunks if c.id in seen]
         summary_kept = (
-            previous.summary is not None and not self.settings.no_cache and 2 * len(kept) >= len(self.chunks)
+            previous.summary is not None and not self.settings.no_cache and 2 * len(same) >= len(self.chunks)
         )
         self.kept_summary = previous.summary if summary_kept else None
         removed = sum(1 for c in previous.chunks if c.state in ("done", "skipped") and c.id not in current)
-        self.changes = Changes(len(kept), len(self.chunks) - len(kept), removed, summary_kept)
+        self.changes = Changes(len(kept), len(self.chunks) - len(same), removed, summary_kept,
+                               pending=len(same) - len(kept))  # fmt: skip
         self.cards_total = sum(c.cards_wanted or 0 for c in self.chunks)
         self.estimate = estimate(self.settings, self.chunks, self.cards_total,
                                  done={c.id for c in kept}, summary=not summary_kept)  # fmt: skip

@@ -188,7 +188,7 @@ def test_a_deck_kept_in_step_with_edited_notes(tmp_path: Path, anki: AnkiCollect
         assert 1 <= len(asked) <= 2 and set(asked) <= allowed
         assert not any(is_summary(b) for b in server.requests[mark:])  # a small edit keeps the summary
         assert second["changes"] == {"unchanged": first["chunks"] - len(asked), "changed": len(asked),
-                                     "removed": len(asked), "summary_kept": True}  # fmt: skip
+                                     "removed": len(asked), "pending": 0, "summary_kept": True}  # fmt: skip
         anki.import_apkg(deck)
         after = notes_by_guid(anki)
         kept = [g for g in before if g != _guid(deleted.id)]
@@ -332,7 +332,7 @@ def test_a_session_of_an_earlier_version_keeps_every_guid(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["resumed"] and report["from_cache"] == report["chunks"] == 9
-    assert report["changes"] == {"unchanged": 9, "changed": 0, "removed": 0, "summary_kept": True}
+    assert report["changes"] == {"unchanged": 9, "changed": 0, "removed": 0, "pending": 0, "summary_kept": True}
     new = {c["guid"]: c for c in json.loads((tmp_path / "new.json").read_text())["cards"]}
     old = {c["guid"]: c for c in old_cards()}
     assert set(new) == set(old) - {_guid(deleted_id)}  # every GUID Anki knows, none new; the deletion kept

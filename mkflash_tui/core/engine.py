@@ -64,6 +64,7 @@ TOKENS_PER_CARD = 80  # default card density: one card per this many tokens of t
 MAX_CARDS_PER_CHUNK = 40
 SUMMARY_RESERVE_TOKENS = 1200  # prompt and answer room kept free when shrinking a document for the summary
 UNREACHABLE_ATTEMPTS = 3  # a server that refuses connections is tried this often, not max_attempts times
+TINY_HINT = 0.01  # a Retry-After shorter than this (0, as some servers send) is no hint: our backoff applies
 MAX_ADAPTATIONS = 8  # attempts one call may spend on the server's refusals of how we ask, or on cut streams
 ONE_AT_A_TIME = (
     "the server ends a running answer whenever another request arrives (llama-cpp-python does, unless started "
@@ -317,7 +318,10 @@ class Run:
         self._keep = set(keep_ids)  # cards already in a deck file: the quality gate never drops them
         self.quality: dict = {"gate": quality.GATE_VERSION, "flagged": {}, "dropped": {}}
         self.stats = RunStats()
-        self.from_cache = 0  # chunks answered from the store, with no call
+        self.from_cache = 0  # chunks answered from the store by an earlier run, with no call
+        self.repeats = 0  # chunks whose text (and request) another chunk of this run had: answered by that one
+        self._saved_keys: set[str] = set()
+        self._inflight: dict[str, asyncio.Future] = {}  # cache key -> the answer of the chunk sending it now
         self.summary: Summary | None = None
         self.summary_kept = summary  # a continued session's summary, used again with no call
         self.fatal: str | None = None
@@ -563,10 +567,25 @@ class Run:
         if cached is None and self.use_cache:
             cached = self._journal_read("cached_chunk", key)
         if cached is not None:
-            # Answered before (an earlier run or the one a crash interrupted): no call, same cards, same ids.
-            self.from_cache += 1
+            # Answered before (an earlier run or the one a crash interrupted): no call, same cards, same ids. An
+            # answer this run made for another chunk of the same text is a repeat, not an earlier run's.
+            if key in self._saved_keys:
+                self.repeats += 1
+            else:
+                self.from_cache += 1
             status.started_at = status.finished_at = self.now()
             return await self._finish(status, key, GenerationResult(cached.drafts, Usage(), cached.raw), store=False)
+        shared = self._inflight.get(key) if self.use_cache else None
+        if shared is not None:
+            # Another chunk of this run with the same text is being answered: its answer is this one's too.
+            answer = await asyncio.shield(shared)
+            if answer is not None:
+                self.repeats += 1
+                status.started_at = status.finished_at = self.now()
+                return await self._finish(status, key, GenerationResult(answer.drafts, Usage(), answer.raw),
+                                          store=False)  # fmt: skip
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight.setdefault(key, future)
         task = asyncio.current_task()
         self._track(task)
         status.started_at = None
@@ -628,6 +647,8 @@ class Run:
             cut = self._prompt_cut(result, chunk.tokens)
             if cut:
                 raise RunRefused(cut)
+            if not future.done():
+                future.set_result(result)
         except asyncio.CancelledError:
             self._fail(status, self.fatal or "cancelled", cancelled=self.fatal is None)
             raise
@@ -648,6 +669,10 @@ class Run:
             return self._fail(status, str(exc))
         finally:
             self._untrack(task)
+            if not future.done():
+                future.set_result(None)  # failed or cancelled: a chunk waiting on it sends its own request
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
         status.usage += result.usage
         self.stats.usage += result.usage
         return await self._finish(status, key, result)
@@ -719,6 +744,7 @@ class Run:
         raw = excerpt(result.raw)
         cards = self._make_cards(chunk, drafts)
         if store:
+            self._saved_keys.add(key)
             self._journal_write("save_chunk", self.session_id, chunk, key, drafts, raw, result.usage, cards,
                                 status.cards_wanted)  # fmt: skip
             await asyncio.sleep(0)  # let the loop breathe between commits when many chunks finish at once
@@ -854,10 +880,15 @@ class Run:
             stop_early = getattr(error, "unreachable", False) or getattr(error, "wrong_server", False)
             if stop_early and failures >= UNREACHABLE_ATTEMPTS:
                 raise error
-            if hint is not None:
-                wait = hint + self._rng.uniform(0, min(1.0, 0.1 + hint * 0.1)) if hint > 0 else 0.0
+            backoff = min(settings.backoff_cap, settings.backoff_base * 2 ** (attempt - 1))
+            if hint is not None and hint >= TINY_HINT:
+                wait = hint + self._rng.uniform(0, min(1.0, 0.1 + hint * 0.1))
+            elif hint is not None:
+                # "Retry-After: 0" from every call at once would be a storm in lockstep: a zero or tiny hint still
+                # gets the growing backoff, half of it fixed and half jittered.
+                wait = max(hint, backoff / 2 + self._rng.uniform(0, backoff / 2))
             else:
-                wait = self._rng.uniform(0, min(settings.backoff_cap, settings.backoff_base * 2 ** (attempt - 1)))
+                wait = self._rng.uniform(0, backoff)
             if waited + wait > settings.max_total_wait:
                 raise error
             waited += wait

@@ -55,7 +55,12 @@ def fetch_url(url: str, *, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_
     except SourceError:
         raise
     except urllib.error.HTTPError as exc:
-        raise SourceError(f"{url}: the server answered {exc.code} {exc.reason}.") from None
+        if 300 <= exc.code < 400:
+            # urllib gives up on a redirect loop (or more than ten redirects) with a text of three lines.
+            raise SourceError(f"{url} redirects in a loop (or too many times); open it in a browser to find the "
+                              "page's own address.") from None  # fmt: skip
+        reason = " ".join(str(exc.reason).split())[:200]
+        raise SourceError(f"{url}: the server answered {exc.code} {reason}.") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):

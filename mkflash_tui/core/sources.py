@@ -36,15 +36,32 @@ def read_source(name: str, *, stdin: BinaryIO | None = None) -> Document:
         return fetch_url(name)
     if name == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
-        data = stream.read(MAX_BYTES + 1)
+        data = read_bounded(stream)
         return parse_bytes(data, name="-", stem="stdin", suffix="")
     path = check_readable(name)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+            data = read_bounded(handle)
     except OSError as exc:
         raise SourceError(f"{name}: cannot read it ({exc.strerror or exc}).") from None
     return parse_bytes(data, name=name, stem=path.stem or "deck", suffix=path.suffix.lower())
+
+
+READ_PIECE = 2**20
+
+
+def read_bounded(stream: BinaryIO, limit: int = MAX_BYTES) -> bytes:
+    """At most ``limit + 1`` bytes of ``stream``, read a piece at a time: ``read(limit + 1)`` would set aside the
+    whole limit (200 MB) for a file of any size."""
+    pieces: list[bytes] = []
+    size = 0
+    while size <= limit:
+        piece = stream.read(min(READ_PIECE, limit + 1 - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
 
 
 _NOT_REGULAR = (

@@ -12,6 +12,8 @@ is never passed to this module.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import hashlib
 import json
 import os
@@ -19,7 +21,7 @@ import sqlite3
 import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from .models import Block, Card, CardDraft, CardKind, Chunk, Document, Summary, 
 from .review import Decisions
 
 DB_NAME = "mkflash.sqlite3"
+LOCK_STEP = 1.0  # seconds SQLite itself waits for a lock before this module says it waits
+LOCK_WAIT = 30.0  # seconds in all before a held store is given up
 
 # Each step moves the schema up one version; PRAGMA user_version records where a database is.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -102,9 +106,22 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("mkflash-tui", appauthor=False))
 
 
-def open_store(folder: Path | None = None) -> Store:
-    """The store in ``folder`` (``--data-dir``), else in ``default_data_dir()``. Raises StoreError."""
-    return Store(folder or default_data_dir())
+def open_store(folder: Path | None = None, *, on_wait: Callable[[str], None] | None = None) -> Store:
+    """The store in ``folder`` (``--data-dir``), else in ``default_data_dir()``. Raises StoreError.
+    ``on_wait`` is told (once) when another process holds the store and this one waits."""
+    return Store(folder or default_data_dir(), on_wait=on_wait)
+
+
+def move_store_aside(folder: Path | None = None) -> Path:
+    """Rename a damaged store (and its -wal and -shm files) to ``….broken`` beside it; returns the new path.
+    Raises OSError."""
+    path = (folder or default_data_dir()) / DB_NAME
+    target = path.with_name(f"{DB_NAME}.broken")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, Path(f"{target}{suffix}"))
+    return target
 
 
 def cache_key(*parts: object) -> str:
@@ -159,30 +176,46 @@ class Store:
     error (a full or read-only disk) is raised as ``StoreError``.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, on_wait: Callable[[str], None] | None = None) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DB_NAME
+        self.on_wait = on_wait  # told once when another process holds the store and this one waits for it
         try:
+            if self.folder.exists() and not self.folder.is_dir():
+                raise StoreError(f"the data directory {self.folder} is a file, not a folder; pass --data-dir with "
+                                 "a folder (or set MKFLASH_DATA_DIR)")  # fmt: skip
+            created = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _private(self.folder, 0o700)
+            if created or (self.path.exists() and not self.folder.stat().st_mode & stat.S_ISVTX):
+                # Only a folder this program made, or one holding its store already: a shared folder someone
+                # gave as --data-dir (a sticky /tmp-like one) keeps its permissions; the files in it are private.
+                _private(self.folder, 0o700)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             for path in self._files():
                 _private(path, 0o600)  # SQLite gives -wal and -shm the database file's mode when it makes them
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(self.path, timeout=LOCK_STEP, isolation_level=None)
             self._use_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a crash of this process
             self.db.execute("PRAGMA foreign_keys=ON")
             self.migrate()
+            self._check_pages()
         except StoreError:
             raise
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the session store at {self.path}: {_reason(exc)}") from None
+            raise StoreError(store_problem(self.path, exc, opening=True)) from None
+
+    def _check_pages(self) -> None:
+        """A store whose pages are damaged (its header intact) is found now, in one sentence, not half way through
+        a run. ``quick_check`` reads every page once: about a second for a store of 100 MB."""
+        row = self.db.execute("PRAGMA quick_check(1)").fetchone()
+        if row is None or row[0] != "ok":
+            raise sqlite3.DatabaseError("database disk image is malformed")
 
     def _use_wal(self) -> None:
         # Switching a new database to WAL takes an exclusive lock and does not wait for one: another process
         # opening it at the same moment makes it fail at once with "database is locked". Wait and try again.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -190,7 +223,14 @@ class Store:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+                self._waiting()
                 time.sleep(0.01)
+
+    def _waiting(self) -> None:
+        if self.on_wait is not None:
+            self.on_wait(f"the session store at {self.path} is in use by another mkflash-tui; waiting up to "
+                         f"{LOCK_WAIT:g} s")  # fmt: skip
+            self.on_wait = None
 
     def _files(self) -> list[Path]:
         return [p for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")) if p.exists()]
@@ -220,7 +260,7 @@ class Store:
         outer = self.db.in_transaction
         try:
             if not outer:
-                self.db.execute("BEGIN IMMEDIATE")
+                self._begin()
             yield
             if not outer and self.db.in_transaction:
                 self.db.execute("COMMIT")
@@ -228,9 +268,21 @@ class Store:
             if not outer and self.db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self.db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"cannot write the session store at {self.path}: {_reason(exc)}") from None
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise StoreError(store_problem(self.path, exc)) from None
             raise
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting (and saying so, once) while another process writes."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                self._waiting()
 
     # ------------------------------------------------------------------ cache
 
@@ -386,6 +438,11 @@ class Store:
             )  # fmt: skip
             self.db.execute("INSERT INTO documents VALUES (?, ?)", (session_id, document_to_json(document)))
         return session_id, False
+
+    def session_text_hash(self, session_id: str) -> str | None:
+        """The hash of the text the session's last run read (``Document.hash``)."""
+        row = self.db.execute("SELECT input_hash FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row[0] if row else None
 
     def session_summary(self, session_id: str) -> Summary | None:
         """The summary a session's chunks were last given as context."""
@@ -565,6 +622,22 @@ class Store:
             self.db.execute(sql, params)
 
 
+def _guarded(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def guarded(self: Store, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:  # a read of a page damaged after the store was opened
+            raise StoreError(store_problem(self.path, exc)) from None
+
+    return guarded
+
+
+for _name, _method in list(vars(Store).items()):
+    if callable(_method) and not _name.startswith("_") and _name != "close":
+        setattr(Store, _name, _guarded(_method))
+
+
 def cards_to_json(cards: Iterable[Card]) -> str:
     return json.dumps(
         [[c.id, c.ordinal, c.original_front, c.original_back, c.quote, str(c.kind), list(c.headings), c.page,
@@ -630,3 +703,23 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror.lower()
     return text
+
+
+def store_problem(path: Path, exc: BaseException, *, opening: bool = False) -> str:
+    """One sentence for what went wrong with the store at ``path``, and what to do about it."""
+    reason = _reason(exc)
+    lowered = reason.lower()
+    if "malformed" in lowered or "not a database" in lowered or "file is encrypted" in lowered:
+        return (f"the session store at {path} is damaged ({reason}); move it aside (mv {path} {path}.broken) to "
+                "start a new one, or pass --data-dir")
+    if "locked" in lowered or "busy" in lowered:
+        return (f"the session store at {path} is in use by another mkflash-tui (still locked after {LOCK_WAIT:g} s);"
+                " wait for it to finish, or pass --data-dir")
+    if "readonly" in lowered or "read-only" in lowered or getattr(exc, "errno", None) == errno.EROFS:
+        return f"the session store at {path} is read-only ({reason}); pass --data-dir with a folder you can write"
+    if "full" in lowered or getattr(exc, "errno", None) == errno.ENOSPC:
+        return f"the disk holding the session store at {path} is full ({reason}); free some space, or pass --data-dir"
+    if isinstance(exc, PermissionError) or "permission" in lowered:
+        return f"no permission to use the session store at {path} ({reason}); pass --data-dir"
+    verb = "open" if opening else "write"
+    return f"cannot {verb} the session store at {path}: {reason}"

@@ -28,11 +28,11 @@ from ..core.models import Document
 from ..core.prompts import DEFAULT_STYLE
 from ..core.providers.presets import PRESETS
 from ..core.sources import SourceError, parse_bytes
-from ..core.store import Store, StoreError, open_store
+from ..core.store import Store, StoreError, move_store_aside, open_store
 from ..core.text import strip_controls
 from ..job import Job, discover_server, load_document, prepare, settings_for_session
 from .screens.confirm import ConfirmScreen
-from .screens.dialogs import HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
+from .screens.dialogs import BrokenStoreDialog, HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
 from .screens.run import RunScreen
 from .screens.start import StartChoice, StartScreen
 from .text import plain
@@ -164,14 +164,35 @@ class MkflashApp(App[int]):
 
     # ------------------------------------------------------------------ sessions
 
-    def _ensure_store(self, settings: Settings) -> Store | None:
+    def _ensure_store(self, settings: Settings, then=None) -> Store | None:
+        """The store, opened once. A damaged one asks whether to move it aside (then ``then()`` goes on)."""
         if self.store is None and self.store_error is None:
             try:
                 self.store = open_store(settings.data_dir)
             except StoreError as exc:
                 self.store_error = str(exc)
+                if "is damaged" in str(exc) and then is not None:
+                    self.push_screen(BrokenStoreDialog(str(exc)),
+                                     lambda choice: (self._broken_store(settings, choice), then()))  # fmt: skip
+                    return None
                 self.notify(f"{exc}. Cards will not be kept after you quit.", severity="warning", timeout=10)
+        if then is not None:
+            then()
         return self.store
+
+    def _broken_store(self, settings: Settings, choice: str | None) -> None:
+        """Move the damaged store aside and open a new one in its place, or go on without one (said once)."""
+        if choice != "move":
+            self.notify("Going on without the session store: cards will not be kept after you quit.",
+                        severity="warning", timeout=8)  # fmt: skip
+            return
+        try:
+            moved = move_store_aside(settings.data_dir)
+            self.store, self.store_error = open_store(settings.data_dir), None
+        except (OSError, StoreError) as exc:
+            self.notify(f"Could not move the store aside ({exc}); going on without it.", severity="error")
+            return
+        self.notify(f"The damaged store is kept as {moved}; a new one is in use.", timeout=8)
 
     def action_sessions(self) -> None:
         store = self._ensure_store(self.settings)
@@ -208,7 +229,9 @@ class MkflashApp(App[int]):
 
     def job_ready(self, job: Job) -> None:
         self.job = job
-        self._ensure_store(job.settings)
+        self._ensure_store(job.settings, then=partial(self._store_ready, job))
+
+    def _store_ready(self, job: Job) -> None:
         if job.settings.demo:
             job.settings.fresh = True  # the demo is there to be watched: no question, generated anew every time
         earlier = None

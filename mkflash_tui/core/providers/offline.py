@@ -22,7 +22,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .. import quality
 from ..models import Card, CardDraft, CardKind, Summary, Usage, short_hash
@@ -62,7 +62,7 @@ class Salience:
         self.names: Counter[str] = Counter()  # words written with a capital inside sentences (names, acronyms)
         self.phrases: Counter[str] = Counter()  # adjacent content-word pairs, counted over the whole text
         self.n = 0
-        for para in paragraphs:
+        for para in _bounded(paragraphs):
             self.n += 1
             terms = words(para)
             self.df.update(set(terms))
@@ -81,6 +81,22 @@ class Salience:
     def weights(self, text: str) -> dict[str, float]:
         tf = Counter(words(text))
         return {term: (1 + math.log(count)) * self.idf(term) for term, count in tf.items()}
+
+
+PIECE_CHARS = 20_000  # a "paragraph" longer than this (a one-line file) is read as pieces of about this size
+
+
+def _bounded(paragraphs: Iterable[str]) -> Iterator[str]:
+    """The paragraphs, a very long one cut at white space into pieces: memory stays in proportion to a piece, not
+    to a 20 MB line (its word matches alone took 40 times its size)."""
+    for para in paragraphs:
+        start = 0
+        while len(para) - start > PIECE_CHARS:
+            cut = para.rfind(" ", start + PIECE_CHARS // 2, start + PIECE_CHARS)
+            cut = cut if cut > start else start + PIECE_CHARS
+            yield para[start:cut]
+            start = cut
+        yield para[start:] if start else para
 
 
 class OfflineProvider:

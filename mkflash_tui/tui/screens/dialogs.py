@@ -355,6 +355,30 @@ class QuitDialog(ChoiceDialog):
         self.query_one("#stay", Button).focus()
 
 
+class BrokenStoreDialog(ChoiceDialog):
+    """The session store cannot be read: move it aside and start a new one, or go on without keeping sessions.
+    Dismisses with "move" or "without"."""
+
+    BINDINGS = [Binding("m", "choose('move')", "Move it aside"), Binding("escape,w", "choose('without')", "Without")]
+
+    def __init__(self, problem: str) -> None:
+        super().__init__()
+        self.problem = problem
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label("The session store cannot be used", classes="dialog-title")
+            yield Static(plain(self.problem))
+            yield Static("Move it aside keeps the broken file (as .broken) and starts a new, empty store; without it, "
+                         "this run's cards are not kept after you quit.", classes="hint")  # fmt: skip
+            with Horizontal(classes="buttons"):
+                yield Button("Move it aside (m)", variant="primary", id="move")
+                yield Button("Go on without it (Esc)", id="without")
+
+    def on_mount(self) -> None:
+        self.query_one("#move", Button).focus()
+
+
 class ReadingDialog(DismissOnce, ModalScreen[None]):
     """A wide, scrolling page of text to read and close. Subclasses set ``title_text`` and define
     ``body() -> Text``, which is called when the page is composed (so it sees the run and the app as they are)."""
