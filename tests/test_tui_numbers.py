@@ -174,3 +174,45 @@ async def test_review_keeps_document_order_when_chunks_finish_out_of_order(tmp_p
                 assert rows == sorted(rows), rows
             # Nobody moved the cursor: it stayed on the first row, now the document's first card.
             assert table.cursor_row == 0 and table.current.chunk_index == 0
+
+
+async def test_the_bar_speaks_in_words_and_prices_a_priced_model_from_its_first_token(tmp_path, monkeypatch) -> None:
+    from test_tui import curse
+
+    monkeypatch.chdir(tmp_path)
+    with FakeOpenAI(fault_for=curse("part 1 ")) as server:  # one chunk refused: a failure to show
+        app = make_app(online(server, notes_file(tmp_path, 6), "--model", "gpt-4o-mini"))
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await started(pilot, app)
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            line = bar_text(screen).splitlines()[1]
+    assert "failed" in line and "calls" in line and "cards" in line, line
+    assert not set("⊘⇅▤✕") & set(line), line
+    assert "free" not in line and "$" in line  # gpt-4o-mini has a price, even on a server of one's own
+
+
+async def test_the_offline_demo_shows_no_calls_in_flight(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the demo")
+        line = bar_text(screen).splitlines()[1]
+    assert "in flight" not in line and "calls" not in line and "free" not in line, line
+
+
+async def test_the_run_screens_help_fits_80_columns(tmp_path, monkeypatch) -> None:
+    from tui_support import screen_text
+
+    from mkflash_tui.tui.screens.dialogs import HelpScreen
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app(app_settings("--demo"), pace=0)
+    async with app.run_test(size=(80, 60)) as pilot:
+        screen = await started(pilot, app)
+        await wait_for(pilot, lambda: screen.finished, what="the demo")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        text = await screen_text(pilot)
+    assert "arrows, PgUp/PgDn" in text and "Tab / Shift+Tab" in text and "Ctrl+C / Ctrl+V" in text
+    assert "…" not in text
