@@ -13,7 +13,6 @@ import math
 import random
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -335,7 +334,8 @@ class Run:
         self._finished_count = 0  # chunks that have finished so far (what ``cards()`` depends on)
         self._cards_cache: tuple[int, list[Card]] | None = None
         self._tally: dict[str, int] = {"made": 0, "kept": 0, "repeats": 0, "broken": 0}
-        self._kept_by_chunk: Counter[str] = Counter()
+        self._kept_at_finish: dict[str, int] = {}
+        self._seen_keys: set[str] = set()
         # The window as the server's refusals revealed it, and how its tokenizer counts against ours.
         self.window = self.settings.window
         self.compact = self.settings.compact
@@ -751,6 +751,7 @@ class Run:
         else:
             self._journal_write("chunk_done", self.session_id, chunk, key, cards, status.cards_wanted)
         status.cards = cards
+        self._count_kept(chunk, cards)
         self._finished_count += 1
         status.raw_output = raw
         status.trimmed = trimmed
@@ -1122,7 +1123,6 @@ class Run:
         near = self.quality["dropped"].get(str(quality.Flag.DUPLICATE), 0)
         gated = len(before) - len(out)
         self._tally = {"made": made, "kept": len(out), "repeats": repeats + near, "broken": gated - near}
-        self._kept_by_chunk = Counter(c.chunk_id for c in out)
         # A card that was a duplicate last time (never exported) and is the only one of its text now takes the id
         # of the earlier card with its text, so Anki does not get that text twice.
         self._adopt(out)
@@ -1137,9 +1137,21 @@ class Run:
         return dict(self._tally)
 
     def kept_of(self, chunk_id: str) -> int:
-        """The cards this chunk adds to the deck now (after repeats and the quality gate)."""
-        self.cards()
-        return self._kept_by_chunk.get(chunk_id, 0)
+        """The cards this chunk added to the deck when it finished: less the repeats of cards finished before it
+        and the clearly broken ones. Counted once, as it finishes (the deck's own count, ``tally``, settles
+        near-duplicates and document order at the end)."""
+        return self._kept_at_finish.get(chunk_id, 0)
+
+    def _count_kept(self, chunk: Chunk, cards: list[Card]) -> None:
+        kept = 0
+        for card in cards:
+            if any(flag in quality.BROKEN or self.settings.drop_flagged for flag in card.flags):
+                continue
+            key = card.dedup_key()
+            if key not in self._seen_keys:
+                self._seen_keys.add(key)
+                kept += 1
+        self._kept_at_finish[chunk.id] = kept
 
     def _gate(self, cards: list[Card]) -> list[Card]:
         """The quality gate over the run's cards, in document order: near-duplicates and clearly broken cards
