@@ -24,7 +24,6 @@ from .core.engine import (
     make_cards,
 )
 from .core.export import ExportFormat, ExportOptions, NoteStamps, note_guid
-from .core.fetch import is_url
 from .core.models import Card, Chunk, Document, Summary
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd
@@ -32,7 +31,7 @@ from .core.prompts import DEFAULT_STYLE, CardRequest, fixed_prompt_tokens
 from .core.providers.base import Capabilities
 from .core.providers.discovery import ServerInfo
 from .core.providers.presets import PRESETS, is_local_url
-from .core.sources import parse_bytes, read_source
+from .core.sources import is_url, parse_bytes, read_source
 from .core.store import Store, StoredChunk, StoreError, cache_key
 from .core.tokens import Encoding, encoding_for_model
 

@@ -17,8 +17,7 @@ from conftest import run_cli
 from fake_openai import FakeOpenAI
 from test_sources import make_pdf
 
-from mkflash_tui.core.fetch import fetch_url
-from mkflash_tui.core.sources import SourceError, parse_bytes, read_source
+from mkflash_tui.core.sources import SourceError, fetch_url, parse_bytes, read_source
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from make_inputs import COOKIE, KEY_HELP, THEME_MENU, epub_bytes, make_all

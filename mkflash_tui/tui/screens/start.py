@@ -25,10 +25,10 @@ from textual.widgets import (
 
 from ...config import Settings
 from ...config_file import ConfigFile, load_config
-from ...core.fetch import is_url
 from ...core.prompts import DEFAULT_STYLE, STYLES
 from ...core.providers.base import ProviderError
 from ...core.providers.presets import PRESETS
+from ...core.sources import is_url
 from ..text import LiteralDirectoryTree, plain
 from ..widgets.key_bar import KeyBar
 from .base import DismissOnce
