@@ -16,8 +16,9 @@ from typing import TextIO
 from . import format as fmt
 from .config import CONFIRM_ABOVE_USD
 from .core.ankiconnect import AnkiConnectError
+from .core.deck import ExportError
 from .core.engine import Run
-from .core.export import ExportError, check_output_path, export_cards
+from .core.export import check_output_path, export_cards
 from .core.models import (
     ChunkFailed,
     ChunkFinished,

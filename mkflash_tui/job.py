@@ -14,6 +14,7 @@ from pathlib import Path
 from .config import Settings
 from .core import fitting, quality
 from .core.chunking import CHUNKER_VERSION, ChunkingError, chunk_document, legacy_chunks
+from .core.deck import ExportFormat, ExportOptions, NoteStamps, note_guid
 from .core.engine import (
     MAX_CARDS_PER_CHUNK,
     TOKENS_PER_CARD,
@@ -23,7 +24,6 @@ from .core.engine import (
     bound_drafts,
     make_cards,
 )
-from .core.export import ExportFormat, ExportOptions, NoteStamps, note_guid
 from .core.models import Card, Chunk, Document, Summary
 from .core.pricing import context_tokens as model_context_tokens
 from .core.pricing import cost_usd

@@ -20,7 +20,7 @@ from tui_support import wait_for
 
 from mkflash_tui.cli import app_parser
 from mkflash_tui.config import settings_from_args
-from mkflash_tui.core.export import STALE_TAG
+from mkflash_tui.core.deck import STALE_TAG
 from mkflash_tui.core.store import open_store
 from mkflash_tui.tui.app import make_app
 from mkflash_tui.tui.screens.dialogs import ExportDialog

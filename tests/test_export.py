@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from anki_check import AnkiCollection
 
-from mkflash_tui.core.export import ExportError, ExportFormat, ExportOptions, export_cards, note_guid
+from mkflash_tui.core.deck import ExportError, ExportFormat, ExportOptions, note_guid
+from mkflash_tui.core.export import export_cards
 from mkflash_tui.core.models import Card, CardKind, make_card_id
 
 

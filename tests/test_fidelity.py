@@ -13,7 +13,8 @@ from fake_openai import FakeOpenAI
 from tui_support import app_settings, started, wait_for
 
 from mkflash_tui.config import Settings
-from mkflash_tui.core.export import ExportFormat, effective_kind, export_cards, note_guid
+from mkflash_tui.core.deck import ExportFormat, effective_kind, note_guid
+from mkflash_tui.core.export import export_cards
 from mkflash_tui.core.fields import field_text
 from mkflash_tui.core.models import CardKind
 from mkflash_tui.core.sources import read_source

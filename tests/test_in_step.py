@@ -18,7 +18,7 @@ from fake_openai import FakeOpenAI, chunk_of, is_summary
 
 from mkflash_tui.config import Settings
 from mkflash_tui.core.chunking import chunk_document
-from mkflash_tui.core.export import STALE_TAG
+from mkflash_tui.core.deck import STALE_TAG
 from mkflash_tui.core.models import Block, Document
 from mkflash_tui.core.sources import parse_bytes
 from mkflash_tui.core.store import Store
@@ -247,7 +247,7 @@ def deck_guids(path: Path, folder: Path) -> set[str]:
 
 
 def _guid(card_id: str) -> str:
-    from mkflash_tui.core.export import note_guid
+    from mkflash_tui.core.deck import note_guid
 
     return note_guid(card_id)
 

@@ -18,7 +18,7 @@ from test_sources import make_pdf
 from textual.widgets import Input, TextArea
 from tui_support import app_settings, screen_text, started, wait_for, wait_for_text
 
-from mkflash_tui.core.export import note_guid
+from mkflash_tui.core.deck import note_guid
 from mkflash_tui.core.models import ChunkState
 from mkflash_tui.core.providers.offline import OfflineProvider
 from mkflash_tui.job import demo_bytes

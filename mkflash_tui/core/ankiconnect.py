@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .export import (
+from .deck import (
     BASIC_MODEL_ID,
     CLOZE_MODEL_ID,
     REVERSED_MODEL_ID,
@@ -38,9 +38,9 @@ from .export import (
     ExportOptions,
     NotePayload,
     NoteStamps,
-    export_cards,
     note_payloads,
 )
+from .export import export_cards
 from .models import Card
 
 DEFAULT_URL = "http://127.0.0.1:8765"

@@ -19,8 +19,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static, TextArea
 
 from ... import format as fmt
+from ...core.deck import ExportError, ExportFormat
 from ...core.engine import Run
-from ...core.export import ExportError, ExportFormat, export_cards
+from ...core.export import export_cards
 from ...core.models import Card, ChunkState
 from ...core.store import SessionInfo
 from ...job import known_stamps

@@ -24,8 +24,8 @@ from textual.widgets import ContentSwitcher, Input, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
+from ...core.deck import NoteStamps
 from ...core.engine import Run, RunCancelled
-from ...core.export import NoteStamps
 from ...core.models import (
     Card,
     ChunkFailed,

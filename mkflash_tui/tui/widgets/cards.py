@@ -24,7 +24,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from ... import format as fmt
-from ...core.export import effective_kind
+from ...core.deck import effective_kind
 from ...core.fields import shown_text
 from ...core.models import Card, CardKind
 from ...core.quality import explain
