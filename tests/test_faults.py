@@ -17,7 +17,7 @@ from fake_openai import FakeOpenAI, Fault, chunk_of, default_cards, is_summary
 from test_engine import fast, make_job
 
 from mkflash_tui.core.models import ChunkRetrying, ChunkState
-from mkflash_tui.core.providers.openai_compat import parse_duration, rate_info
+from mkflash_tui.core.providers.wire import parse_duration, rate_info
 from mkflash_tui.core.throttle import RateInfo
 
 

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from .base import ProviderError
 from .presets import is_local_url
 
 PROBE_TIMEOUT = 2.0  # seconds for each look; they run at once
@@ -170,3 +171,38 @@ def _positive(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if number > 0 else None
+
+
+MAX_MODEL_LIST_BYTES = 4 * 2**20
+MAX_MODELS = 1000
+
+
+def list_models(base_url: str | None, api_key: str | None, *, timeout: float = 5.0) -> list[str]:
+    """The model names a server lists at ``GET /models`` (blocking; call it from a thread). Raises
+    ProviderError with a sentence when the server has no list, refuses, or cannot be reached."""
+    import urllib.error
+    import urllib.request
+
+    url = (base_url or "https://api.openai.com/v1").rstrip("/") + "/models"
+    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "mkflash-tui"})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read(MAX_MODEL_LIST_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        what = {401: "refused the key", 403: "refused the key", 404: "has no model list"}.get(exc.code)
+        raise ProviderError(f"the server {what or f'answered {exc.code}'}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ProviderError(f"the server cannot be reached ({reason})") from None
+    if len(data) > MAX_MODEL_LIST_BYTES:
+        raise ProviderError("the server's model list is too large to read")
+    try:
+        entries = json.loads(data).get("data")
+    except (ValueError, AttributeError):
+        entries = None
+    if not isinstance(entries, list):
+        raise ProviderError("the server's model list cannot be read")
+    names = {e["id"] for e in entries[:MAX_MODELS] if isinstance(e, dict) and isinstance(e.get("id"), str)}
+    return sorted(n for n in names if 0 < len(n) <= 200 and n.isprintable())

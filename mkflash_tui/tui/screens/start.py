@@ -292,8 +292,7 @@ class StartScreen(DismissOnce, Screen[StartChoice]):
 
     @work(thread=True, exclusive=True, group="models", exit_on_error=False)
     def _load_models(self, base_url: str | None, key: str | None) -> None:
-        from ...core.providers.discovery import discover
-        from ...core.providers.openai_compat import list_models
+        from ...core.providers.discovery import discover, list_models
 
         try:
             names = list_models(base_url, key, timeout=4.0)
