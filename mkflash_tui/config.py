@@ -14,7 +14,7 @@ from pathlib import Path
 from .config_file import ConfigError, load_config
 from .core.ankiconnect import DEFAULT_URL as ANKICONNECT_DEFAULT_URL
 from .core.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
-from .core.engine import DEFAULT_CONCURRENCY
+from .core.models import DEFAULT_CONCURRENCY
 from .core.prompts import DEFAULT_STYLE, STYLES
 from .core.providers.openai_compat import DEFAULT_TIMEOUT, IDLE_FLOOR
 from .core.providers.presets import PRESETS, Preset

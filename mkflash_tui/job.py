@@ -12,31 +12,20 @@ from importlib import resources
 from pathlib import Path
 
 from .config import Settings
-from .core import fitting, quality
-from .core.chunking import CHUNKER_VERSION, ChunkingError, chunk_document, legacy_chunks
+from .core import fitting, plan
+from .core.chunking import CHUNKER_VERSION, ChunkingError
 from .core.deck import ExportFormat, ExportOptions, NoteStamps, note_guid
-from .core.engine import (
-    MAX_CARDS_PER_CHUNK,
-    TOKENS_PER_CARD,
-    Run,
-    RunSettings,
-    allot_cards,
-    bound_drafts,
-    make_cards,
-)
+from .core.engine import Run, RunSettings
 from .core.models import Card, Chunk, Document, Summary
-from .core.pricing import context_tokens as model_context_tokens
-from .core.pricing import cost_usd
-from .core.prompts import DEFAULT_STYLE, CardRequest, fixed_prompt_tokens
+from .core.plan import Changes, Estimate, Plan, PlanSettings, Previous
+from .core.prompts import DEFAULT_STYLE
 from .core.providers.base import Capabilities
 from .core.providers.discovery import ServerInfo
 from .core.providers.presets import PRESETS, is_local_url
 from .core.sources import is_url, parse_bytes, read_source
-from .core.store import Store, StoredChunk, StoreError, cache_key
-from .core.tokens import Encoding, encoding_for_model
+from .core.store import Store, StoreError, cache_key
 
-OUTPUT_TOKENS_PER_CARD = 60
-SUMMARY_TOKENS = 150
+__all__ = ["Changes", "Estimate", "Job", "Previous", "prepare"]
 
 
 def demo_bytes() -> bytes:
@@ -44,63 +33,16 @@ def demo_bytes() -> bytes:
     return resources.files("mkflash_tui.data").joinpath("demo.md").read_bytes()
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    chunks: int
-    cards: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None  # None: the model's price is unknown (or the run is offline and free)
-
-
-@dataclass(slots=True)
-class Previous:
-    """The session an earlier run of the same source (and settings) left, as this run continues it."""
-
-    session_id: str
-    chunks: list[StoredChunk]
-    summary: Summary | None
-    legacy: bool = False  # made by a version before 0.2: its rows are rewritten when it is continued
-    legacy_text: tuple[str, list[Chunk]] | None = None  # (its text's hash, its chunks) for a legacy session
-
-    @property
-    def finished(self) -> dict[str, StoredChunk]:
-        return {c.id: c for c in self.chunks if c.state in ("done", "skipped")}
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """How the source differs from the session's last run, by chunk."""
-
-    unchanged: int  # the same text, answered last time: not sent
-    changed: int  # new or edited text: sent
-    removed: int  # answered last time, gone now: their cards become stale
-    summary_kept: bool
-    pending: int = 0  # the same text, not answered last time (the run was stopped): sent
-
-    def describe(self) -> str:
-        summary = "summary kept" if self.summary_kept else "summary renewed"
-        waiting = f", {self.pending} not yet answered" if self.pending else ""
-        return (f"chunks {self.unchanged} answered before{waiting}, {self.changed} new or changed, "
-                f"{self.removed} removed; {summary}")
-
-
 @dataclass(slots=True)
 class Job:
+    """A run about to be made: the settings, the document, the plan (``core.plan``: what will be sent, and what
+    an earlier session of the same source answered) and what the server said about itself."""
+
     settings: Settings
     document: Document
-    chunks: list[Chunk]
+    plan: Plan
     encoding_name: str
-    cards_total: int
-    estimate: Estimate
     source: str = ""  # what finds this input's session again: its path, its --session name, or its text's hash
-    previous: Previous | None = None
-    changes: Changes | None = None
-    known_keys: dict[str, str] = dataclasses.field(default_factory=dict)  # unchanged chunk -> its answer's key
-    previous_cards: list[Card] = dataclasses.field(default_factory=list)  # of chunks gone or changed
-    exported_ids: set[str] = dataclasses.field(default_factory=set)  # cards the last run would have exported
-    written_ids: set[str] = dataclasses.field(default_factory=set)  # cards already written to an .apkg
-    kept_summary: Summary | None = None
     server: ServerInfo | None = None  # what the server said about itself (None: offline, or not asked)
     fit: fitting.Fit | None = None  # how the run is shaped to the server's window (None: it did not say one)
     fitted: list[str] = dataclasses.field(default_factory=list)  # what was changed for the server, said once
@@ -112,18 +54,32 @@ class Job:
         stated = self.server.slots if self.server and self.server.slots else None
         return min(self.settings.concurrency, stated) if stated else self.settings.concurrency
 
+    # What the plan says, as the faces ask it.
+    chunks = property(lambda self: self.plan.chunks)
+    estimate = property(lambda self: self.plan.estimate)
+    previous = property(lambda self: self.plan.previous)
+    changes = property(lambda self: self.plan.changes)
+    cards_total = property(lambda self: self.plan.cards_total)
+    done_earlier = property(lambda self: self.plan.done_earlier, doc="chunks answered before: not sent, not priced")
+    written_ids = property(lambda self: self.plan.written_ids)
+
+    @property
+    def kept_summary(self) -> Summary | None:
+        return self.plan.kept_summary
+
+    @kept_summary.setter
+    def kept_summary(self, summary: Summary | None) -> None:
+        self.plan.kept_summary = summary
+
+    @property
+    def asked(self) -> PlanSettings:
+        return plan_settings(self.settings)
+
     def estimated_seconds(self) -> float | None:
         """How long the calls take, from the slots and an earlier run's speed on this server (None: not known)."""
         if self.seconds_per_1k is None or not self.settings.online:
             return None
-        answered = self.previous.finished if self.previous and self.changes else {}
-        chunks = [c for c in self.chunks if c.id not in answered]
-        if not chunks:
-            return 0.0
-        compact = bool(self.fit and self.fit.compact)
-        tokens = sum(2 * c.tokens + fitting.request_overhead(compact) for c in chunks) / len(chunks)
-        per_call = self.seconds_per_1k * tokens / 1000
-        return fitting.wall_seconds(len(chunks), self.slots, per_call, summary=self.kept_summary is None)
+        return self.plan.seconds(self.seconds_per_1k, self.slots, compact=bool(self.fit and self.fit.compact))
 
     def describe_time(self) -> str:
         """"one request at a time: about 6 minutes" (empty when the speed is not known)."""
@@ -133,88 +89,32 @@ class Job:
         at_once = "one request at a time" if self.slots == 1 else f"{self.slots} requests at a time"
         return f"{at_once}: {fitting.describe_seconds(seconds)}"
 
-    @property
-    def done_earlier(self) -> int:
-        """Chunks a continued session answered before: not sent, not priced."""
-        return self.changes.unchanged if self.changes else 0
-
     def learn_speed(self, store: Store) -> None:
         """How fast this server answered an earlier run, for the time estimate."""
         if not self.settings.online:
             return
-        speed = (server_facts(store, provider_identity(self.settings)) or {}).get("seconds_per_1k")
+        speed = (server_facts(store, self.asked.identity) or {}).get("seconds_per_1k")
         self.seconds_per_1k = float(speed) if isinstance(speed, (int, float)) and speed > 0 else None
 
     def continue_from(self, store: Store) -> Previous | None:
-        """Find the session an earlier run of this source left and plan this run as its continuation: chunk
-        boundaries kept where the text is unchanged, those chunks answered from the store, the summary kept
-        after a small edit, and only new or changed chunks priced. Raises StoreError."""
+        """Find the session an earlier run of this source left and plan this run as its continuation
+        (``plan.continue_session``). Raises StoreError."""
         if self.settings.fresh or self.settings.demo:
             return None
-        previous = find_previous(store, self)
+        asked = self.asked
+        previous = plan.find_previous(store, asked, self.session_spec(), self.source, self.document)
         if previous is None:
             return None
-        encoding = encoding_for_model(self.settings.model if self.settings.online else "gpt-4o-mini")
-        if previous.legacy_text and previous.legacy_text[0] == self.document.hash:
-            chunks = previous.legacy_text[1]  # the same text: its chunks as they were, every card id kept
-        else:
-            anchors = [c.anchor for c in previous.chunks if c.anchor]
-            chunks = chunk_document(
-                self.document, encoding, self.settings.chunk_tokens, self.settings.overlap_tokens, anchors=anchors
-            )
-        finished = previous.finished
-        if previous.legacy:
-            same = [c for c in chunks if c.id in finished]
-            if not same and previous.chunks:
-                return None  # not this input's session after all: nothing of its text is here
-        self.previous = previous
-        self.chunks = self._plan(chunks, finished)
-        kept = [c for c in self.chunks if c.id in finished]
-        current = {c.id for c in self.chunks}
-        kept_card_ids = {card.id for c in kept for card in (finished[c.id].cards or ())}
-        self.known_keys = {c.id: finished[c.id].key for c in kept if finished[c.id].key}  # type: ignore[misc]
-        self.previous_cards = [
-            card
-            for stored in previous.chunks
-            if stored.id not in current and stored.state in ("done", "stale")
-            for card in (stored.cards or ())
-            if card.id not in kept_card_ids
-        ]
-        self.exported_ids = last_exported(previous.chunks, drop_flagged=self.settings.drop_flagged)
-        earlier = {card.id for stored in previous.chunks for card in (stored.cards or ())}
-        stamps = store.note_stamps(note_guid(card_id) for card_id in earlier)
-        self.written_ids = {card_id for card_id in earlier if note_guid(card_id) in stamps}
-        # The summary stays while most of the text is the same, answered or not (a run resumed after a crash
-        # keeps it however few chunks it had finished).
-        seen = {c.id for c in previous.chunks}
-        if not previous.legacy and store.session_text_hash(previous.session_id) == self.document.hash:
-            same = list(self.chunks)  # the very text of the last run (stopped part way): nothing is new
-        else:
-            same = [c for c in self.chunks if c.id in seen]
-        summary_kept = (
-            previous.summary is not None and not self.settings.no_cache and 2 * len(same) >= len(self.chunks)
-        )
-        self.kept_summary = previous.summary if summary_kept else None
-        removed = sum(1 for c in previous.chunks if c.state in ("done", "skipped") and c.id not in current)
-        self.changes = Changes(len(kept), len(self.chunks) - len(same), removed, summary_kept,
-                               pending=len(same) - len(kept))  # fmt: skip
-        self.cards_total = sum(c.cards_wanted or 0 for c in self.chunks)
-        self.estimate = estimate(self.settings, self.chunks, self.cards_total,
-                                 done={c.id for c in kept}, summary=not summary_kept)  # fmt: skip
+        continued = plan.continue_session(asked, store, self.document, previous)
+        if continued is None:
+            return None
+        self.plan = continued
         return previous
 
     def start_over(self) -> None:
         """Forget the earlier session: a new one, every chunk sent (the user chose not to continue)."""
         self.settings.fresh = True
-        self.previous = self.changes = self.kept_summary = None
-        self.known_keys, self.previous_cards, self.exported_ids, self.written_ids = {}, [], set(), set()
-        self.chunks = self._plan([dataclasses.replace(c, card_prefix="", cards_wanted=None) for c in self.chunks], {})
-        self.cards_total = sum(c.cards_wanted or 0 for c in self.chunks)
-        self.estimate = estimate(self.settings, self.chunks, self.cards_total)
-
-    def _plan(self, chunks: list[Chunk], finished: dict[str, StoredChunk]) -> list[Chunk]:
-        """Each chunk's card count and card id prefix: an unchanged chunk keeps its earlier ones."""
-        return plan_chunks(chunks, self.settings.cards, finished)
+        self.plan = plan.start_over(self.asked, self.plan)
 
     def default_output(self) -> Path:
         return Path("demo.apkg" if self.settings.demo else f"{self.document.stem}.apkg")
@@ -294,10 +194,10 @@ class Job:
             session_id=session_id,
             use_cache=not (self.settings.fresh or self.settings.no_cache),
             summary=self.kept_summary,
-            known_keys=self.known_keys,
-            previous_cards=self.previous_cards,
-            exported_ids=self.exported_ids,
-            keep_ids=self.written_ids,
+            known_keys=self.plan.known_keys,
+            previous_cards=self.plan.previous_cards,
+            exported_ids=self.plan.exported_ids,
+            keep_ids=self.plan.written_ids,
             **run_kwargs,
         )
 
@@ -411,11 +311,8 @@ def prepare(settings: Settings, document: Document | None = None, stdin=None,
     user. ``server``: what the server said about itself (``discover_server``)."""
     document = document or load_document(settings, stdin=stdin)
     fit, fitted = fit_to_server(settings, server)
-    encoding = encoding_for_model(settings.model if settings.online else "gpt-4o-mini")
-    chunks = plan_chunks(chunk_document(document, encoding, settings.chunk_tokens, settings.overlap_tokens),
-                         settings.cards, {})  # fmt: skip
-    cards_total = sum(c.cards_wanted or 0 for c in chunks)
-    job = Job(settings, document, chunks, encoding.name, cards_total, estimate(settings, chunks, cards_total))
+    asked = plan_settings(settings)
+    job = Job(settings, document, plan.plan_document(asked, document), asked.encoding().name)
     job.source = source_key(settings, document)
     job.server, job.fit, job.fitted = server, fit, fitted
     return job
@@ -454,116 +351,22 @@ def session_spec(settings: Settings) -> dict:
     }
 
 
-def cards_for_size(chunk: Chunk) -> int:
-    """A chunk's cards by its own size only (so an edit elsewhere never changes it): one per
-    ``TOKENS_PER_CARD`` tokens of its body, at least one."""
-    body_tokens = chunk.tokens * len(chunk.body) / max(1, len(chunk.text))
-    return max(1, min(MAX_CARDS_PER_CHUNK, round(body_tokens / TOKENS_PER_CARD)))
-
-
-def plan_chunks(chunks: list[Chunk], cards: int | None, finished: dict[str, StoredChunk]) -> list[Chunk]:
-    """Each chunk's card count: its earlier one if it is unchanged, else by its size (``cards``: a total asked
-    for, spread over the document by size). An unchanged chunk also keeps the prefix of its cards' ids."""
-    spread = allot_cards(chunks, cards) if cards else [cards_for_size(c) for c in chunks]
-    out = []
-    for chunk, wanted in zip(chunks, spread, strict=True):
-        stored = finished.get(chunk.id)
-        if stored is not None:
-            wanted = stored.wanted if stored.wanted is not None else wanted
-            chunk = dataclasses.replace(chunk, card_prefix=stored.card_prefix or chunk.card_prefix)
-        out.append(dataclasses.replace(chunk, cards_wanted=wanted))
-    return out
-
-
-def last_exported(chunks: list[StoredChunk], *, drop_flagged: bool = False) -> set[str]:
-    """The ids of the cards a session's last run would have exported: one card per text, the first in document
-    order, through the quality gate (as ``Run.cards`` chooses), and its stale cards."""
-    seen: set[str] = set()
-    current: list[Card] = []
-    for stored in sorted((c for c in chunks if c.state == "done"), key=lambda c: c.index):
-        for card in stored.cards or ():
-            if card.dedup_key() not in seen:
-                seen.add(card.dedup_key())
-                current.append(card)
-    kept, _ = quality.gate(current, set(), drop_flagged=drop_flagged)
-    stale = [card for c in chunks if c.state == "stale" for card in (c.cards or ())]
-    return {c.id for c in kept} | {c.id for c in stale}
+def plan_settings(settings: Settings) -> PlanSettings:
+    """What of the settings shapes a plan."""
+    return PlanSettings(settings.online, settings.model, settings.base_url, settings.chunk_tokens,
+                        settings.overlap_tokens, settings.cards, settings.context_tokens,
+                        no_cache=settings.no_cache, drop_flagged=settings.drop_flagged)  # fmt: skip
 
 
 def provider_identity(settings: Settings) -> tuple[str, ...]:
     """What the provider's ``cache_identity`` is, without making the provider."""
-    if settings.online:
-        return ("openai", settings.base_url or "https://api.openai.com/v1", settings.model)
-    return ("offline", "", "offline")
-
-
-def find_previous(store: Store, job: Job) -> Previous | None:
-    """The session this job continues: the latest of its source with its settings, else one made by a version
-    before 0.2 of the same input (read again as that version chunked it). Raises StoreError."""
-    session_id = store.find_session(job.session_spec(), job.source)
-    if session_id is not None:
-        return Previous(session_id, store.stored_chunks(session_id), store.session_summary(session_id))
-    spec = job.session_spec()
-    for session_id, old in store.legacy_sessions(job.document.name, job.document.hash):
-        same = all(old.get(k) == spec[k] for k in ("provider", "base_url", "model", "chunk_tokens",
-                                                   "overlap_tokens", "instructions"))  # fmt: skip
-        if not same or (spec["cards"] is not None and old.get("cards") != spec["cards"]):
-            continue
-        source = store.session_source(session_id)
-        if source is None:
-            continue  # kept without its text: cannot be read again
-        return legacy_previous(store, session_id, old, source[1], job.settings)
-    return None
-
-
-def legacy_previous(store: Store, session_id: str, spec: dict, document: Document, settings: Settings) -> Previous:
-    """A session made before 0.2, as this version keeps sessions: its chunks made again from its stored text as
-    that version made them (ids by position), each with its answer's cache key and its cards, by their old ids."""
-    encoding: Encoding = encoding_for_model(settings.model if settings.online else "gpt-4o-mini")
-    chunks = legacy_chunks(document, encoding, spec["chunk_tokens"], spec["overlap_tokens"])
-    wanted = allot_cards(chunks, int(spec.get("cards") or 1))
-    rows = {c.id: c for c in store.stored_chunks(session_id)}
-    identity = provider_identity(settings)
-    prompt = spec.get("prompt", "1")  # the prompt that session's answers were made with
-    summary = store.cached_summary(cache_key("summary", identity, prompt, document.hash))
-    context = summary or Summary(document.title, "")  # what its chunks were given when the summary failed
-    out = []
-    for chunk, n in zip(chunks, wanted, strict=True):
-        row = rows.get(chunk.card_key)
-        state = row.state if row else "queued"
-        key, cards = None, None
-        if state == "done":
-            request = CardRequest(chunk.text, chunk.location, n, context.title, context.summary,
-                                  spec.get("instructions", ""))  # fmt: skip
-            key = cache_key("chunk", identity, request.key_material(prompt))
-            cached = store.cached_chunk(key)
-            if cached is None:
-                state, key = "queued", None
-            else:
-                cards = make_cards(chunk, bound_drafts(cached.drafts, n)[0], markdown=settings.online)
-        out.append(StoredChunk(chunk.id, chunk.index, state, key, chunk.anchor, chunk.card_key, n, cards))
-    return Previous(session_id, out, summary, legacy=True, legacy_text=(document.hash, chunks))
+    return plan_settings(settings).identity
 
 
 def estimate(settings: Settings, chunks: list[Chunk], cards_total: int, *, done: set[str] | None = None,
              summary: bool = True) -> Estimate:  # fmt: skip
-    """Tokens in and out and the price of a run, before anything is sent; ``done``: chunks answered already
-    (a continued session), which are neither sent nor priced; ``summary``: whether a summary is made."""
-    done = done or set()
-    if chunks and all(c.cards_wanted is not None for c in chunks):
-        allotted = [int(c.cards_wanted or 0) for c in chunks]
-    else:
-        allotted = allot_cards(chunks, cards_total)
-    requested = [(c, n) for c, n in zip(chunks, allotted, strict=True) if n > 0 and c.id not in done]
-    input_tokens = output_tokens = 0
-    if summary and len(done) < len(chunks):
-        summary_in = min(sum(c.tokens for c in chunks), model_context_tokens(settings.model, settings.context_tokens))
-        input_tokens, output_tokens = summary_in + 200, SUMMARY_TOKENS
-    input_tokens += sum(c.tokens + SUMMARY_TOKENS + fixed_prompt_tokens() for c, _ in requested)
-    cards = sum(n for _, n in requested)
-    output_tokens += cards * OUTPUT_TOKENS_PER_CARD
-    price = cost_usd(settings.model, input_tokens, output_tokens, settings.base_url) if settings.online else 0.0
-    return Estimate(len(chunks) - len(done), cards, input_tokens, output_tokens, price)
+    """``plan.estimate`` for these settings."""
+    return plan.estimate(plan_settings(settings), chunks, cards_total, done=done, summary=summary)
 
 
 def make_provider(settings: Settings, document: Document, *, stream: bool = True, pace: float = 0.0):

@@ -293,7 +293,7 @@ def test_card_ids_do_not_depend_on_edits() -> None:
 
 @pytest.mark.parametrize("total,expected", [(10, [4, 3, 3]), (2, [1, 1, 0]), (3, [1, 1, 1])])
 def test_allot_cards_spreads_by_size(total, expected) -> None:
-    from mkflash_tui.core.engine import allot_cards
+    from mkflash_tui.core.allot import allot_cards
     from mkflash_tui.core.models import Chunk
 
     chunks = [Chunk(f"c{i}", i, "x", tokens) for i, tokens in enumerate([100, 90, 80])]

@@ -22,7 +22,7 @@ from fake_openai import FakeOpenAI, Fault, chunk_of, is_summary
 from test_engine import fast, make_job
 from test_faults import Schedule
 
-from mkflash_tui.core.engine import MAX_FIELD_CHARS
+from mkflash_tui.core.cards import MAX_FIELD_CHARS
 from mkflash_tui.core.models import ChunkState
 from mkflash_tui.core.parsing import RAW_EXCERPT_CHARS
 from mkflash_tui.core.store import DB_NAME, Store, StoreError

@@ -349,7 +349,7 @@ def test_a_real_mdbook_page() -> None:
 
 
 def test_a_card_is_located_where_its_quote_is() -> None:
-    from mkflash_tui.core.engine import make_cards
+    from mkflash_tui.core.cards import make_cards
     from mkflash_tui.core.models import CardDraft, CardKind, Chunk
 
     places = ((0, ("Old",), None), (19, ("New",), None), (43, ("Later",), None))

@@ -53,10 +53,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     known = modules()
     names = set(known)
-    graph = {name: imports_of(name, path, names) for name, path in known.items()}
-    # A package's __init__ that only re-exports is a door, not a room: an import of the package counts as an import
-    # of what the package itself imports (so "from .sources import X" inside sources/ is not a cycle with it).
-    return graph
+    return {name: imports_of(name, path, names) for name, path in known.items()}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

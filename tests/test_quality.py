@@ -260,7 +260,7 @@ async def test_review_shows_flags_and_the_flagged_only_view(tmp_path: Path, monk
 
 
 def test_a_copy_of_the_prompts_example_is_left_out_unless_the_passage_says_it() -> None:
-    from mkflash_tui.core.engine import make_cards
+    from mkflash_tui.core.cards import make_cards
     from mkflash_tui.core.models import CardDraft, Chunk
     from mkflash_tui.core.prompts import CARD_SYSTEM, EXAMPLE_FRONTS
 

@@ -9,10 +9,12 @@ to about a fifth on prose): ``TOKENIZER_MARGIN`` keeps that room.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
-from .prompts import COMPACT_SUMMARY_CHARS, fixed_prompt_tokens
+from .allot import allot_cards_by_size
+from .prompts import COMPACT_SUMMARY_CHARS, CardRequest, fixed_prompt_tokens
 
 TOKENIZER_MARGIN = 1.25
 COMPACT_BELOW = 6144  # windows smaller than this get the short card prompt
@@ -117,3 +119,60 @@ def describe_seconds(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"about {round(seconds / 60)} minutes"
     return f"about {seconds / 3600:.1f} hours"
+
+
+class ServerWindow:
+    """The window one request gets, as the server stated it or as its refusals revealed it, and how its
+    tokenizer counts against ours; every request of the run is shaped to it."""
+
+    def __init__(self, window: int | None = None, *, compact: bool = False) -> None:
+        self.window = window
+        self.compact = compact  # the short card prompt
+        self.ratio = TOKENIZER_MARGIN
+        self._said = False
+
+    def learn(self, *, window: int | None, prompt_tokens: int | None, tokens: int) -> str:
+        """A refusal for length of a request of ``tokens`` (ours): the window it said (or ``prompt_tokens``, the
+        request as the server counted it). Returns the sentence to say the first time, else ""."""
+        window = window or (int(prompt_tokens * 0.8) if prompt_tokens else None)
+        if window is None:
+            window = int(tokens * 0.6)  # the server said no number: assume a good deal less than was sent
+        if self.window is None or window < self.window:
+            self.window = window
+        if prompt_tokens and tokens:
+            self.ratio = max(self.ratio, prompt_tokens / tokens)
+        if self.window < COMPACT_BELOW:
+            self.compact = True
+        if self._said:
+            return ""
+        self._said = True
+        return f"the server's context is {self.window:,} tokens per request: what does not fit is sent in parts"
+
+    def request_tokens(self, text_tokens: int) -> int:
+        """Our count of a card request carrying ``text_tokens`` of a chunk."""
+        return text_tokens + request_overhead(self.compact)
+
+    def part_limit(self) -> int | None:
+        """The most chunk tokens one request may carry in the known window (None: no window known)."""
+        if self.window is None:
+            return None
+        return max(MIN_CHUNK_TOKENS, largest_chunk(self.window, self.compact, self.ratio))
+
+    def summary_budget(self, budget: int) -> int:
+        """The next summary input after a refusal for length of one of ``budget`` tokens."""
+        fitted = self.window and largest_summary(self.window, self.ratio)
+        return max(128, min(budget // 2, fitted or budget))
+
+    def parts(self, request: CardRequest, tokens: int, *, at_least: int = 1) -> list[tuple[CardRequest, int]]:
+        """``request`` as one or more requests that each fit the known window, cards shared by their size;
+        with their chunk tokens."""
+        limit = self.part_limit()
+        if limit is None or (tokens <= limit and at_least == 1):
+            return [(request, tokens)]
+        texts = split_for_window(request.chunk_text, tokens, min(limit, max(1, tokens // at_least)))
+        sizes = [len(t) for t in texts]
+        wanted = allot_cards_by_size(sizes, request.cards_wanted)
+        total = max(1, sum(sizes))
+        return [(dataclasses.replace(request, chunk_text=text, cards_wanted=n, repair_of="", overlap_chars=0,
+                                     compact=self.compact), max(1, tokens * len(text) // total))
+                for text, n in zip(texts, wanted, strict=True) if n > 0]  # fmt: skip

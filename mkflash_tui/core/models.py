@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from .prompts import DEFAULT_STYLE
+
 
 def short_hash(text: str, length: int = 12) -> str:
     """Return a stable hex digest prefix of ``text`` (sha256)."""
@@ -299,6 +301,27 @@ class ChunkFailed(Event):
     cancelled: bool = False
 
 
+class SpanKind(enum.StrEnum):
+    ATTEMPT = "attempt"  # one request sent, until its answer (or its failure)
+    REPAIR = "repair"  # an attempt that shows the model its unreadable answer
+    WAIT = "wait"  # no request in flight: ``detail`` says for what (retry-after, backoff, throttle, queue)
+    PART = "part"  # a part of a chunk (a half, or a piece that fits the window), over its attempts
+    CACHE = "cache"  # answered with no call: ``detail`` says from where (an earlier run, a repeat)
+
+
+@dataclass(frozen=True, slots=True)
+class Span(Event):
+    """Something that took time, reported when it ended (``at``): it began at ``start``. A run's timeline can be
+    drawn from these alone. ``chunk_id`` is None for the summary (whose ``index`` is -1)."""
+
+    start: float
+    kind: SpanKind
+    chunk_id: str | None
+    index: int
+    detail: str = ""  # an attempt's outcome ("answered", or why not); a wait's cause; a part's place ("2/3")
+    attempt: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class LimitChanged(Event):
     limit: int
@@ -328,3 +351,52 @@ class RunStats:
     retries: int = 0
     usage: Usage = field(default_factory=Usage)
     max_concurrency_reached: int = 0
+
+
+DEFAULT_CONCURRENCY = 64
+
+
+@dataclass(slots=True)
+class RunSettings:
+    """What a run needs beyond its document and provider."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    cards_total: int | None = None
+    instructions: str = ""
+    language: str | None = None
+    style: str = DEFAULT_STYLE
+    context_tokens: int | None = None
+    max_attempts: int = 6  # attempts for server errors, timeouts and dropped connections
+    max_rate_limited: int = 30  # 429s one call may wait out (the throttle adapts meanwhile)
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_total_wait: float = 300.0
+    output_repairs: int = 1  # extra attempts for output that could not be parsed
+    cut_off_retries: int = 2  # extra attempts for a half-chunk whose answer was cut off again
+    attempt_timeout: float | None = None  # seconds one attempt may take end to end (None: no limit)
+    max_timeouts: int = 2  # attempts that timed out or went silent before the call gives up
+    drop_flagged: bool = False  # drop every card the quality gate flagged (else only clearly broken ones)
+    progress_interval: float = 0.1
+    window: int | None = None  # tokens one request may hold, as the server said (None: it did not say)
+    compact: bool = False  # the short card prompt, for a small window
+    summary_input_tokens: int | None = None  # the document's share of the summary call (None: by the model)
+    server_slots: int | None = None  # requests the server serves at once, as it said
+    queue_prone: bool = False  # a server that queues what it cannot serve yet (local): deadlines allow for the wait
+
+
+@dataclass(slots=True)
+class ChunkStatus:
+    """What the run knows about one chunk right now."""
+
+    chunk: Chunk
+    cards_wanted: int
+    state: ChunkState = ChunkState.QUEUED
+    attempt: int = 0
+    tokens: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    cards: list[Card] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    reason: str = ""
+    raw_output: str = ""
+    trimmed: list[str] = field(default_factory=list)  # what was cut from the answer (cards over the budget, …)

@@ -8,7 +8,7 @@ import datetime
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.text import Text
 from textual import on
@@ -30,7 +30,9 @@ from .base import DismissOnce
 
 if TYPE_CHECKING:
     from ...config import Settings
-    from .run import RunScreen
+    from ...core.deck import NoteStamps
+    from ...core.store import Store
+    from ...job import Job
 
 
 class Tickbox(Checkbox):
@@ -46,6 +48,23 @@ class Tickbox(Checkbox):
         return Content("[x]" if self.value else "[ ]")
 
 
+class DeckHolder(Protocol):
+    """What the export dialog needs of the screen that opens it (the run screen): the job, the cards as they are
+    now, and where to say that they were written or sent."""
+
+    job: Job
+    store: Store | None
+    finished: bool  # generation is over
+
+    def cards(self) -> list[Card]: ...
+
+    def deck_title(self) -> str: ...
+
+    def mark_exported(self, path: Path, stamps: NoteStamps | None = None) -> None: ...
+
+    def mark_sent(self) -> None: ...
+
+
 class ExportDialog(DismissOnce, ModalScreen[None]):
     """Deck name and path (with defaults), options, Enter writes. An existing file needs a second Enter."""
 
@@ -54,7 +73,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         Binding("q", "quit_app", "Quit", show=False),  # reaches here only when no text field has the focus
     ]
 
-    def __init__(self, owner: RunScreen, *, then_quit: bool = False) -> None:
+    def __init__(self, owner: DeckHolder, *, then_quit: bool = False) -> None:
         super().__init__()
         self.owner = owner
         self.then_quit = then_quit  # opened by the quit dialog's "Export first": quit once the deck is written
@@ -64,7 +83,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         self._sending = False
 
     def compose(self) -> ComposeResult:
-        options = self.job.export_options(title=self.owner.run.title)
+        options = self.job.export_options(title=self.owner.deck_title())
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Export deck, then quit" if self.then_quit else "Export deck", classes="dialog-title")
             yield Label("Deck name")
@@ -133,7 +152,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
                 return
             force = True
         options = dataclasses.replace(
-            self.job.export_options(force=force, title=self.owner.run.title),
+            self.job.export_options(force=force, title=self.owner.deck_title()),
             deck=deck,
             reverse=self.query_one("#reverse", Checkbox).value,
             subdecks=self.query_one("#subdecks", Checkbox).value,
@@ -170,7 +189,7 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
             self._message("There are no cards to send yet.", "bold red")
             return
         deck = self.query_one("#deck", Input).value.strip() or self.job.export_options().deck
-        options = dataclasses.replace(self.job.export_options(title=self.owner.run.title), deck=deck,
+        options = dataclasses.replace(self.job.export_options(title=self.owner.deck_title()), deck=deck,
                                       reverse=self.query_one("#reverse", Checkbox).value,
                                       subdecks=self.query_one("#subdecks", Checkbox).value)  # fmt: skip
         if self._sending:

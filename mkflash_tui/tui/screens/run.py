@@ -654,6 +654,10 @@ class RunScreen(Screen):
                 pass  # the deck is written; only the "exported" mark in the sessions list is missing
         self.record_count()
 
+    def deck_title(self) -> str:
+        """The title the deck is named after: the document's, else the summary's (``Run.title``)."""
+        return self.run.title
+
     def mark_sent(self) -> None:
         """The cards as they are now are in Anki: quitting loses nothing."""
         self.exported = (self.review.version, len(self.cards()))
