@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
@@ -46,8 +47,13 @@ def generate_parser() -> argparse.ArgumentParser:
         "(deck written with the rest), 2 bad usage or input (or nothing to make cards from), 3 the server refused "
         "the run, or Anki could not be reached (--to-anki), 130 interrupted (what finished is written).",
     )
-    parser.add_argument("input", nargs="?", help="file to read, or - for stdin")
+    parser.add_argument("input", nargs="*", help="file to read, or - for stdin; several files, folders (read "
+                        "recursively) or web addresses make one deck with a subdeck per document")  # fmt: skip
     add_run_arguments(parser)
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="with folders: leave out files and folders matching GLOB (repeatable)")  # fmt: skip
+    parser.add_argument("--from-list", metavar="FILE", help="read the paths and web addresses listed in FILE, "
+                        "one a line")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="show chunks, tokens and estimated cost; send nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON report on stdout")
     parser.add_argument(
@@ -88,9 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def sessions_main(argv: list[str]) -> int:
-    """``mkflash-tui sessions`` lists past sessions; ``mkflash-tui sessions rm ID`` removes one."""
-    import datetime
-
+    """``mkflash-tui sessions`` lists past sessions (a job over many documents with its documents' sessions
+    under it); ``mkflash-tui sessions rm ID`` removes one (a job: with its sessions)."""
     from .config import add_store_arguments
     from .core.store import StoreError, open_store
 
@@ -106,6 +111,9 @@ def sessions_main(argv: list[str]) -> int:
     if args.action == "rm":
         if not args.id:
             return _fail("say which session to remove: mkflash-tui sessions rm ID.")
+        if args.id.startswith("j") and store.remove_job(args.id):
+            print(f"removed job {args.id} and its documents' sessions")
+            return 0
         if not store.remove_session(args.id):
             return _fail(f"there is no session {args.id}; mkflash-tui sessions lists them.")
         print(f"removed session {args.id}")
@@ -114,13 +122,34 @@ def sessions_main(argv: list[str]) -> int:
     if not sessions:
         print(f"no sessions yet in {store.folder}")
         return 0
+    by_id = {s.id: s for s in sessions}
+    jobs = store.jobs()
+    in_jobs = {sid for job in jobs for sid in job.sessions}
     print(f"{'ID':<9} {'DATE':<16} {'CHUNKS':>9} {'CARDS':>6}  {'EXPORTED':<9} TITLE")
+    for job in jobs:
+        members = [by_id[sid] for sid in job.sessions if sid in by_id]
+        done, total = sum(s.chunks_done for s in members), sum(s.chunks_total for s in members)
+        exported = "yes" if members and all(s.exported_to for s in members) else "no"
+        print(f"{job.id:<9} {_date(job.updated):<16} {f'{done}/{total}':>9} {sum(s.cards for s in members):>6}  "
+              f"{exported:<9} {job.deck} (job: {len(members)} documents, {', '.join(job.inputs)})")  # fmt: skip
+        for s in members:
+            print("  " + _session_line(s))
     for s in sessions:
-        date = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
-        chunks = f"{s.chunks_done}/{s.chunks_total}"
-        exported = "yes" if s.exported_to else "no"
-        print(f"{s.id:<9} {date:<16} {chunks:>9} {s.cards:>6}  {exported:<9} {s.title} ({s.source_text})")
+        if s.id not in in_jobs:
+            print(_session_line(s))
     return 0
+
+
+def _date(stamp: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _session_line(s) -> str:
+    chunks = f"{s.chunks_done}/{s.chunks_total}"
+    exported = "yes" if s.exported_to else "no"
+    return f"{s.id:<9} {_date(s.updated):<16} {chunks:>9} {s.cards:>6}  {exported:<9} {s.title} ({s.source_text})"
 
 
 CONFIG_KEYS = ("preset", "model", "base_url", "concurrency", "chunk_tokens", "cards", "language", "style",
@@ -189,12 +218,18 @@ def _fail(message: str) -> int:
 
 def generate_main(argv: list[str]) -> int:
     args = generate_parser().parse_args(argv)
+    names: list[str] = args.input
     if args.to_anki and "://" not in args.to_anki:
-        if args.input:
+        if names:
             return _fail(f"--to-anki takes an address like http://127.0.0.1:8765, not {args.to_anki!r}.")
-        args.input, args.to_anki = args.to_anki, ""  # "--to-anki notes.md": the file, and the default address
-    if not args.input and not args.demo:
+        names, args.to_anki = [args.to_anki], ""  # "--to-anki notes.md": the file, and the default address
+    if not names and not args.demo and not args.from_list:
         return _fail("give a file to read (or - for stdin, or --demo); see mkflash-tui generate --help.")
+    from .shelf import is_shelf
+
+    if is_shelf(names, args.from_list):
+        return shelf_main(args, names)
+    args.input = names[0] if names else None
     try:
         settings = settings_from_args(args)
     except UsageError as exc:
@@ -232,6 +267,65 @@ def generate_main(argv: list[str]) -> int:
     return _exit_now(code)
 
 
+def shelf_main(args: argparse.Namespace, names: list[str]) -> int:
+    """``generate`` over many documents: gather them, say how many, read them, run them as one job."""
+    if "-" in names:
+        return _fail("stdin (-) is one document; give it alone, or give files and folders.")
+    if args.demo:
+        return _fail("--demo uses the bundled sample text; give either files or --demo, not both.")
+    args.input = None
+    try:
+        settings = settings_from_args(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    if settings.config_warning:
+        sys.stderr.write(f"mkflash-tui: {settings.config_warning}\n")
+    if settings.online and not settings.dry_run:
+        _preload_openai()
+    from . import format as fmt
+    from .core.sources import SourceError
+    from .core.sources.gather import gather
+    from .job import discover_server
+    from .shelf import prepare_shelf
+    from .shelf_headless import run_shelf_headless
+
+    try:
+        gathered = gather(names, exclude=args.exclude, from_list=args.from_list)
+    except SourceError as exc:
+        return _fail(str(exc))
+    for note in gathered.notes:
+        sys.stderr.write(f"mkflash-tui: {note}\n")
+    if not gathered.inputs:
+        for _, reason in gathered.skipped:
+            sys.stderr.write(f"mkflash-tui: skipped: {reason}\n")
+        where = ", ".join(str(f) for f in gathered.folders) or "the list"
+        return _fail(f"{where}: no documents to read there (text, Markdown, reStructuredText, HTML, PDF, EPUB or "
+                     "subtitles).")  # fmt: skip
+    sys.stderr.write(f"mkflash-tui: {fmt.plural(len(gathered.inputs), 'document')} to read\n")
+    inputs = names + ([f"list:{args.from_list}"] if args.from_list else [])
+    if settings.online and not settings.dry_run and settings.yes and settings.max_cost is None:
+        # Nothing to ask before the first call: each document is sent as soon as it is read.
+        from .shelf import Shelf
+        from .shelf_headless import run_shelf_streaming
+
+        try:
+            code = run_shelf_streaming(Shelf(settings, inputs, [], list(gathered.skipped)), gathered,
+                                       server=discover_server(settings))  # fmt: skip
+        except KeyboardInterrupt:
+            code = EXIT_INTERRUPTED
+        return _exit_now(code)
+    try:
+        shelf = prepare_shelf(settings, gathered, inputs, server=discover_server(settings))
+    except KeyboardInterrupt:
+        sys.stderr.write("mkflash-tui: interrupted while reading the inputs; nothing was sent.\n")
+        return _exit_now(EXIT_INTERRUPTED)
+    try:
+        code = run_shelf_headless(shelf)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    return _exit_now(code)
+
+
 def _exit_now(code: int) -> NoReturn:
     """Leave without the interpreter's teardown (~0.25 s with the SDK loaded); everything is written by now."""
     sys.stdout.flush()
@@ -250,6 +344,10 @@ def app_main(argv: list[str]) -> int:
     if settings.input and not settings.input.lower().startswith(("http://", "https://")):
         from .core.sources import SourceError, check_readable
 
+        if Path(settings.input).expanduser().is_dir():
+            return _fail(f"{settings.input} is a folder; the app reviews one document at a time. For every "
+                         f"document in it, one deck with a subdeck each: mkflash-tui generate {settings.input} "
+                         "-o deck.apkg")  # fmt: skip
         try:
             check_readable(settings.input)
         except SourceError as exc:

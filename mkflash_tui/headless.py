@@ -57,10 +57,11 @@ _IMPORTED_AT = time.monotonic()
 class Progress:
     """Draws run events on stderr: a redrawn bar on a terminal, START/END lines otherwise."""
 
-    def __init__(self, run: Run, stream: TextIO, *, live: bool) -> None:
+    def __init__(self, run: Run, stream: TextIO, *, live: bool, prefix: str = "") -> None:
         self.run = run
         self.stream = stream
         self.live = live
+        self.prefix = prefix  # a shelf's document: "notes/a.md: " before each line
         self.total = len(run.chunks)
         self._last_draw = 0.0
         self._started = time.monotonic()
@@ -102,6 +103,9 @@ class Progress:
     def _line(self, text: str) -> None:
         if self.live:
             self.stream.write("\r\x1b[K")
+        if self.prefix:
+            lead = "mkflash-tui: " if text.startswith("mkflash-tui: ") else ""
+            text = lead + self.prefix + text[len(lead):]
         self.stream.write(text + "\n")
         self.stream.flush()
 

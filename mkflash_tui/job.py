@@ -165,11 +165,13 @@ class Job:
         return session_id, continued
 
     def make_run(self, *, stream: bool = True, pace: float = 0.0, store: Store | None = None,
-                 session_id: str | None = None, **run_kwargs) -> Run:  # fmt: skip
-        """A new Run with its provider; the OpenAI client is created later, inside the event loop."""
-        provider = make_provider(self.settings, self.document, stream=stream, pace=pace)
-        if store is not None and not self.settings.fresh:
-            learn_server(provider, store)
+                 session_id: str | None = None, provider=None, **run_kwargs) -> Run:  # fmt: skip
+        """A new Run with its provider (``provider``: one shared with other runs, whose closing is the caller's);
+        the OpenAI client is created later, inside the event loop."""
+        if provider is None:
+            provider = make_provider(self.settings, self.document, stream=stream, pace=pace)
+            if store is not None and not self.settings.fresh:
+                learn_server(provider, store)
         fit = self.fit
         return Run(
             self.document,

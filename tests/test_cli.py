@@ -88,7 +88,7 @@ def test_some_chunks_fail_exit_1_deck_still_written(tmp_path: Path) -> None:
     "args,message",
     [
         (["generate", "missing.md"], "no such file"),
-        (["generate", "."], "is a directory"),
+        (["generate", "nothing"], "nothing: no documents to read there"),
         (["generate", "empty.md"], "no text"),
         (["generate", "blob.bin"], "binary"),
         (["generate", "ok.md", "--concurrency", "0"], "at least 1"),
@@ -101,6 +101,8 @@ def test_bad_usage_exit_2_one_sentence(tmp_path: Path, args: list[str], message:
     (tmp_path / "empty.md").write_text("  \n")
     (tmp_path / "blob.bin").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "ok.md").write_text(sections(1))
+    (tmp_path / "nothing").mkdir()  # a folder with no document in it
+    (tmp_path / "nothing" / "figure.png").write_bytes(b"\x89PNG")
     proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr
@@ -197,7 +199,7 @@ def test_the_app_checks_its_input_before_opening(tmp_path: Path) -> None:
     (tmp_path / "ok.md").write_text(sections(1))
     for args, message in (
         (["missing.md"], "missing.md: no such file."),
-        (["."], "is a directory"),
+        (["."], "is a folder; the app reviews one document at a time"),
         (["-"], "for stdin use: mkflash-tui generate -"),
         (["ok.md"], "the app needs a terminal"),  # run_cli has no terminal
     ):

@@ -73,6 +73,15 @@ async def test_a_refusal_costs_one_request_even_when_every_chunk_goes_at_once() 
     assert len(retries) == 1 and retries[0].wait == 0 and "json_schema" in retries[0].reason
 
 
+async def test_the_calls_that_waited_for_the_probe_go_together_once_it_is_answered() -> None:
+    with FakeOpenAI(latency=0.3) as server:
+        job = make_job(server, sections(8), concurrency=16)
+        job.kept_summary = Summary("T", "S")
+        run, _ = await run_to_end(job, stream=False)
+    assert run.counts()["done"] == len(job.chunks) >= 6
+    assert server.peak_in_flight == len(job.chunks) - 1  # one probe, then all the rest at once (not in turn)
+
+
 async def test_the_servers_error_text_is_one_line_without_its_file_paths() -> None:
     with FakeOpenAI(dialect=LlamaCppPython(slots=None)) as server:
         job = make_job(server, sections(2), concurrency=2)

@@ -40,7 +40,7 @@ def test_a_directory_a_missing_file_and_a_missing_output_folder(tmp_path: Path) 
     (tmp_path / "notes").mkdir()
     (tmp_path / "ok.md").write_text(sections(1))
     for args, message in (
-        (["notes"], "notes is a directory"),
+        (["notes"], "notes: no documents to read there"),
         (["nowhere.md"], "nowhere.md: no such file"),
         (["ok.md", "-o", "no/such/folder/deck.apkg"], "the folder no/such/folder does not exist"),
         (["ok.md", "-o", "notes"], "notes is a directory; give a file name"),

@@ -272,3 +272,24 @@ def test_a_copy_of_the_prompts_example_is_left_out_unless_the_passage_says_it() 
     assert "malformed" in card.flags  # a weak model echoing the prompt: dropped by the gate
     [card] = make_cards(glacier, [copied])
     assert "malformed" not in card.flags  # the same question about a passage that holds it is a real card
+
+
+def test_where_a_quote_starts_is_what_a_whitespace_pattern_finds() -> None:
+    import random
+    import re
+
+    from mkflash_tui.core.cards import _offset_of
+
+    def by_pattern(quote: str, text: str) -> int:
+        found = re.search(r"\s+".join(re.escape(w) for w in quote.split()[:8]), text) if quote.strip() else None
+        return found.start() if found else -1
+
+    rng = random.Random(7)
+    pieces = ["a", "b", "ab", "ba", " ", "  ", "\n", "\t", "a.", "(b", "\u00a0", "é"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        quote = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        if rng.random() < 0.5 and len(text) > 3:
+            start = rng.randint(0, len(text) - 1)
+            quote = text[start : start + rng.randint(1, 15)]
+        assert _offset_of(quote, text, default=-1) == by_pattern(quote, text), (quote, text)

@@ -9,7 +9,6 @@ finished chunks' cards become the deck (repeats, the quality gate, stale cards) 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 
 from . import quality
@@ -81,8 +80,27 @@ def make_cards(chunk: Chunk, drafts: Iterable[CardDraft], *, markdown: bool = Fa
 def _offset_of(quote: str, text: str, *, default: int) -> int:
     """Where ``quote`` (whitespace collapsed) starts in ``text``, by its first words; ``default`` (where the
     chunk's own text starts, after its overlap) if it has no quote or the quote is not found."""
-    found = re.search(r"\s+".join(re.escape(w) for w in quote.split()[:8]), text) if quote.strip() else None
-    return found.start() if found else default
+    first, *rest = quote.split()[:8] or [""]
+    if not first:
+        return default
+    at = text.find(first)
+    while at != -1:  # what re.search(r"\s+".join(map(re.escape, words))) finds, without a pattern per card
+        if _words_follow(text, at + len(first), rest):
+            return at
+        at = text.find(first, at + 1)
+    return default
+
+
+def _words_follow(text: str, pos: int, words: list[str]) -> bool:
+    """Whether ``words`` follow ``pos`` in ``text``, each after at least one whitespace character."""
+    for word in words:
+        start = pos
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == start or not text.startswith(word, pos):
+            return False
+        pos += len(word)
+    return True
 
 
 def _verbatim_quote(quote: str, chunk_text: str, card_text: str) -> str:

@@ -31,6 +31,7 @@ from .deck import (
     ExportFormat,
     ExportOptions,
     ExportResult,
+    NotePayload,
     NoteStamps,
     clean_deck_name,
     deck_id,
@@ -161,19 +162,22 @@ def _models():
 
 
 def _write_apkg(cards: list[Card], path: Path, options: ExportOptions, known: NoteStamps | None) -> ExportResult:
+    return _write_payloads(note_payloads(cards, options), path, clean_deck_name(options.deck), known)
+
+
+def _write_payloads(payloads: list[NotePayload], path: Path, deck_name: str, known: NoteStamps | None) -> ExportResult:
     import genanki
 
     models = {m.model_id: m for m in _models()}
     decks: dict[str, genanki.Deck] = {}
     card_count = 0
-    for payload in note_payloads(cards, options):
+    for payload in payloads:
         deck = decks.get(payload.deck)
         if deck is None:
             deck = decks[payload.deck] = genanki.Deck(deck_id(payload.deck), payload.deck)
         deck.add_note(genanki.Note(model=models[payload.model_id], fields=list(payload.fields), guid=payload.guid,
                                    tags=list(payload.tags)))  # fmt: skip
         card_count += payload.cards
-    deck_name = clean_deck_name(options.deck)
     if not decks:
         decks[deck_name] = genanki.Deck(deck_id(deck_name), deck_name)
     package = genanki.Package(list(decks.values()))
@@ -181,7 +185,33 @@ def _write_apkg(cards: list[Card], path: Path, options: ExportOptions, known: No
     buffer = io.BytesIO()
     _write_package(package, buffer, stamps)
     atomic_write(path, buffer.getvalue())
-    return ExportResult(path, len(cards), card_count, sorted(decks), stamps)
+    return ExportResult(path, len(payloads), card_count, sorted(decks), stamps)
+
+
+def export_groups(groups: list[tuple[list[Card], ExportOptions]], path: Path, *, deck: str,
+                  stamps: NoteStamps | None = None, ours: bool = False) -> ExportResult:  # fmt: skip
+    """The cards of several documents in one file, each group with its own options (its subdeck of ``deck``
+    and its title); the format, ``force`` and the rest are the first group's. ``ours``: the file at ``path`` is
+    what this job last wrote, so it may be replaced."""
+    path = Path(path)
+    first = groups[0][1]
+    check_output_path(path, force=first.force, ours=ours)
+    deck = clean_deck_name(deck)
+    notes = sum(len(cards) for cards, _ in groups)
+    if first.format is ExportFormat.APKG:
+        return _write_payloads([p for cards, o in groups for p in note_payloads(cards, o)], path, deck, stamps)
+    if first.format is ExportFormat.CSV:
+        parts = [csv_text(cards, o) for cards, o in groups]
+        body = "".join(text if i == 0 else text.split("\n", 6)[-1] for i, (text, _) in enumerate(parts))
+        atomic_write(path, body.encode("utf-8"))
+        return ExportResult(path, notes, notes, sorted({d for _, decks in parts for d in decks}))
+    if first.format is ExportFormat.MD:
+        atomic_write(path, "\n".join(markdown_text(cards, o) for cards, o in groups).encode("utf-8"))
+    else:
+        documents = [json.loads(json_text(cards, o)) for cards, o in groups]
+        atomic_write(path, (json.dumps({"deck": deck, "documents": documents}, ensure_ascii=False, indent=1)
+                            + "\n").encode("utf-8"))  # fmt: skip
+    return ExportResult(path, notes, notes, [clean_deck_name(o.deck) for _, o in groups])
 
 
 def _note_stamps(notes: list, known: NoteStamps | None) -> NoteStamps:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from .models import Card, CardKind, normalise_for_dedup
+from .near import CLOZE as _CLOZE
+from .near import NearIndex
+from .near import norm as _norm
 from .prompts import EXAMPLE_FRONTS
-from .text import FUNCTION_WORDS, STOPWORDS, words
+from .text import FUNCTION_WORDS, STOPWORDS
 
 GATE_VERSION = 2
 
@@ -58,7 +60,6 @@ EXPLAIN: dict[Flag, str] = {
 
 BROKEN = frozenset({Flag.MALFORMED, Flag.CLOZE_NO_DELETION, Flag.DUPLICATE})  # dropped unless edited/exported
 
-_CLOZE = re.compile(r"\{\{c(\d+)::(.*?)(?:::[^}]*)?\}\}", re.S)
 _EXAMPLES = frozenset(normalise_for_dedup(front) for front in EXAMPLE_FRONTS)
 _ANAPHOR = re.compile(
     r"^(?:[-*•]\s|\d+[.)]\s|(?:first|second|next|finally|overall),)|"  # a list item, a step of an argument
@@ -108,7 +109,6 @@ _TRIVIAL = frozenset(
     language languages user users developer developers solution solutions problem problems data
     """.split()  # noqa: SIM905 - a readable list
 ).union(*FUNCTION_WORDS.values())
-MAX_SAME_DELETION = 2  # clozes that delete the same term; later ones are repeats
 _LEGAL = re.compile(
     r"\b(?:all rights reserved|without (?:any )?warranty|merchantability|fitness for a particular purpose|"
     r"licensed under|terms (?:of use|and conditions)|privacy policy|cookie|copyright \(c\)|"
@@ -121,7 +121,6 @@ _CODE_LINE = re.compile(
     re.M,
 )
 _LIST_LINE = re.compile(r"(?:^|\n)\s*(?:[-*•]|\d+[.)])\s+\S")
-_SPACE = re.compile(r"\s+")
 
 
 def check(card: Card, *, quote_found: bool = True) -> tuple[Flag, ...]:
@@ -176,39 +175,15 @@ def quote_in(quote: str, chunk_text: str) -> bool:
 
 
 def flag_duplicates(cards: Iterable[Card], keep: set[str] | None = None) -> dict[str, str]:
-    """Near-duplicates in document order: card id -> the id of the earlier card it repeats. Two cards repeat
-    each other with the same question, the same answer to nearly the same question, or the same sentence
-    carded for the same answer; ``keep`` (ids edited or exported) never counts as a repeat."""
-    fronts: dict[str, str] = {}
-    deletions: dict[str, list[str]] = {}  # a cloze's deleted term -> the clozes that delete it
-    answers: dict[str, list[tuple[frozenset[str], str]]] = {}
-    sentences: dict[tuple[str, str], str] = {}
-    out: dict[str, str] = {}
+    """Near-duplicates in document order (``near.NearIndex``): card id -> the id of the earlier card it repeats;
+    ``keep`` (ids edited or exported) never counts as a repeat."""
+    index = NearIndex()
     keep = keep or set()
+    out: dict[str, str] = {}
     for card in cards:
-        front, answer, sentence, terms = _features(card)
-        earlier = fronts.get(front) if front else None
-        if earlier is None and answer:
-            for other_terms, other_id in answers.get(answer, ()):
-                if _jaccard(terms, other_terms) >= 0.5:
-                    earlier = other_id
-                    break
-        if earlier is None and sentence and answer:
-            earlier = sentences.get((sentence, answer))
-        is_cloze = card.kind is CardKind.CLOZE
-        if earlier is None and is_cloze and answer and len(deletions.get(answer, ())) >= MAX_SAME_DELETION:
-            earlier = deletions[answer][0]  # the same term deleted again and again ("covered work" 8 times)
-        if earlier is not None and card.id not in keep:
+        earlier = index.check(card, keep=card.id in keep)
+        if earlier is not None:
             out[card.id] = earlier
-            continue
-        if is_cloze and answer:
-            deletions.setdefault(answer, []).append(card.id)
-        if front:
-            fronts.setdefault(front, card.id)
-        if answer:
-            answers.setdefault(answer, []).append((terms, card.id))
-        if sentence and answer:
-            sentences.setdefault((sentence, answer), card.id)
     return out
 
 
@@ -232,15 +207,6 @@ def gate(cards: list[Card], keep: set[str], *, drop_flagged: bool = False) -> tu
     return out, {"gate": GATE_VERSION, "flagged": flagged, "dropped": dropped}
 
 
-def _features(card: Card) -> tuple[str, str, str, frozenset[str]]:
-    """What near-duplicates are judged by (of the card's original text, which never changes: computed once)."""
-    if not card._near:
-        front = _norm(_CLOZE.sub(lambda m: m.group(2), card.original_front))
-        answer = _norm(" ".join(t for _, t in _CLOZE.findall(card.original_front)) or card.original_back)
-        card._near = (front, answer, _norm(card.quote), frozenset(words(front)))
-    return card._near  # type: ignore[return-value]
-
-
 def explain(flags: Iterable[str]) -> list[str]:
     return [EXPLAIN[Flag(f)] for f in flags if f in Flag._value2member_map_]
 
@@ -248,20 +214,8 @@ def explain(flags: Iterable[str]) -> list[str]:
 # ---------------------------------------------------------------- the rules
 
 
-def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[^\w\s]", " ", text)
-    return _SPACE.sub(" ", text).strip()
-
-
 def _same(a: str, b: str) -> bool:
     return bool(a) and _norm(a) == _norm(b)
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a or not b:
-        return 1.0 if a == b else 0.0
-    return len(a & b) / len(a | b)
 
 
 def _vague(front: str) -> bool:

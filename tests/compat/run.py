@@ -280,6 +280,14 @@ class Result:
     ok: bool
     summary: str
     problems: list[str] = field(default_factory=list)
+    chunks: int = 0  # the model's share of useful answers, judged over the whole matrix, not per face
+    with_cards: int = 0
+
+
+# The model is weak (Gemma 3 270M base): on one face it may repeat itself into every chunk's limit, so a face
+# fails for the protocol only; what share of chunks gave a card is judged over every face together.
+MIN_CARD_SHARE = 1 / 3
+MODEL_REASON = "unreadable model output"
 
 
 def check_traffic(proxy: Proxy, problems: list[str]) -> dict:
@@ -322,12 +330,16 @@ def run_cli(config: Config, proxy: Proxy, workdir: Path) -> Result:
     # Exit 2 is right when the model's cards were all the prompt's examples copied (the gate drops them), and is
     # then said in one sentence.
     no_cards = proc.returncode == 2 and cards == 0 and "made no cards" in proc.stderr
-    if (proc.returncode not in (0, 3) and not no_cards) or (proc.returncode == 3 and len(stopped) != 1):
-        problems.append(f"exit {proc.returncode} with {len(stopped)} 'stopped' sentences")
-    if proc.returncode not in (0, 2):
+    # Exit 1 is right when the chunks that failed failed for what the model wrote (it repeated itself past the
+    # answer's limit), said per chunk; a failure of the protocol (a refusal, a timeout, a cut) is not.
+    reasons = [f.get("reason", "") for f in report.get("failures") or []]
+    model_failed = proc.returncode == 1 and reasons and all(r.startswith(MODEL_REASON) for r in reasons)
+    if proc.returncode == 1 and not model_failed:
+        problems.append(f"exit 1 for other than the model's writing: {reasons[:2] or stopped[:1]}")
+    elif proc.returncode not in (0, 1, 2, 3) or (proc.returncode == 2 and not no_cards):
         problems.append(f"exit {proc.returncode}: {stopped[:1]}")
-    if with_cards < 0.8 * max(1, chunks):
-        problems.append(f"only {with_cards} of {chunks} chunks gave a card")
+    elif proc.returncode == 3 and len(stopped) != 1:
+        problems.append(f"exit 3 with {len(stopped)} 'stopped' sentences")
     if "SUMMARY failed" in proc.stderr:
         problems.append("the summary was skipped: " + proc.stderr.split("SUMMARY failed", 1)[1].split("\n")[0])
     if "no complete answer within" in proc.stderr:
@@ -344,7 +356,7 @@ def run_cli(config: Config, proxy: Proxy, workdir: Path) -> Result:
                f"({traffic['refused_format']} format refusals, {traffic['cut']} cut), {seconds:.0f} s"
                + (f"; {fitted}" if fitted else "")
                + (f"; {stopped[0][len('mkflash-tui: stopped: '):]}" if stopped else ""))  # fmt: skip
-    return Result(config.name, "cli", not problems, summary, problems)
+    return Result(config.name, "cli", not problems, summary, problems, chunks, with_cards)
 
 
 def run_doctor(config: Config, proxy: Proxy, workdir: Path) -> Result:
@@ -395,6 +407,7 @@ def run_app(config: Config, proxy: Proxy, workdir: Path) -> Result:
             log = "\n".join(screen.query_one("RunLog").lines)
             outcome.update(counts=run.counts(), cards=len(screen.cards()), fatal=run.fatal,
                            with_cards=sum(1 for s in run.status.values() if s.cards),
+                           failures=[s.reason for s in run.failures() if s.reason],
                            notices=[line for line in log.splitlines() if " NOTE " in line])  # fmt: skip
             (workdir / "app.log").write_text(log)
             app.exit(0)
@@ -408,11 +421,11 @@ def run_app(config: Config, proxy: Proxy, workdir: Path) -> Result:
     traffic = check_traffic(proxy, problems)
     counts = outcome.get("counts", {})
     chunks = counts.get("total", 0)
-    if outcome:
-        if outcome.get("fatal"):
-            problems.append(f"the run stopped: {outcome['fatal']}")
-        if outcome.get("with_cards", 0) < 0.8 * max(1, chunks):
-            problems.append(f"only {outcome.get('with_cards', 0)} of {chunks} chunks gave a card")
+    if outcome.get("fatal"):
+        problems.append(f"the run stopped: {outcome['fatal']}")
+    others = [r for r in outcome.get("failures", []) if not r.startswith(MODEL_REASON)]
+    if others:
+        problems.append(f"{len(others)} chunks failed for other than the model's writing: {others[:2]}")
     if traffic["complete"] < counts.get("done", 0):
         problems.append("a cut stream was taken for an answer")
     one_at_a_time = [n for n in outcome.get("notices", []) if "one request at a time" in n]
@@ -424,7 +437,7 @@ def run_app(config: Config, proxy: Proxy, workdir: Path) -> Result:
                f"requests ({traffic['refused_format']} format refusals, {traffic['cut']} cut, peak "
                f"{traffic['peak_in_flight']} in flight), {seconds:.0f} s"
                + (f"; stopped: {outcome['fatal']}" if outcome.get("fatal") else ""))  # fmt: skip
-    return Result(config.name, "app", not problems, summary, problems)
+    return Result(config.name, "app", not problems, summary, problems, chunks, outcome.get("with_cards", 0))
 
 
 def main() -> int:
@@ -479,7 +492,12 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     failed = [r for r in results if not r.ok]
     print(f"compat: {len(results) - len(failed)} of {len(results)} passed in {time.monotonic() - total:.0f} s")
-    return 1 if failed else 0
+    chunks, with_cards = sum(r.chunks for r in results), sum(r.with_cards for r in results)
+    share_ok = not chunks or with_cards >= MIN_CARD_SHARE * chunks
+    if chunks:
+        print(f"compat: {with_cards} of {chunks} chunks gave a card over every face ({with_cards / chunks:.0%}; "
+              f"at least {MIN_CARD_SHARE:.0%} wanted){'' if share_ok else ': FAIL'}")  # fmt: skip
+    return 1 if failed or not share_ok else 0
 
 
 if __name__ == "__main__":

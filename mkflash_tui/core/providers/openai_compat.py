@@ -210,8 +210,10 @@ class OpenAICompatProvider:
         if self._probe is None:
             self._probe = asyncio.Lock()
         async with self._probe:
-            answer = await self._request(make_kwargs, stream=stream, on_tokens=on_tokens)
-        return answer
+            if not self.capabilities.confirmed:
+                return await self._request(make_kwargs, stream=stream, on_tokens=on_tokens)
+        # Proven while this one waited: every request that queued behind the probe goes at once, not in turn.
+        return await self._request(make_kwargs, stream=stream, on_tokens=on_tokens)
 
     async def _request(self, make_kwargs: Any, *, stream: bool, on_tokens: ProgressCallback | None) -> Answer:
         """One request; the answer's text, read within the size limits and checked to be a chat completion.
@@ -223,6 +225,12 @@ class OpenAICompatProvider:
         """
         mode = self.format_mode
         kwargs = self._fit_cap(make_kwargs(mode))
+        # The messages and the response format go as ``extra_body``: the same JSON on the wire, but not walked by
+        # the SDK's typed transform, which tried every message type's TypedDict on every message and recursed
+        # through the schema (1.9 ms of CPU a request, a third of the process at 1,000 chunks). The messages are
+        # plain strings, so the transform had nothing to change; ``messages=[]`` only satisfies the signature.
+        moved = {key: kwargs.pop(key) for key in ("messages", "response_format") if key in kwargs}
+        kwargs = {**kwargs, "messages": [], "extra_body": {**kwargs.get("extra_body", {}), **moved}}
         client = self._ensure_client()
         if stream:
             kwargs = {**kwargs, "stream": True}

@@ -4,9 +4,10 @@
   version, the request itself). An identical request is answered from here with no network call.
 - ``sessions`` / ``chunks`` / ``decisions``: one session per run over one input and settings — its chunks'
   states and the user's deletions and edits, by immutable card id.
+- ``jobs`` / ``job_documents``: a run over many documents (a folder, a list) and its documents' sessions.
 
 Each write is its own short transaction, committed before the engine reports the chunk finished. The API key
-is never passed to this package. ``Store`` is its rooms together: the connection, answers, sessions, exports.
+is never passed to this package. ``Store`` is its rooms together: the connection, answers, sessions, exports, jobs.
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ from pathlib import Path
 from .answers import Answers, CachedAnswer
 from .connection import DB_NAME, LOCK_WAIT, Connection, StoreError, cache_key, store_problem
 from .exports import Exports
+from .jobs import JobInfo, Jobs
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .serialize import cards_from_json, cards_to_json, document_from_json, document_to_json
 from .sessions import SessionInfo, Sessions, StoredChunk
 
-__all__ = ["DB_NAME", "LOCK_WAIT", "MIGRATIONS", "SCHEMA_VERSION", "CachedAnswer", "Connection", "SessionInfo", "Store",
-           "StoreError", "StoredChunk", "cache_key", "cards_from_json", "cards_to_json", "default_data_dir",
+__all__ = ["DB_NAME", "LOCK_WAIT", "MIGRATIONS", "SCHEMA_VERSION", "CachedAnswer", "Connection", "JobInfo",
+           "SessionInfo", "Store", "StoreError", "StoredChunk", "cache_key", "cards_from_json", "cards_to_json",
+           "default_data_dir",
            "document_from_json", "document_to_json", "move_store_aside", "open_store", "store_problem"]  # fmt: skip
 
 
-class Store(Answers, Sessions, Exports):
+class Store(Answers, Sessions, Exports, Jobs):
     """The session store (see the package's docstring); every public method raises ``StoreError`` only."""
 
 

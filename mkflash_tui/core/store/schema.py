@@ -58,6 +58,17 @@ MIGRATIONS: list[tuple[str, ...]] = [
     #    with, so a second push updates only what changed and never adds a card twice
     ("CREATE TABLE anki_notes (anki TEXT NOT NULL, guid TEXT NOT NULL, note_id INTEGER NOT NULL, "
      "content TEXT NOT NULL, PRIMARY KEY (anki, guid))",),
+    # 9: jobs over many documents (a folder, a list): the job is found again by what it was asked to read, and
+    #    lists its documents' sessions in order; each session stays the document's own
+    (
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY, job_key TEXT NOT NULL UNIQUE, title TEXT NOT NULL, deck TEXT NOT NULL,
+            inputs TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)""",
+        """CREATE TABLE job_documents (
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL, PRIMARY KEY (job_id, session_id))""",
+    ),
 ]
 
 
