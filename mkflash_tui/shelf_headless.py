@@ -48,6 +48,33 @@ def _say_skipped(shelf: Shelf, stderr: TextIO) -> None:
 
 def dry_run(shelf: Shelf, stdout: TextIO) -> None:
     total = shelf.estimate()
+    rows = _rows(shelf)
+    if shelf.settings.json:
+        stdout.write(json.dumps({"dry_run": True, "deck": shelf.deck, "documents": rows, "skipped": _skipped(shelf),
+                                 "chunks": total.chunks, "cards_planned": total.cards,
+                                 "input_tokens": total.input_tokens, "estimated_cost_usd": total.cost_usd,
+                                 "estimated_seconds": _round(shelf.estimated_seconds()),
+                                 "output": str(shelf.output)}) + "\n")  # fmt: skip
+        return
+    _say_documents(shelf, rows, stdout)
+    price = (f"estimated cost {_cost(total.cost_usd, bare=True)} with {shelf.settings.model}"
+             if shelf.settings.online else "with the offline generator (free)")  # fmt: skip
+    seconds = shelf.estimated_seconds()
+    took = f", {fitting.describe_seconds(seconds)}" if seconds is not None else ""
+    stdout.write(f"{shelf.deck}: {fmt.plural(len(shelf.jobs), 'document')}, {fmt.plural(total.chunks, 'chunk')} "
+                 f"to send, ~{total.input_tokens:,} input tokens, ~{fmt.plural(total.cards, 'card')}, {price}{took}. "
+                 "Nothing was sent.\n")  # fmt: skip
+
+
+def _say_documents(shelf: Shelf, rows: list[dict], out: TextIO) -> None:
+    for job, row in zip(shelf.jobs, rows, strict=True):
+        out.write(f"  {job.settings.input}: {fmt.plural(row['chunks'], 'chunk')}, ~{row['input_tokens']:,} "
+                  f"tokens, ~{fmt.plural(row['cards_planned'], 'card')}"
+                  f"{_cost(row['estimated_cost_usd']) if shelf.settings.online else ''}"
+                  + (f" ({row['changes']})" if row["changes"] else "") + "\n")  # fmt: skip
+
+
+def _rows(shelf: Shelf) -> list[dict]:
     rows = []
     for job in shelf.jobs:
         est = job.estimate
@@ -56,25 +83,7 @@ def dry_run(shelf: Shelf, stdout: TextIO) -> None:
                      "cards_planned": est.cards, "input_tokens": est.input_tokens,
                      "estimated_cost_usd": est.cost_usd, "changes": changes.strip(" ()") or None,
                      "estimated_seconds": _round(job.estimated_seconds())})  # fmt: skip
-    if shelf.settings.json:
-        stdout.write(json.dumps({"dry_run": True, "deck": shelf.deck, "documents": rows, "skipped": _skipped(shelf),
-                                 "chunks": total.chunks, "cards_planned": total.cards,
-                                 "input_tokens": total.input_tokens, "estimated_cost_usd": total.cost_usd,
-                                 "estimated_seconds": _round(shelf.estimated_seconds()),
-                                 "output": str(shelf.output)}) + "\n")  # fmt: skip
-        return
-    for job, row in zip(shelf.jobs, rows, strict=True):
-        stdout.write(f"  {job.settings.input}: {fmt.plural(row['chunks'], 'chunk')}, ~{row['input_tokens']:,} "
-                     f"tokens, ~{fmt.plural(row['cards_planned'], 'card')}"
-                     f"{_cost(row['estimated_cost_usd']) if shelf.settings.online else ''}"
-                     + (f" ({row['changes']})" if row["changes"] else "") + "\n")  # fmt: skip
-    price = (f"estimated cost {_cost(total.cost_usd, bare=True)} with {shelf.settings.model}"
-             if shelf.settings.online else "with the offline generator (free)")  # fmt: skip
-    seconds = shelf.estimated_seconds()
-    took = f", {fitting.describe_seconds(seconds)}" if seconds is not None else ""
-    stdout.write(f"{shelf.deck}: {fmt.plural(len(shelf.jobs), 'document')}, {fmt.plural(total.chunks, 'chunk')} "
-                 f"to send, ~{total.input_tokens:,} input tokens, ~{fmt.plural(total.cards, 'card')}, {price}{took}. "
-                 "Nothing was sent.\n")  # fmt: skip
+    return rows
 
 
 def _round(seconds: float | None) -> float | None:
@@ -103,6 +112,7 @@ def confirm(shelf: Shelf, stderr: TextIO) -> int | None:
     if not sys.stdin.isatty():
         stderr.write(f"mkflash-tui: {question} Pass --yes or --max-cost to start it.\n")
         return EXIT_USAGE
+    _say_documents(shelf, _rows(shelf), stderr)
     stderr.write(question + " Start? [y/N] ")
     stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
@@ -111,7 +121,9 @@ def confirm(shelf: Shelf, stderr: TextIO) -> int | None:
     return None
 
 
-async def _drive(runs: list[Run], interrupted: list[bool], shared) -> None:
+async def _drive(runs: list[Run], interrupted: list[bool], shared, arriving=None) -> None:
+    """Every run to its end (a slow or failing document never holds the others back); Ctrl+C cancels them all.
+    ``arriving(tasks)``: adds more runs (to ``runs``) and their tasks while these go, for a shelf read as it runs."""
     loop = asyncio.get_running_loop()
 
     def on_interrupt() -> None:
@@ -125,8 +137,10 @@ async def _drive(runs: list[Run], interrupted: list[bool], shared) -> None:
     if handle_signals:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
-        # A slow or failing document never holds the others back: each runs to its own end.
-        await asyncio.gather(*(run.run() for run in runs), return_exceptions=False)
+        tasks = [asyncio.ensure_future(run.run()) for run in runs]
+        if arriving is not None:
+            await arriving(tasks)
+        await asyncio.gather(*tasks)
     except asyncio.CancelledError:
         interrupted[0] = True
     finally:
@@ -251,9 +265,8 @@ async def _stream(shelf: Shelf, todo: list[str], store, server, interrupted: lis
         if not settings.fresh:
             learn_server(shared, store)
     runs: list[Run] = []
-    tasks: list[asyncio.Future] = []
 
-    def start(job: Job) -> None:
+    def start(job: Job) -> Run | None:
         try:
             job.continue_from(store)
             job.learn_speed(store)
@@ -261,44 +274,27 @@ async def _stream(shelf: Shelf, todo: list[str], store, server, interrupted: lis
         except StoreError as exc:
             shelf.jobs.remove(job)
             shelf.skipped.append((job.settings.input, f"{job.settings.input}: {exc}"))
-            return
+            return None
         run = job.make_run(stream=False, store=store, session_id=session, throttle=throttle, provider=shared)
         _subscribe(job, run, stderr)
         runs.append(run)
-        tasks.append(asyncio.ensure_future(run.run()))
+        return run
 
-    def on_interrupt() -> None:
-        if interrupted[0]:
-            os._exit(EXIT_INTERRUPTED)
-        interrupted[0] = True
-        for run in runs:
-            run.cancel()
-
-    loop = asyncio.get_running_loop()
-    handle_signals = sys.platform != "win32" and threading.current_thread() is threading.main_thread()
-    if handle_signals:
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    try:
-        start(shelf.jobs[0])
+    async def read_rest(tasks: list) -> None:
         for name in todo:
             await asyncio.sleep(0)  # the calls just started go out before the next document is read
             if interrupted[0]:
-                break
+                return
             before = len(shelf.skipped)
             job = shelf.read(name, server)
-            if job is not None:
-                start(job)
+            run = start(job) if job is not None else None
+            if run is not None:
+                tasks.append(asyncio.ensure_future(run.run()))
             for _, reason in shelf.skipped[before:]:
                 stderr.write(f"mkflash-tui: skipped: {reason}\n")
-        await asyncio.gather(*tasks)
-    except asyncio.CancelledError:
-        interrupted[0] = True
-    finally:
-        if handle_signals:
-            loop.remove_signal_handler(signal.SIGINT)
-        closing = [run.provider for run in runs if run.provider is not shared]
-        for provider in [*closing, *([shared] if shared is not None else [])]:
-            await provider.aclose()
+
+    start(shelf.jobs[0])
+    await _drive(runs, interrupted, shared, arriving=read_rest)
     return runs
 
 

@@ -249,3 +249,28 @@ def test_a_shelf_read_first_and_asked_about_gives_the_same_deck(tmp_path: Path) 
         assert len(decks) == 5 and all(d.startswith("notes::") for d in decks)
     finally:
         col.close()
+
+
+def test_ctrl_c_stops_every_document_and_keeps_what_was_finished(tmp_path: Path) -> None:
+    shelf_folder(tmp_path)
+    with FakeOpenAI() as server:
+        late = server.hold(lambda body: "delta" in (chunk_of(body) or ""))
+        env = {k: v for k, v in os.environ.items() if not k.endswith("API_KEY")}
+        args = [sys.executable, "-m", "mkflash_tui", "generate", "notes", "--base-url", server.base_url,
+                "--api-key", "k", "--chunk-tokens", "120", "--yes", "--json", "-o", "course.apkg"]  # fmt: skip
+        proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                text=True)  # fmt: skip
+        assert late.wait_arrived(1, timeout=60)
+        settled = -1
+        while settled != len(server.requests):
+            settled = len(server.requests)
+            time.sleep(0.7)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        late.release()
+    report = json.loads(out)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "run the same command again to continue" in err
+    delta = next(d for d in report["documents"] if d["input"].endswith("delta.srt"))
+    assert delta["done"] < delta["chunks"]
+    assert sum(d["cards"] for d in report["documents"]) == report["cards"] > 0 and report["output"]
