@@ -260,11 +260,7 @@ def generate_main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("mkflash-tui: interrupted while reading the input; nothing was sent.\n")
         return _exit_now(EXIT_INTERRUPTED)
-    try:
-        code = run_headless(job)
-    except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
-    return _exit_now(code)
+    return _run_then_exit(run_headless, job)
 
 
 def shelf_main(args: argparse.Namespace, names: list[str]) -> int:
@@ -308,22 +304,23 @@ def shelf_main(args: argparse.Namespace, names: list[str]) -> int:
         from .shelf import Shelf
         from .shelf_headless import run_shelf_streaming
 
-        try:
-            code = run_shelf_streaming(Shelf(settings, inputs, [], list(gathered.skipped)), gathered,
-                                       server=discover_server(settings))  # fmt: skip
-        except KeyboardInterrupt:
-            code = EXIT_INTERRUPTED
-        return _exit_now(code)
+        shelf = Shelf(settings, inputs, [], list(gathered.skipped))
+        return _run_then_exit(run_shelf_streaming, shelf, gathered, server=discover_server(settings))
     try:
         shelf = prepare_shelf(settings, gathered, inputs, server=discover_server(settings))
     except KeyboardInterrupt:
         sys.stderr.write("mkflash-tui: interrupted while reading the inputs; nothing was sent.\n")
         return _exit_now(EXIT_INTERRUPTED)
+    return _run_then_exit(run_shelf_headless, shelf)
+
+
+def _run_then_exit(run, *args, **kwargs) -> NoReturn:
+    """``run(*args, **kwargs)``'s exit code (130 on Ctrl+C before its own handler is in place), then leave."""
     try:
-        code = run_shelf_headless(shelf)
+        code = run(*args, **kwargs)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
-    return _exit_now(code)
+    _exit_now(code)
 
 
 def _exit_now(code: int) -> NoReturn:

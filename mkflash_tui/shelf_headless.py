@@ -161,16 +161,11 @@ def run_shelf_headless(shelf: Shelf, *, stdout: TextIO = sys.stdout, stderr: Tex
     try:
         store = open_store(settings.data_dir, on_wait=lambda note: stderr.write(f"mkflash-tui: {note}\n"))
         shelf.continue_from(store)
-        sessions = {j.previous.session_id for j in shelf.jobs if j.previous is not None}
-        ours = store.written_by(shelf.output) in sessions | {j.id for j in store.jobs()}
+        ours = _written_by_the_job(shelf, store)
     except StoreError as exc:
         return _report_error(shelf, f"{exc}; nothing was sent.", EXIT_USAGE, stdout, stderr)
-    if not settings.dry_run and write_file:
-        try:
-            check_output_path(shelf.output, force=settings.force, ours=ours)
-        except ExportError as exc:
-            store.close()
-            return _report_error(shelf, str(exc), EXIT_USAGE, stdout, stderr)
+    if not settings.dry_run and write_file and (refused := _refuse_output(shelf, store, ours, stdout, stderr)):
+        return refused
     if settings.dry_run:
         store.close()
         dry_run(shelf, stdout)
@@ -197,6 +192,23 @@ def run_shelf_headless(shelf: Shelf, *, stdout: TextIO = sys.stdout, stderr: Tex
     asyncio.run(_drive(runs, interrupted, shared))
     return _finish(shelf, runs, store, ours=ours, write_file=write_file, interrupted=interrupted[0],
                    stdout=stdout, stderr=stderr)  # fmt: skip
+
+
+def _written_by_the_job(shelf: Shelf, store) -> bool:
+    """Whether the deck's file is as this job (or one of its documents' sessions) last wrote it. Raises
+    StoreError."""
+    earlier = store.find_job(shelf.inputs)
+    return earlier is not None and store.written_by(shelf.output) in {earlier.id, *earlier.sessions}
+
+
+def _refuse_output(shelf: Shelf, store, ours: bool, stdout: TextIO, stderr: TextIO) -> int | None:
+    """The exit code when the deck's file may not be written (it exists and is not the job's), else None."""
+    try:
+        check_output_path(shelf.output, force=shelf.settings.force, ours=ours)
+    except ExportError as exc:
+        store.close()
+        return _report_error(shelf, str(exc), EXIT_USAGE, stdout, stderr)
+    return None
 
 
 def _subscribe(job: Job, run: Run, stderr: TextIO) -> None:
@@ -226,19 +238,14 @@ def run_shelf_streaming(shelf: Shelf, gathered: Gathered, *, server: ServerInfo 
     try:
         store = open_store(settings.data_dir, on_wait=lambda note: stderr.write(f"mkflash-tui: {note}\n"))
         earlier = store.find_job(shelf.inputs)
-        mine = {earlier.id, *earlier.sessions} if earlier else set()
-        ours = store.written_by(shelf.output) in mine
+        ours = _written_by_the_job(shelf, store)
+        if write_file and (refused := _refuse_output(shelf, store, ours, stdout, stderr)):
+            return refused
         # The job keeps its earlier documents until this run ends, so a crash loses none of them.
         shelf.job_id = store.open_job(shelf.inputs, title=shelf.deck, deck=shelf.deck,
                                       sessions=list(earlier.sessions) if earlier else [])  # fmt: skip
     except StoreError as exc:
         return _report_error(shelf, f"{exc}; nothing was sent.", EXIT_USAGE, stdout, stderr)
-    if write_file:
-        try:
-            check_output_path(shelf.output, force=settings.force, ours=ours)
-        except ExportError as exc:
-            store.close()
-            return _report_error(shelf, str(exc), EXIT_USAGE, stdout, stderr)
     for note in shelf.jobs[0].fitted:
         stderr.write(f"mkflash-tui: {note}\n")
     stderr.write(f"mkflash-tui: {shelf.deck}: {fmt.plural(len(names), 'document')}, each sent as it is read, with "

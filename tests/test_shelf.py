@@ -274,3 +274,15 @@ def test_ctrl_c_stops_every_document_and_keeps_what_was_finished(tmp_path: Path)
     delta = next(d for d in report["documents"] if d["input"].endswith("delta.srt"))
     assert delta["done"] < delta["chunks"]
     assert sum(d["cards"] for d in report["documents"]) == report["cards"] > 0 and report["output"]
+
+
+def test_a_deck_another_job_wrote_is_not_replaced_without_force(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.md").write_text(sections(1, prefix=name.upper()))
+    with FakeOpenAI() as server:
+        assert generate(server, tmp_path, "a").returncode == 0
+        again = generate(server, tmp_path, "a")  # the job's own deck: replaced
+        other = generate(server, tmp_path, "b")
+    assert again.returncode == 0
+    assert other.returncode == 2 and "course.apkg already exists" in other.stderr

@@ -2,7 +2,8 @@
 
 Prints, from one run: 50 documents of 20 chunks each (1,000 chunk calls and 50 summaries) at latency 1 s with
 --concurrency 100, against the ideal for one limit over every document: one wave of summaries, then the chunk
-calls in waves of 100 (1 + 10 = 11 s); and the same shelf at latency 0, the process's own time.
+calls in waves of 100 (1 + 10 = 11 s); the same shelf at latency 0, the process's own time; and the shelf run
+again on the server the first run learned (no format probe before the first wave).
 
     python tests/bench/bench_shelf.py [--documents 50] [--chunks 20] [--concurrency 100]
 """
@@ -42,11 +43,13 @@ def make_document(d: int, chunks: int) -> str:
     return f"# Volume {d}\n\n" + "\n\n".join(sections)
 
 
-def run_shelf(folder: Path, server: FakeOpenAI, concurrency: int) -> tuple[float, dict]:
+def run_shelf(folder: Path, server: FakeOpenAI, concurrency: int, *, known: bool = False) -> tuple[float, dict]:
+    """One run; ``known``: the server as an earlier run left it in the store (its response format known, no
+    probe), every call made again all the same (--no-cache); else a first run on a new server (--fresh)."""
     started = time.perf_counter()
     args = [sys.executable, "-m", "mkflash_tui", "generate", str(folder), "-o", str(folder.parent / "shelf.apkg"),
-            "--force", "--json", "--fresh", "--yes", "--base-url", server.base_url, "--model", "fake-model",
-            "--api-key", "bench", "--chunk-tokens", str(CHUNK_TOKENS), "--overlap-tokens", "0",
+            "--force", "--json", "--no-cache" if known else "--fresh", "--yes", "--base-url", server.base_url,
+            "--model", "fake-model", "--api-key", "bench", "--chunk-tokens", str(CHUNK_TOKENS), "--overlap-tokens", "0",
             "--concurrency", str(concurrency)]  # fmt: skip
     proc = subprocess.run(
         args,
@@ -77,6 +80,7 @@ def main() -> None:
         with FakeOpenAI(latency=1.0) as server:
             wall1, report = run_shelf(folder, server, args.concurrency)
             peak = server.peak_in_flight
+            known, report_known = run_shelf(folder, server, args.concurrency, known=True)
     chunks = report["chunks"]
     ideal = math.ceil(args.documents / args.concurrency) + math.ceil(chunks / args.concurrency)
     print(f"{args.documents} documents, {chunks} chunks, {report['cards']} cards, {report['requests']} requests; "
@@ -84,6 +88,8 @@ def main() -> None:
     print(f"latency 0 (the process's own time): {wall0:.2f} s")
     print(f"latency 1 s: wall {wall1:.2f} s = {wall1 / ideal:.3f} x the ideal {ideal} s   [target <= 1.3]")
     print(f"  latency added {wall1 - wall0:.2f} s = {(wall1 - wall0) / ideal:.3f} x ideal")
+    print(f"the same server run again (its format known, no probe; every call made again, "
+          f"{report_known['requests']} requests): wall {known:.2f} s = {known / ideal:.3f} x the ideal")
 
 
 if __name__ == "__main__":
