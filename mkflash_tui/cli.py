@@ -230,17 +230,9 @@ def generate_main(argv: list[str]) -> int:
     if is_shelf(names, args.from_list):
         return shelf_main(args, names)
     args.input = names[0] if names else None
-    try:
-        settings = settings_from_args(args)
-    except UsageError as exc:
-        return _fail(str(exc))
-    if settings.config_warning:
-        sys.stderr.write(f"mkflash-tui: {settings.config_warning}\n")
-    if settings.ignored_offline():
-        sys.stderr.write(f"mkflash-tui: the offline generator ignores {' and '.join(settings.ignored_offline())}: "
-                         "it cards the text as written, in its own language.\n")  # fmt: skip
-    if settings.online and not settings.dry_run:
-        _preload_openai()
+    settings = _generate_settings(args)
+    if isinstance(settings, int):
+        return settings
     from concurrent.futures import ThreadPoolExecutor
 
     from .core.chunking import ChunkingError
@@ -263,6 +255,23 @@ def generate_main(argv: list[str]) -> int:
     return _run_then_exit(run_headless, job)
 
 
+def _generate_settings(args: argparse.Namespace):
+    """``generate``'s settings, with what they warn of said (or the usage error's exit code); the SDK starts
+    loading in the background when calls will be made."""
+    try:
+        settings = settings_from_args(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    if settings.config_warning:
+        sys.stderr.write(f"mkflash-tui: {settings.config_warning}\n")
+    if settings.ignored_offline():
+        sys.stderr.write(f"mkflash-tui: the offline generator ignores {' and '.join(settings.ignored_offline())}: "
+                         "it cards the text as written, in its own language.\n")  # fmt: skip
+    if settings.online and not settings.dry_run:
+        _preload_openai()
+    return settings
+
+
 def shelf_main(args: argparse.Namespace, names: list[str]) -> int:
     """``generate`` over many documents: gather them, say how many, read them, run them as one job."""
     if "-" in names:
@@ -270,14 +279,9 @@ def shelf_main(args: argparse.Namespace, names: list[str]) -> int:
     if args.demo:
         return _fail("--demo uses the bundled sample text; give either files or --demo, not both.")
     args.input = None
-    try:
-        settings = settings_from_args(args)
-    except UsageError as exc:
-        return _fail(str(exc))
-    if settings.config_warning:
-        sys.stderr.write(f"mkflash-tui: {settings.config_warning}\n")
-    if settings.online and not settings.dry_run:
-        _preload_openai()
+    settings = _generate_settings(args)
+    if isinstance(settings, int):
+        return settings
     from . import format as fmt
     from .core.sources import SourceError
     from .core.sources.gather import gather
