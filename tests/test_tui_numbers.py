@@ -185,6 +185,9 @@ async def test_the_bar_speaks_in_words_and_prices_a_priced_model_from_its_first_
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await started(pilot, app)
             await wait_for(pilot, lambda: screen.finished, what="the run")
+            # The bar's count is repainted on the 10 Hz timer: read it once it has caught up with the deck.
+            await wait_for(pilot, lambda: screen.card_count == len(screen.cards()), what="the bar's count")
+            await pilot.pause(0.3)
             line = bar_text(screen).splitlines()[1]
     assert "failed" in line and "calls" in line and "cards" in line, line
     assert not set("⊘⇅▤✕") & set(line), line
