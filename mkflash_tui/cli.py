@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
@@ -74,8 +73,13 @@ def app_parser() -> argparse.ArgumentParser:
         "Subcommands: 'generate' (headless; see mkflash-tui generate --help), 'sessions' (list, rm ID), "
         "'doctor' (check the server), 'config' (the config file and the settings in use).",
     )
-    parser.add_argument("input", nargs="?", help="file to open (or pick one in the app)")
+    parser.add_argument("input", nargs="*", help="file to open (or pick one in the app); several files or folders "
+                        "make one job with a subdeck per document")  # fmt: skip
     add_run_arguments(parser)
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="with folders: leave out files and folders matching GLOB (repeatable)")  # fmt: skip
+    parser.add_argument("--from-list", metavar="FILE", help="open the paths and web addresses listed in FILE, "
+                        "one a line")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"mkflash-tui {__version__}")
     return parser
 
@@ -336,19 +340,36 @@ def _exit_now(code: int) -> NoReturn:
 
 def app_main(argv: list[str]) -> int:
     args = app_parser().parse_args(argv)
+    names = list(args.input)
+    if "-" in names:
+        return _fail("the app reads keys from the terminal; for stdin use: mkflash-tui generate - -o deck.apkg")
+    from .shelf import is_shelf
+
+    shelf = is_shelf(names, args.from_list)
+    if shelf and args.demo:
+        return _fail("--demo uses the bundled sample text; give either files or --demo, not both.")
+    args.input = None if shelf or not names else names[0]
     try:
         settings = settings_from_args(args, remembered=True)
     except UsageError as exc:
         return _fail(str(exc))
-    if settings.input == "-":
-        return _fail("the app reads keys from the terminal; for stdin use: mkflash-tui generate - -o deck.apkg")
-    if settings.input and not settings.input.lower().startswith(("http://", "https://")):
+    gathered = None
+    if shelf:
+        from .core.sources import SourceError
+        from .core.sources.gather import gather
+
+        try:
+            gathered = gather(names, exclude=args.exclude, from_list=args.from_list)
+        except SourceError as exc:
+            return _fail(str(exc))
+        if not gathered.inputs:
+            where = ", ".join(str(f) for f in gathered.folders) or "the list"
+            return _fail(f"{where}: no documents to read there (text, Markdown, reStructuredText, HTML, PDF, EPUB "
+                         "or subtitles).")  # fmt: skip
+        names += [f"list:{args.from_list}"] if args.from_list else []
+    elif settings.input and not settings.input.lower().startswith(("http://", "https://")):
         from .core.sources import SourceError, check_readable
 
-        if Path(settings.input).expanduser().is_dir():
-            return _fail(f"{settings.input} is a folder; the app reviews one document at a time. For every "
-                         f"document in it, one deck with a subdeck each: mkflash-tui generate {settings.input} "
-                         "-o deck.apkg")  # fmt: skip
         try:
             check_readable(settings.input)
         except SourceError as exc:
@@ -357,4 +378,4 @@ def app_main(argv: list[str]) -> int:
         return _fail("the app needs a terminal; for scripts use: mkflash-tui generate FILE -o deck.apkg")
     from .tui.app import run_app
 
-    return run_app(settings)
+    return run_app(settings, shelf=(names, gathered) if gathered is not None else None)

@@ -234,7 +234,10 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         layers.append((REMEMBERED, config.app))
     settings.theme = config.app.get("theme") if remembered else None
 
-    settings.input = getattr(args, "input", None)
+    given = getattr(args, "input", None)
+    if isinstance(given, list):  # the app's and generate's inputs: one document here (a shelf is read apart)
+        given = given[0] if len(given) == 1 else None
+    settings.input = given or None
     settings.demo = bool(args.demo)
     settings.output = args.output
     settings.deck = args.deck

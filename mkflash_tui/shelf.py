@@ -15,7 +15,7 @@ from .core import fitting
 from .core.chunking import ChunkingError
 from .core.deck import ExportOptions, clean_deck_name, note_guid
 from .core.engine import Run
-from .core.models import Card
+from .core.models import Card, ChunkStatus, RunStats, Usage
 from .core.near import NearIndex
 from .core.plan import Estimate
 from .core.providers.discovery import ServerInfo
@@ -122,9 +122,10 @@ class Shelf:
         self.job_id = store.open_job(self.inputs, title=self.deck, deck=self.deck, sessions=sessions)
         return opened
 
-    def make_runs(self, store: Store | None, sessions: list[str | None], *, stream: bool = False) -> list[Run]:
+    def make_runs(self, store: Store | None, sessions: list[str | None], *, stream: bool = False, pace: float = 0.0,
+                  **run_kwargs) -> list[Run]:  # fmt: skip
         """One Run per document, sharing one throttle (the calls in flight across all documents) and, online,
-        one provider (one connection pool, one learned dialect)."""
+        one provider (one connection pool, one learned dialect); ``run_kwargs`` go to every Run."""
         throttle = Throttle(self.settings.concurrency)
         shared = None
         if self.settings.online:
@@ -133,7 +134,8 @@ class Shelf:
                 from .job import learn_server
 
                 learn_server(shared, store)
-        return [job.make_run(stream=stream, store=store, session_id=session, throttle=throttle, provider=shared)
+        return [job.make_run(stream=stream, pace=pace, store=store, session_id=session, throttle=throttle,
+                             provider=shared, **run_kwargs)
                 for job, session in zip(self.jobs, sessions, strict=True)]  # fmt: skip
 
     def gone_options(self, gone: Gone) -> ExportOptions:
@@ -248,3 +250,81 @@ def stem_of(name: str) -> str:
 def _file_stem(deck: str) -> str:
     stem = "".join(c if c.isalnum() or c in "-_. " else "-" for c in deck.split("::")[0]).strip(" .")
     return stem or "deck"
+
+
+class ShelfProgress:
+    """A shelf's runs seen as one run by what shows their totals (the app's bar): the chunks by state, the
+    tokens, the shared limiter and provider, and why the run stopped if it did."""
+
+    def __init__(self, title: str, runs: list[Run], *, job_id: str | None = None) -> None:
+        self.title = title
+        self.runs = runs
+        self.status = _Statuses(runs)
+        self.session_id = job_id  # the job's: what a face names as the place the work is kept
+
+    def subscribe(self, listener) -> None:
+        """Call ``listener(event, document index)`` with every event of every document."""
+        for index, run in enumerate(self.runs):
+            run.subscribe(lambda event, index=index: listener(event, index))
+
+    @property
+    def previous_cards(self) -> list[Card]:
+        return [card for run in self.runs for card in run.previous_cards]
+
+    def cancel(self) -> None:
+        for run in self.runs:
+            run.cancel()
+
+    def report_finished(self) -> None:
+        for run in self.runs:
+            run.report_finished()
+
+    async def aclose(self) -> None:
+        """Close every provider once (online, the documents share one)."""
+        closed: set[int] = set()
+        for run in self.runs:
+            if id(run.provider) not in closed:
+                closed.add(id(run.provider))
+                await run.provider.aclose()
+
+    provider = property(lambda self: self.runs[0].provider)  # one provider online; the first one's offline
+    limiter = property(lambda self: self.runs[0].limiter)  # one throttle for every document
+
+    def now(self) -> float:
+        return self.runs[0].now()
+
+    @property
+    def fatal(self) -> str | None:
+        return next((r.fatal for r in self.runs if r.fatal), None)
+
+    @property
+    def halted(self) -> str | None:
+        return next((r.halted for r in self.runs if r.halted), None)
+
+    @property
+    def cancelled(self) -> bool:
+        return any(r.cancelled for r in self.runs)
+
+    @property
+    def stats(self) -> RunStats:
+        usage = Usage()
+        for run in self.runs:
+            usage += run.stats.usage
+        return RunStats(requests=sum(r.stats.requests for r in self.runs), usage=usage)
+
+    def counts(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for run in self.runs:
+            for key, value in run.counts().items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+
+class _Statuses:
+    """Every document's chunk statuses, for reading through (two documents may hold the same chunk)."""
+
+    def __init__(self, runs: list[Run]) -> None:
+        self.runs = runs
+
+    def values(self) -> list[ChunkStatus]:
+        return [s for run in self.runs for s in run.status.values()]

@@ -197,9 +197,13 @@ def test_expensive_run_asks_first_and_yes_starts_it(tmp_path: Path) -> None:
 
 def test_the_app_checks_its_input_before_opening(tmp_path: Path) -> None:
     (tmp_path / "ok.md").write_text(sections(1))
+    (tmp_path / "empty").mkdir()
     for args, message in (
         (["missing.md"], "missing.md: no such file."),
-        (["."], "is a folder; the app reviews one document at a time"),
+        (["empty"], "empty: no documents to read there"),
+        (["ok.md", "missing.md"], "missing.md does not exist."),
+        (["."], "the app needs a terminal"),  # a folder is a shelf: read in the app
+        (["--demo", "."], "give either files or --demo"),
         (["-"], "for stdin use: mkflash-tui generate -"),
         (["ok.md"], "the app needs a terminal"),  # run_cli has no terminal
     ):

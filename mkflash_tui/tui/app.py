@@ -28,12 +28,15 @@ from ..core.models import Document
 from ..core.prompts import DEFAULT_STYLE
 from ..core.providers.presets import PRESETS
 from ..core.sources import SourceError, parse_bytes
-from ..core.store import Store, StoreError, move_store_aside, open_store
+from ..core.sources.gather import Gathered
+from ..core.store import JobInfo, Store, StoreError, move_store_aside, open_store
 from ..core.text import strip_controls
 from ..job import Job, discover_server, load_document, prepare, settings_for_session
-from .screens.confirm import ConfirmScreen
+from ..shelf import Shelf, prepare_shelf
+from .screens.confirm import ConfirmScreen, ShelfConfirmScreen
 from .screens.dialogs import BrokenStoreDialog, HelpScreen, QuitDialog, ResumeDialog, SessionsScreen
 from .screens.run import RunScreen
+from .screens.shelf import ShelfScreen
 from .screens.start import StartChoice, StartScreen
 from .text import plain
 from .widgets.key_bar import KeyBar
@@ -72,9 +75,11 @@ class MkflashApp(App[int]):
         Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
     ]
 
-    def __init__(self, settings: Settings, *, pace: float | None = None, run_options: dict | None = None) -> None:
+    def __init__(self, settings: Settings, *, pace: float | None = None, run_options: dict | None = None,
+                 shelf: tuple[list[str], Gathered] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.settings = settings
+        self.shelf_inputs = shelf  # (what was named, what it stands for): many documents, one job
         self.pace = DEMO_PACE if pace is None and settings.demo else (pace or 0.0)
         self.run_options = run_options or {}  # e.g. an injected clock, for tests and screenshots
         self.job: Job | None = None
@@ -96,6 +101,8 @@ class MkflashApp(App[int]):
                 return
 
     def get_default_screen(self) -> Screen:
+        if self.shelf_inputs is not None:
+            return LoadingScreen(f"Reading {fmt.plural(len(self.shelf_inputs[1].inputs), 'document')}…")
         what = "Opening the demo text…" if self.settings.demo else f"Reading {self.settings.input}…"
         return LoadingScreen(what if (self.settings.input or self.settings.demo) else "")
 
@@ -107,7 +114,9 @@ class MkflashApp(App[int]):
             self.notify(self.settings.config_warning, title="Config file", severity="warning", timeout=15)
         if self.settings.notice:
             self.notify(self.settings.notice, severity="warning", timeout=10)
-        if self.settings.input or self.settings.demo:
+        if self.shelf_inputs is not None:
+            self.load_shelf(self.settings, *self.shelf_inputs)
+        elif self.settings.input or self.settings.demo:
             self.load(self.settings)
         else:
             self.show_start(self.settings)
@@ -162,6 +171,120 @@ class MkflashApp(App[int]):
         else:
             self.call_from_thread(self.job_ready, job)
 
+    # ------------------------------------------------------------------ a shelf: many documents, one job
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load_shelf(self, settings: Settings, names: list[str], gathered: Gathered) -> None:
+        """Read every document in a thread (saying which, as each is read), then confirm or start. ``names``:
+        what the user gave (the job's identity); ``gathered``: the documents they stand for."""
+
+        def reading(done: int, total: int) -> None:
+            if done < total:
+                self.call_from_thread(self._say_loading, f"Reading {done + 1} of {total}: {gathered.inputs[done]}")
+
+        reading(0, len(gathered.inputs))
+        shelf = prepare_shelf(settings, gathered, names, server=discover_server(settings), on_read=reading)
+        self._continue_shelf(shelf)
+        self.call_from_thread(self.shelf_ready, shelf)
+
+    def _say_loading(self, what: str) -> None:
+        if isinstance(self.screen, LoadingScreen):
+            self.screen.query_one("#loading", Static).update(Text.assemble(("mkflash-tui", "bold"), "\n\n",
+                                                                          plain(what)))  # fmt: skip
+
+    def _continue_shelf(self, shelf: Shelf) -> None:
+        """Each document continues its own earlier session (run in the loading thread: its own connection)."""
+        if shelf.jobs and not shelf.settings.fresh:
+            try:
+                with contextlib.closing(open_store(shelf.settings.data_dir)) as reader:
+                    shelf.continue_from(reader)
+            except StoreError:
+                pass  # said when the app opens the store; the documents' sessions are then new ones
+
+    def shelf_ready(self, shelf: Shelf, view: str = "generate") -> None:
+        for _, reason in shelf.skipped[:3]:
+            self.notify(reason, title="Skipped", severity="warning", timeout=10)
+        if len(shelf.skipped) > 3:
+            self.notify(f"… and {fmt.plural(len(shelf.skipped) - 3, 'more input')} could not be read.",
+                        severity="warning", timeout=10)  # fmt: skip
+        if not shelf.jobs:
+            message = "None of the documents could be read; nothing was sent."
+            self.notify(message, title="Cannot use this input", severity="error", timeout=10)
+            self.show_start(shelf.settings, message)
+            return
+        self._ensure_store(shelf.settings, then=partial(self._shelf_store_ready, shelf, view))
+
+    def _shelf_store_ready(self, shelf: Shelf, view: str) -> None:
+        settings = shelf.settings
+        nothing_to_send = shelf.estimate().chunks == 0
+        if view == "generate" and settings.online and (not settings.yes or shelf.over_budget) and not nothing_to_send:
+            self.push_screen(ShelfConfirmScreen(shelf),
+                             lambda start: self.start_shelf(shelf) if start else self.show_start(settings))  # fmt: skip
+        else:
+            self.start_shelf(shelf, view)
+
+    def start_shelf(self, shelf: Shelf, view: str = "generate") -> None:
+        """Open every document's session and the job, and run them on one screen."""
+        settings = shelf.settings
+        if settings.ignored_offline():
+            self.notify(f"The offline generator ignores {' and '.join(settings.ignored_offline())}: it cards "
+                        "the text as written, in its own language.", timeout=6)  # fmt: skip
+        for note in shelf.jobs[0].fitted:
+            self.notify(note[0].upper() + note[1:] + ".", timeout=8)
+        continued_docs = sum(1 for j in shelf.jobs if j.previous is not None)
+        if continued_docs and not settings.fresh and view == "generate":
+            self.notify(f"Continuing {fmt.plural(continued_docs, 'document')} of this job from earlier sessions.",
+                        timeout=6)  # fmt: skip
+        sessions: list[str | None] = [None] * len(shelf.jobs)
+        continued = [True] * len(shelf.jobs)
+        decisions = {}
+        if self.store is not None:
+            try:
+                opened = shelf.open(self.store)
+                sessions = [session for session, _ in opened]
+                continued = [was for _, was in opened]
+                decisions = {s: self.store.decisions(s) for s, was in opened if was}
+            except StoreError as exc:
+                self.store_error, self.store = str(exc), None
+                self.notify(f"{exc}. Cards will not be kept after you quit.", severity="warning", timeout=10)
+        runs = shelf.make_runs(self.store, sessions, stream=True, pace=self.pace, **self.run_options)
+        screen = ShelfScreen(shelf, runs, store=self.store, decisions=decisions, continued=continued, view=view)
+        if self.run_screen is not None:
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def reopen_job(self, job: JobInfo) -> None:
+        """An earlier job, whole, in the review view: each document from its session's kept text."""
+        assert self.store is not None
+        sources = []
+        try:
+            with contextlib.closing(open_store(self.settings.data_dir)) as reader:
+                sources = [reader.session_source(sid) for sid in job.sessions]
+                names = {s.id: s.input_name for s in reader.sessions()}
+        except StoreError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+            return
+        kept = [(sid, source) for sid, source in zip(job.sessions, sources, strict=True) if source is not None]
+        if not kept:
+            self.call_from_thread(self.notify, "That job's documents were kept without their text; run its "
+                                  "folder again to reopen it.", severity="warning", timeout=8)  # fmt: skip
+            return
+        spec, _, source_key = kept[0][1]
+        settings = settings_for_session(self.settings, spec, source_key)
+        settings.deck = job.deck
+        shelf = Shelf(settings, list(job.inputs), [], deck=job.deck)
+        for sid, (spec, document, source_key) in kept:
+            own = settings_for_session(self.settings, spec, source_key)
+            own.input = names.get(sid) or document.name
+            try:
+                shelf.jobs.append(prepare(own, document))
+            except ChunkingError as exc:
+                shelf.skipped.append((own.input, str(exc)))
+        self._continue_shelf(shelf)
+        self.call_from_thread(self.shelf_ready, shelf, "review")
+
     # ------------------------------------------------------------------ sessions
 
     def _ensure_store(self, settings: Settings, then=None) -> Store | None:
@@ -200,10 +323,16 @@ class MkflashApp(App[int]):
             return
         if isinstance(self.screen, SessionsScreen):
             return
-        self.push_screen(SessionsScreen(store.sessions(), remove=self._delete_session), self.reopen)
+        try:
+            jobs = store.jobs()
+        except StoreError:
+            jobs = []
+        self.push_screen(SessionsScreen(store.sessions(), remove=self._delete_session, jobs=jobs), self.reopen)
 
     def _delete_session(self, session_id: str) -> bool:
         try:
+            if self.store is not None and session_id.startswith("j") and self.store.remove_job(session_id):
+                return True
             return self.store is not None and self.store.remove_session(session_id)
         except StoreError as exc:
             self.notify(str(exc), severity="error", timeout=8)
@@ -212,6 +341,12 @@ class MkflashApp(App[int]):
     def reopen(self, session_id: str | None) -> None:
         """Open an earlier session in the review view: its answers come from the store, its decisions kept."""
         if session_id is None or self.store is None:
+            return
+        job = next((j for j in self.store.jobs() if j.id == session_id), None)
+        if job is not None:
+            if isinstance(self.screen, StartScreen):
+                self.pop_screen()
+            self.reopen_job(job)
             return
         source = self.store.session_source(session_id)
         if source is None:
@@ -396,8 +531,8 @@ def make_app(settings: Settings, **kwargs) -> MkflashApp:
     return MkflashApp(dataclasses.replace(settings), **kwargs)
 
 
-def run_app(settings: Settings) -> int:
-    """Run the app in this terminal; returns the exit code."""
-    app = make_app(settings)
+def run_app(settings: Settings, **kwargs) -> int:
+    """Run the app in this terminal; returns the exit code. ``kwargs`` go to ``make_app`` (a shelf)."""
+    app = make_app(settings, **kwargs)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

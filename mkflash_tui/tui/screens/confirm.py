@@ -11,9 +11,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ... import format as fmt
+from ...core import fitting
 from ...core.prompts import DEFAULT_STYLE
 from ...core.providers.presets import is_local_url
 from ...job import Job
+from ...shelf import Shelf
 from ..text import plain
 from ..widgets.key_bar import KeyBar
 from .base import DismissOnce
@@ -88,3 +90,60 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
 
     def action_back(self) -> None:
         self.dismiss(False)
+
+
+class ShelfConfirmScreen(ConfirmScreen):
+    """The same question for a shelf: every document's chunks and price, and the total."""
+
+    def __init__(self, shelf: Shelf) -> None:
+        super().__init__(shelf.jobs[0])
+        self.shelf = shelf
+
+    def compose(self) -> ComposeResult:
+        shelf, settings, total = self.shelf, self.shelf.settings, self.shelf.estimate()
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", justify="right")
+        table.add_column()
+        table.add_row("Deck", plain(f"{shelf.deck}: {fmt.plural(len(shelf.jobs), 'document')}, a subdeck each"))
+        shown = shelf.jobs[:8]
+        for job in shown:
+            est = job.estimate
+            cost = "" if est.cost_usd is None else f", {fmt.usd(est.cost_usd)}"
+            earlier = f" ({job.done_earlier} done earlier)" if job.done_earlier else ""
+            table.add_row("", plain(f"{job.document.name}: {fmt.plural(est.chunks, 'chunk')}{earlier}, "
+                                    f"~{est.input_tokens:,} tokens{cost}"))  # fmt: skip
+        if len(shelf.jobs) > len(shown):
+            table.add_row("", plain(f"… and {fmt.plural(len(shelf.jobs) - len(shown), 'more document')}"))
+        if shelf.skipped:
+            table.add_row("Skipped", plain(f"{fmt.plural(len(shelf.skipped), 'input')} that cannot be read"))
+        table.add_row("Model", plain(settings.server()))
+        table.add_row("Chunks", f"{total.chunks} to send, {settings.concurrency} at a time across all documents")
+        seconds = shelf.estimated_seconds()
+        if seconds is not None:
+            table.add_row("Time", plain(fitting.describe_seconds(seconds)))
+        table.add_row("Cards", f"about {total.cards}")
+        table.add_row("Input tokens", f"{total.input_tokens:,} (estimated)")
+        if total.cost_usd is None:
+            price = plain(f"unknown: no price on file for {settings.model}", "yellow")
+        elif total.cost_usd == 0 and is_local_url(settings.base_url):
+            price = Text("free (a server on this machine or network)", style="bold")
+        else:
+            price = Text(f"about {fmt.usd(total.cost_usd)}", style="bold")
+        table.add_row("Cost", price)
+        if settings.key_source:
+            table.add_row("Key", plain(f"from {settings.key_source}"))
+        if shelf.over_budget:
+            hint = Text(f"This is above --max-cost {fmt.usd(settings.max_cost)}: Esc to go back.", style="bold red")
+        else:
+            hint = Text("Enter starts the run · Esc goes back", style="bold")
+        with Vertical(id="confirm-box", classes="dialog"):
+            yield Static("Send these documents to the model?", classes="dialog-title")
+            yield Static(table)
+            yield Static(hint, id="confirm-hint")
+        yield KeyBar()
+
+    def action_start(self) -> None:
+        if self.shelf.over_budget:
+            self.app.bell()
+            return
+        self.dismiss(True)

@@ -19,11 +19,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static, TextArea
 
 from ... import format as fmt
-from ...core.deck import ExportError, ExportFormat
+from ...core.ankiconnect import PushReport
+from ...core.deck import ExportError, ExportFormat, ExportOptions
 from ...core.engine import Run
-from ...core.export import export_cards
+from ...core.export import export_cards, export_groups
 from ...core.models import Card, ChunkState
-from ...core.store import SessionInfo
+from ...core.store import JobInfo, SessionInfo
 from ...job import known_stamps
 from ..text import LiteralTable, plain
 from .base import DismissOnce
@@ -56,9 +57,17 @@ class DeckHolder(Protocol):
     store: Store | None
     finished: bool  # generation is over
 
+    @property
+    def output(self) -> Path: ...  # the deck's file unless the user names another
+
     def cards(self) -> list[Card]: ...
 
-    def deck_title(self) -> str: ...
+    def export_options(self, *, force: bool | None = None) -> ExportOptions: ...
+
+    def deck_groups(self, options: ExportOptions) -> list[tuple[list[Card], ExportOptions]]:
+        """The cards as they are now, in groups of their own options: one document's ``[(cards, options)]``, or a
+        shelf's, a group per document in its subdeck of ``options.deck``."""
+        ...
 
     def mark_exported(self, path: Path, stamps: NoteStamps | None = None) -> None: ...
 
@@ -83,13 +92,13 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         self._sending = False
 
     def compose(self) -> ComposeResult:
-        options = self.job.export_options(title=self.owner.deck_title())
+        options = self.owner.export_options()
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Export deck, then quit" if self.then_quit else "Export deck", classes="dialog-title")
             yield Label("Deck name")
             yield Input(options.deck, id="deck", compact=True)
             yield Label("File (.apkg, .csv, .md or .json)")
-            yield Input(str(self.job.output), id="path", compact=True)
+            yield Input(str(self.owner.output), id="path", compact=True)
             with Horizontal(classes="options"):
                 yield Tickbox("reversed cards too", options.reverse, id="reverse", compact=True)
                 yield Tickbox("subdeck per chapter", options.subdecks, id="subdecks", compact=True)
@@ -152,15 +161,19 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
                 return
             force = True
         options = dataclasses.replace(
-            self.job.export_options(force=force, title=self.owner.deck_title()),
+            self.owner.export_options(force=force),
             deck=deck,
             reverse=self.query_one("#reverse", Checkbox).value,
             subdecks=self.query_one("#subdecks", Checkbox).value,
-            format=ExportFormat.for_path(path, self.job.settings.format if path == self.job.output else None),
+            format=ExportFormat.for_path(path, self.job.settings.format if path == self.owner.output else None),
         )
+        groups = self.owner.deck_groups(options)
         stamps = known_stamps(self.owner.store, cards)  # read here: the store belongs to this thread
         try:
-            result = await asyncio.to_thread(export_cards, cards, path, options, stamps=stamps)
+            if len(groups) == 1:
+                result = await asyncio.to_thread(export_cards, groups[0][0], path, groups[0][1], stamps=stamps)
+            else:
+                result = await asyncio.to_thread(export_groups, groups, path, deck=deck, stamps=stamps)
         except (ExportError, OSError) as exc:
             self._confirm_overwrite = None
             self._message(str(exc) if isinstance(exc, ExportError) else f"Cannot write {path}: {exc.strerror}.",
@@ -188,17 +201,18 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
         if not cards:
             self._message("There are no cards to send yet.", "bold red")
             return
-        deck = self.query_one("#deck", Input).value.strip() or self.job.export_options().deck
-        options = dataclasses.replace(self.job.export_options(title=self.owner.deck_title()), deck=deck,
+        deck = self.query_one("#deck", Input).value.strip() or self.owner.export_options().deck
+        options = dataclasses.replace(self.owner.export_options(), deck=deck,
                                       reverse=self.query_one("#reverse", Checkbox).value,
                                       subdecks=self.query_one("#subdecks", Checkbox).value)  # fmt: skip
         if self._sending:
             return  # a second press while the first push runs (disabling the button would move the focus)
         self._sending = True
         self._message(f"Sending {fmt.plural(len(cards), 'card')} to Anki at {self.job.settings.anki_url}…")
-        self.run_worker(self._push(cards, options), group="anki", exclusive=True, exit_on_error=False)
+        groups = self.owner.deck_groups(options)
+        self.run_worker(self._push(groups), group="anki", exclusive=True, exit_on_error=False)
 
-    async def _push(self, cards: list[Card], options) -> None:
+    async def _push(self, groups: list[tuple[list[Card], ExportOptions]]) -> None:
         settings = self.job.settings
 
         def send():
@@ -213,10 +227,15 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
             except StoreError:
                 store = None
             with contextlib.closing(store) if store is not None else contextlib.nullcontext():
+                total = PushReport()
                 try:
-                    return send_to_anki(cards, options, store, url=settings.anki_url, key=settings.anki_key)
+                    for cards, options in groups:  # a shelf: each document to its own subdeck
+                        report = send_to_anki(cards, options, store, url=settings.anki_url, key=settings.anki_key)
+                        for name in ("added", "updated", "unchanged", "stale", "skipped"):
+                            setattr(total, name, getattr(total, name) + getattr(report, name))
                 except AnkiConnectError as exc:
                     return str(exc)
+                return total
 
         try:
             result = await asyncio.to_thread(send)
@@ -534,9 +553,11 @@ class SessionsScreen(DismissOnce, ModalScreen[str | None]):
         Binding("delete,backspace", "remove", "Remove", tooltip="remove the highlighted session (press twice)"),
     ]
 
-    def __init__(self, sessions: list[SessionInfo], remove: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, sessions: list[SessionInfo], remove: Callable[[str], bool] | None = None,
+                 jobs: list[JobInfo] = ()) -> None:  # fmt: skip
         super().__init__()
         self.sessions = sessions
+        self.jobs = list(jobs)  # runs over many documents: listed first, reopened whole
         self.remove_session = remove
         self._armed: str | None = None  # the session a first Delete picked
 
@@ -547,6 +568,17 @@ class SessionsScreen(DismissOnce, ModalScreen[str | None]):
                 yield Static("No sessions yet: every run is kept here, with its cards and your edits.")
             table = LiteralTable(cursor_type="row", id="sessions")
             table.add_columns("date", "chunks", "cards", "exported", "title", "source")
+            by_id = {s.id: s for s in self.sessions}
+            for job in self.jobs:
+                members = [by_id[sid] for sid in job.sessions if sid in by_id]
+                if not members:
+                    continue
+                date = datetime.datetime.fromtimestamp(job.updated).strftime("%Y-%m-%d %H:%M")
+                done, total = sum(m.chunks_done for m in members), sum(m.chunks_total for m in members)
+                exported = "yes" if all(m.exported_to for m in members) else "no"
+                table.add_row(date, f"{done}/{total}", str(sum(m.cards for m in members)), exported,
+                              f"{job.deck} ({fmt.plural(len(members), 'document')})",
+                              _short_source(", ".join(job.inputs)), key=job.id)  # fmt: skip
             for s in self.sessions:
                 date = datetime.datetime.fromtimestamp(s.updated).strftime("%Y-%m-%d %H:%M")
                 table.add_row(date, f"{s.chunks_done}/{s.chunks_total}", str(s.cards),
@@ -572,12 +604,17 @@ class SessionsScreen(DismissOnce, ModalScreen[str | None]):
         if self._armed != key.value:
             self._armed = key.value
             title = next((s.title for s in self.sessions if s.id == key.value), "")
+            title = next((f"{j.deck} and its documents' sessions" for j in self.jobs if j.id == key.value), title)
             hint.update(plain(f"Delete again removes “{title}” and its cards for good · Esc goes back"))
             return
         self._armed = None
         if self.remove_session(str(key.value)):
-            table.remove_row(key)
-            self.sessions = [s for s in self.sessions if s.id != key.value]
+            job = next((j for j in self.jobs if j.id == key.value), None)
+            for gone in [key.value, *(job.sessions if job else ())]:
+                if gone in table.rows:
+                    table.remove_row(gone)
+            self.sessions = [s for s in self.sessions if s.id != key.value and not (job and s.id in job.sessions)]
+            self.jobs = [j for j in self.jobs if j.id != key.value]
         hint.update("Enter reopens it in Review · Delete removes it · Esc goes back")
 
 
@@ -588,3 +625,37 @@ def _short_source(source: str, width: int = 40) -> str:
     if source.startswith(home + "/"):
         source = "~" + source[len(home) :]
     return source if len(source) <= width else "…" + source[-(width - 1) :]
+
+
+class DocumentPicker(DismissOnce, ModalScreen[int | None]):
+    """A shelf's documents, with their cards: Enter shows one (its chunks on the board, its cards in Review);
+    the first line shows all of them again. Dismisses with the document's index, -1 for all, None for Esc."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Back")]
+
+    def __init__(self, names: list[str], cards: list[int], current: int | None) -> None:
+        super().__init__()
+        self.names = names
+        self.counts = cards
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label("Show one document", classes="dialog-title")
+            table = LiteralTable(cursor_type="row", id="documents-picked")
+            table.add_columns("", "document", "cards")
+            table.add_row("", "All documents", str(sum(self.counts)), key="-1")
+            for index, (name, count) in enumerate(zip(self.names, self.counts, strict=True)):
+                table.add_row(str(index + 1), name, str(count), key=str(index))
+            yield table
+            yield Label("Enter shows it · Esc goes back", classes="hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.focus()
+        if self.current is not None:
+            table.move_cursor(row=self.current + 1)
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        self.dismiss(int(event.row_key.value or -1))

@@ -24,7 +24,7 @@ from textual.widgets import ContentSwitcher, Input, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
-from ...core.deck import NoteStamps
+from ...core.deck import ExportOptions, NoteStamps
 from ...core.engine import Run, RunCancelled
 from ...core.models import (
     Card,
@@ -179,13 +179,24 @@ class RunScreen(Screen):
         self.query_one("#filter-row").display = False
         self.query_one(CardDetail).show(None)
         self.set_interval(REFRESH_SECONDS, self.refresh_views)
-        self.query_one(ChunkBoard).focus()
+        self.focus_first()
         self.start()
         if self.initial_view != "generate":
             self.call_after_refresh(self.action_view, self.initial_view)
 
+    def focus_first(self) -> None:
+        self.query_one(ChunkBoard).focus()
+
+    # Textual calls a handler of every class on the way up: a subclass changes these methods, not the handlers.
+
     async def on_unmount(self) -> None:
-        # Leaving the app (or this run) stops every call and closes the client's connections.
+        await self.close_run()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.worker_changed(event)
+
+    async def close_run(self) -> None:
+        """Leaving the app (or this run) stops every call and closes the client's connections."""
         self.record_count()
         self.run.cancel()
         await self.run.aclose()
@@ -234,7 +245,7 @@ class RunScreen(Screen):
                 )
                 self._chunk_of_worker[worker] = chunk_id
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+    def worker_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "summary" and event.state is WorkerState.ERROR:
             self.app.notify(f"The summary step failed: {worker.error}", title="Error", severity="error")
@@ -622,7 +633,7 @@ class RunScreen(Screen):
     def _open_chunk(self, event: ChunkBoard.Opened) -> None:
         from .dialogs import ChunkDialog
 
-        self._open(ChunkDialog(self.run, event.chunk_id))
+        self._open(ChunkDialog(self.query_one(ChunkBoard).run, event.chunk_id))  # a shelf: the board's document
 
     def _open(self, dialog: Screen, callback=None) -> None:
         """Open a dialog over this screen, unless another already is (keys come in bursts: a second Enter or x
@@ -657,6 +668,17 @@ class RunScreen(Screen):
     def deck_title(self) -> str:
         """The title the deck is named after: the document's, else the summary's (``Run.title``)."""
         return self.run.title
+
+    @property
+    def output(self) -> Path:
+        return self.job.output
+
+    def export_options(self, *, force: bool | None = None) -> ExportOptions:
+        """The export's defaults: the settings', the deck named after the run's title."""
+        return self.job.export_options(force=force, title=self.deck_title())
+
+    def deck_groups(self, options: ExportOptions) -> list[tuple[list[Card], ExportOptions]]:
+        return [(self.cards(), options)]
 
     def mark_sent(self) -> None:
         """The cards as they are now are in Anki: quitting loses nothing."""

@@ -98,6 +98,16 @@ class ChunkBoard(ScrollView, can_focus=True):
         self._style_cache: dict[tuple[str, ChunkState, bool], tuple[Style, Style, Style]] = {}
         self._drawn: dict[int, tuple] = {}  # panel index -> what its text depended on when last drawn
 
+    def show(self, run: Run) -> None:
+        """Draw another run's chunks (a shelf shows one document's at a time), the cursor on its first."""
+        self.run = run
+        self.ids = [c.id for c in run.chunks]
+        self._drawn.clear()
+        self._update_virtual_size()
+        self.scroll_to(0, 0, animate=False)
+        self.set_reactive(ChunkBoard.cursor, 0)
+        self.refresh()
+
     # ------------------------------------------------------------------ geometry
 
     @property
