@@ -17,8 +17,10 @@ from mkflash_tui.core.sources.gather import gather
 from mkflash_tui.core.store import open_store
 from mkflash_tui.shelf import subdeck_titles
 from mkflash_tui.tui.app import make_app
+from mkflash_tui.tui.screens.confirm import ShelfConfirmScreen
 from mkflash_tui.tui.screens.dialogs import DocumentPicker, ExportDialog, SessionsScreen
 from mkflash_tui.tui.screens.shelf import ShelfScreen
+from mkflash_tui.tui.screens.start import StartScreen
 from mkflash_tui.tui.widgets.cards import CardTable
 from mkflash_tui.tui.widgets.chunk_board import ChunkBoard
 from mkflash_tui.tui.widgets.document_list import DocumentList
@@ -149,3 +151,22 @@ async def test_the_whole_job_reopens_from_the_sessions_dialog_without_a_call(tmp
             assert app.screen.query_one("#views").current == "review"
             assert {c.id for c in screen.cards()} == made
             assert len(server.requests) == sent  # every chunk answered from the store
+
+
+async def test_the_job_is_confirmed_once_with_every_document_and_nothing_is_sent_before(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "one.md").write_text(sections(2, prefix="One"))
+    (tmp_path / "course" / "two.md").write_text(sections(3, prefix="Two"))
+    with FakeOpenAI() as server:
+        settings = app_settings("--base-url", server.base_url, "--api-key", "sk-test", "--chunk-tokens", "120",
+                                "--overlap-tokens", "0", "--model", "gpt-4o")  # fmt: skip
+        app = make_app(settings, shelf=(["course"], gather(["course"])))
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ShelfConfirmScreen), what="the question")
+            text = await screen_text(pilot)
+            assert "Send these documents to the model?" in text and "course: 2 documents" in text
+            assert "one.md: 2 chunks" in text and "two.md: 3 chunks" in text and "5 to send" in text
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, StartScreen), what="the start screen")
+        assert server.requests == []

@@ -31,6 +31,7 @@ from ...core.models import (
     ChunkFailed,
     ChunkFinished,
     ChunkRetrying,
+    ChunkStarted,
     ChunkState,
     Event,
     LimitChanged,
@@ -38,6 +39,7 @@ from ...core.models import (
     RunFinished,
     SummaryFailed,
     SummaryFinished,
+    SummaryStarted,
 )
 from ...core.near import NearIndex
 from ...core.review import Decisions
@@ -228,7 +230,12 @@ class ShelfScreen(RunScreen):
         """Every document's events, on this loop: record, never draw."""
         run = self.runs[index]
         name, stamp, total = self.names[index], f"{event.at:7.2f}s", len(run.chunks)
-        if isinstance(event, ChunkFinished):
+        if isinstance(event, ChunkStarted):
+            attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self._log_lines.append(f"{stamp} START {name}: chunk {event.index + 1}/{total}{attempt}")
+        elif isinstance(event, SummaryStarted):
+            self._log_lines.append(f"{stamp} START {name}: summary")
+        elif isinstance(event, ChunkFinished):
             what = fmt.plural(len(event.cards), "card") if event.cards else f"no cards ({event.note})"
             self._log_lines.append(f"{stamp} END   {name}: chunk {event.index + 1}/{total} {what}")
             if self.decisions:
