@@ -56,13 +56,7 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         table.add_row("Cards", f"about {estimate.cards}" + (" more" if job.done_earlier else ""))
         table.add_row("Input tokens", f"{estimate.input_tokens:,} (estimated)")
         table.add_row("Output tokens", f"{estimate.output_tokens:,} (estimated)")
-        if estimate.cost_usd is None:
-            price = plain(f"unknown: no price on file for {settings.model}", "yellow")
-        elif estimate.cost_usd == 0 and is_local_url(settings.base_url):
-            price = Text("free (a server on this machine or network)", style="bold")
-        else:
-            price = Text(f"about {fmt.usd(estimate.cost_usd)}", style="bold")
-        table.add_row("Cost", price)
+        table.add_row("Cost", _price(estimate.cost_usd, settings))
         if settings.key_source:
             table.add_row("Key", plain(f"from {settings.key_source}"))
         if settings.remembered:
@@ -72,18 +66,26 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
             table.add_row("Remembered", plain(f"{names}: your last choices in the app (change them in Settings, or "
                                               f"under [app] in {config_path()}); mkflash-tui generate does not use "
                                               "them"))  # fmt: skip
-        if self.job.over_budget:
-            hint = Text(f"This is above --max-cost {fmt.usd(settings.max_cost)}: Esc to go back.", style="bold red")
+        yield from self._box("Send this document to the model?", table)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.job.over_budget
+
+    def _box(self, title: str, table: Table) -> ComposeResult:
+        if self.over_budget:
+            hint = Text(f"This is above --max-cost {fmt.usd(self.job.settings.max_cost)}: Esc to go back.",
+                        style="bold red")  # fmt: skip
         else:
             hint = Text("Enter starts the run · Esc goes back", style="bold")
         with Vertical(id="confirm-box", classes="dialog"):
-            yield Static("Send this document to the model?", classes="dialog-title")
+            yield Static(title, classes="dialog-title")
             yield Static(table)
             yield Static(hint, id="confirm-hint")
         yield KeyBar()
 
     def action_start(self) -> None:
-        if self.job.over_budget:
+        if self.over_budget:
             self.app.bell()
             return
         self.dismiss(True)
@@ -123,27 +125,19 @@ class ShelfConfirmScreen(ConfirmScreen):
             table.add_row("Time", plain(fitting.describe_seconds(seconds)))
         table.add_row("Cards", f"about {total.cards}")
         table.add_row("Input tokens", f"{total.input_tokens:,} (estimated)")
-        if total.cost_usd is None:
-            price = plain(f"unknown: no price on file for {settings.model}", "yellow")
-        elif total.cost_usd == 0 and is_local_url(settings.base_url):
-            price = Text("free (a server on this machine or network)", style="bold")
-        else:
-            price = Text(f"about {fmt.usd(total.cost_usd)}", style="bold")
-        table.add_row("Cost", price)
+        table.add_row("Cost", _price(total.cost_usd, settings))
         if settings.key_source:
             table.add_row("Key", plain(f"from {settings.key_source}"))
-        if shelf.over_budget:
-            hint = Text(f"This is above --max-cost {fmt.usd(settings.max_cost)}: Esc to go back.", style="bold red")
-        else:
-            hint = Text("Enter starts the run · Esc goes back", style="bold")
-        with Vertical(id="confirm-box", classes="dialog"):
-            yield Static("Send these documents to the model?", classes="dialog-title")
-            yield Static(table)
-            yield Static(hint, id="confirm-hint")
-        yield KeyBar()
+        yield from self._box("Send these documents to the model?", table)
 
-    def action_start(self) -> None:
-        if self.shelf.over_budget:
-            self.app.bell()
-            return
-        self.dismiss(True)
+    @property
+    def over_budget(self) -> bool:
+        return self.shelf.over_budget
+
+
+def _price(cost: float | None, settings) -> Text:
+    if cost is None:
+        return plain(f"unknown: no price on file for {settings.model}", "yellow")
+    if cost == 0 and is_local_url(settings.base_url):
+        return Text("free (a server on this machine or network)", style="bold")
+    return Text(f"about {fmt.usd(cost)}", style="bold")
