@@ -34,6 +34,13 @@ def shelf_app(server: FakeOpenAI | None, names: list[str], *flags: str):
     return make_app(settings, shelf=(names, gather(names)))
 
 
+def course(root: Path) -> None:
+    """A folder of two documents: 2 and 3 chunks at --chunk-tokens 120 without overlap."""
+    (root / "course").mkdir()
+    (root / "course" / "one.md").write_text(sections(2, prefix="One"))
+    (root / "course" / "two.md").write_text(sections(3, prefix="Two"))
+
+
 async def shelf_screen(pilot, app) -> ShelfScreen:
     await wait_for(pilot, lambda: isinstance(app.run_screen, ShelfScreen), what="the shelf's screen")
     await pilot.pause()
@@ -111,6 +118,7 @@ async def test_a_folder_runs_under_one_limit_with_a_line_per_document_and_export
                            what="the deck")  # fmt: skip
             titles = subdeck_titles(screen.shelf, runs)  # two documents with one title: their files tell them apart
             with_cards = {titles[screen._doc_of_card[c.id]] for c in screen.cards()}
+            reviewed = {note_guid(c.id): c.front for c in screen.cards()}
     anki = AnkiCollection(tmp_path / "anki")
     try:
         anki.import_apkg(tmp_path / "notes.apkg")
@@ -118,15 +126,14 @@ async def test_a_folder_runs_under_one_limit_with_a_line_per_document_and_export
     finally:
         anki.close()
     assert len(imported) == kept and note_guid(doomed.id) not in {n.guid for n in imported}
+    assert {n.guid for n in imported} == set(reviewed)  # exactly what Review showed
     decks = {d for n in imported for d in n.decks}
     assert decks == {f"notes::{title}" for title in with_cards} and len(with_cards) >= 4
 
 
 async def test_the_whole_job_reopens_from_the_sessions_dialog_without_a_call(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "course").mkdir()
-    (tmp_path / "course" / "one.md").write_text(sections(2, prefix="One"))
-    (tmp_path / "course" / "two.md").write_text(sections(3, prefix="Two"))
+    course(tmp_path)
     with FakeOpenAI() as server:
         app = shelf_app(server, ["course"])
         async with app.run_test(size=SIZE) as pilot:
@@ -155,9 +162,7 @@ async def test_the_whole_job_reopens_from_the_sessions_dialog_without_a_call(tmp
 
 async def test_the_job_is_confirmed_once_with_every_document_and_nothing_is_sent_before(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "course").mkdir()
-    (tmp_path / "course" / "one.md").write_text(sections(2, prefix="One"))
-    (tmp_path / "course" / "two.md").write_text(sections(3, prefix="Two"))
+    course(tmp_path)
     with FakeOpenAI() as server:
         settings = app_settings("--base-url", server.base_url, "--api-key", "sk-test", "--chunk-tokens", "120",
                                 "--overlap-tokens", "0", "--model", "gpt-4o")  # fmt: skip
