@@ -2,6 +2,7 @@
 
 mkflash-tui [FILE] [flags]              the Textual app
 mkflash-tui generate [FILE|-] [flags]   headless: write a deck and exit
+mkflash-tui regenerate SESSION --card ID | --chunk N [--note TEXT]   make cards again
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def app_parser() -> argparse.ArgumentParser:
         prog="mkflash-tui",
         description="Turn any text into an Anki deck with an LLM, fast. "
         "Subcommands: 'generate' (headless; see mkflash-tui generate --help), 'sessions' (list, rm ID), "
-        "'doctor' (check the server), 'config' (the config file and the settings in use).",
+        "'doctor' (check the server), 'config' (the config file and the settings in use), 'regenerate' (make a card "
+        "or a chunk again in a session).",
     )
     parser.add_argument("input", nargs="*", help="file to open (or pick one in the app); several files or folders "
                         "make one job with a subdeck per document")  # fmt: skip
@@ -94,7 +96,28 @@ def main(argv: list[str] | None = None) -> int:
         return doctor_main(argv[1:])
     if argv[:1] == ["config"]:
         return config_main(argv[1:])
+    if argv[:1] == ["regenerate"]:
+        return regenerate_main(argv[1:])
     return app_main(argv)
+
+
+def regenerate_main(argv: list[str]) -> int:
+    """``mkflash-tui regenerate SESSION --card ID | --chunk N [--note TEXT] [-o FILE]``."""
+    from .remake_headless import add_arguments, regenerate
+
+    parser = _Parser(prog="mkflash-tui regenerate", description="Make one card, or one chunk's cards, again in "
+                     "a stored session, with an optional note to the model; prints what changed. The new cards "
+                     "keep the GUIDs of those they replace, so a deck exported again updates the notes.",
+                     epilog="Exit codes: 0 made again, 1 the call failed (the cards stay as they were), 2 bad "
+                     "usage, 3 the server refused.")  # fmt: skip
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    flags = [*(["--api-key", args.api_key] if args.api_key else [])]
+    try:
+        base = settings_from_args(generate_parser().parse_args(flags))
+    except UsageError as exc:
+        return _fail(str(exc))
+    return regenerate(args, base)
 
 
 def sessions_main(argv: list[str]) -> int:

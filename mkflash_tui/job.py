@@ -200,6 +200,7 @@ class Job:
             previous_cards=self.plan.previous_cards,
             exported_ids=self.plan.exported_ids,
             keep_ids=self.plan.written_ids,
+            stored_cards=self.plan.stored_cards,
             **run_kwargs,
         )
 

@@ -107,6 +107,22 @@ def test_a_card_edited_in_review_updates_its_note(tmp_path: Path, anki: FakeAnki
     assert note_of(anki, card["guid"])[field] == front and len(anki.notes()) == report["cards"]
 
 
+def test_a_card_made_again_updates_its_pushed_note(tmp_path: Path, anki: FakeAnkiConnect) -> None:
+    from test_remake import remaking_cards
+
+    write_notes(tmp_path)
+    with FakeOpenAI(cards=remaking_cards) as server:
+        flags = ("--base-url", server.base_url, "--api-key", "sk-test", "--yes", "-o", "deck.json", "--force")
+        report = push(tmp_path, anki, *flags)
+        card = next(c for c in json.loads((tmp_path / "deck.json").read_text())["cards"] if c["type"] == "basic")
+        done = run_cli("regenerate", report["session"], "--card", card["id"], "--note", "simpler", "--api-key",
+                       "sk-test", cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        again = push(tmp_path, anki, *flags)
+    assert again["anki"]["updated"] == 1 and again["anki"]["added"] == 0
+    assert note_of(anki, card["guid"])["Front"].startswith("(simpler)") and len(anki.notes()) == report["cards"]
+
+
 def note_of(anki: FakeAnkiConnect, guid: str) -> dict[str, str]:
     """The fields of the note a card became, by the note id the store kept for it (our GUID, or Anki's own)."""
     store = open_store(None)

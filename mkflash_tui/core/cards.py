@@ -124,12 +124,20 @@ class CardBook:
     ``previous_cards``: a continued session's cards of chunks that are gone or changed (a regenerated card with the
     same text takes over its id; the rest are stale); ``exported_ids``: the cards the session's last run would
     have exported (Anki may have notes for them); ``keep_ids``: cards already written to a deck file, which the
-    quality gate never drops.
+    quality gate never drops; ``stored``: the cards a continued session kept for its unchanged chunks, whose ids
+    a card made again of the same answer takes (cards made again from Review keep the ids of those they replaced).
     """
 
     def __init__(self, previous_cards: Iterable[Card] = (), exported_ids: Iterable[str] = (),
-                 keep_ids: Iterable[str] = (), *, drop_flagged: bool = False) -> None:  # fmt: skip
-        self.previous_cards = [dataclasses.replace(c, stale=True) for c in previous_cards]
+                 keep_ids: Iterable[str] = (), *, drop_flagged: bool = False,
+                 stored: dict[str, list[Card]] | None = None) -> None:  # fmt: skip
+        # One card each: a card whose id a later chunk took over is listed under both chunks once they are gone.
+        self.previous_cards: list[Card] = []
+        listed: set[str] = set()
+        for card in previous_cards:
+            if card.id not in listed:
+                listed.add(card.id)
+                self.previous_cards.append(dataclasses.replace(card, stale=True))
         self._adoptable: dict[str, str] = {}
         for card in self.previous_cards:
             self._adoptable.setdefault(card.dedup_key(), card.id)
@@ -141,13 +149,29 @@ class CardBook:
         self._tally: dict[str, int] = {"made": 0, "kept": 0, "repeats": 0, "broken": 0}
         self._kept_at_finish: dict[str, int] = {}
         self._seen_keys: set[str] = set()
+        self._stored = dict(stored or {})
 
     def make(self, chunk: Chunk, drafts: Iterable[CardDraft], *, markdown: bool) -> list[Card]:
         """A finished chunk's cards (earlier ids adopted), counted as they add to the deck."""
         cards = make_cards(chunk, drafts, markdown=markdown)
+        self._keep_stored_ids(chunk, cards)
         self._adopt(cards)
         self._count_kept(chunk, cards)
         return cards
+
+    def _keep_stored_ids(self, chunk: Chunk, cards: list[Card]) -> None:
+        """Each card takes the id the session stored for the card of its text in this chunk."""
+        stored = self._stored.pop(chunk.id, None)
+        if not stored:
+            return
+        ids = {c.dedup_key(): c.id for c in stored}
+        taken = {c.id for c in cards}
+        for card in cards:
+            kept = ids.get(card.dedup_key())
+            if kept is not None and kept != card.id and kept not in taken:
+                taken.discard(card.id)
+                card.id = kept
+                taken.add(kept)
 
     def kept_of(self, chunk_id: str) -> int:
         """The cards this chunk added to the deck when it finished: less the repeats of cards finished before it

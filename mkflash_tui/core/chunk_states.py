@@ -34,6 +34,13 @@ class ChunkStates:
         self._emit = emit
         self._now = now
         self.finished = 0  # chunks that have finished so far
+        self.revision = 0  # changes whenever a chunk's cards do: it finishes, or its cards are made again
+
+    def replace(self, chunk_id: str, cards: list[Card], key: str) -> None:
+        """A finished chunk's cards are now ``cards``, made of the answer kept under ``key`` (``core.remake``)."""
+        status = self.status[chunk_id]
+        status.cards, status.key = list(cards), key
+        self.revision += 1
 
     def queue_all(self) -> list[str]:
         """Report every chunk as queued; returns their ids in document order."""
@@ -93,6 +100,7 @@ class ChunkStates:
         chunk = status.chunk
         status.cards = cards
         self.finished += 1
+        self.revision += 1
         status.raw_output = raw
         status.trimmed = trimmed
         status.state = ChunkState.DONE

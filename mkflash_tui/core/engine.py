@@ -77,6 +77,7 @@ class Run:
         keep_ids: Iterable[str] = (),
         throttle: Throttle | None = None,
         transport: Transport | None = None,
+        stored_cards: dict[str, list[Card]] | None = None,
     ) -> None:
         self.document = document
         self.chunks = chunks
@@ -91,7 +92,8 @@ class Run:
         self.journal = RunJournal(journal, session_id, self.control, use_cache=use_cache, known_keys=known_keys)
         self.chunk_states = ChunkStates(chunks, wanted, self.settings, self.journal, emit=self._emit, now=self.now)
         self.status = self.chunk_states.status
-        self.book = CardBook(previous_cards, exported_ids, keep_ids, drop_flagged=self.settings.drop_flagged)
+        self.book = CardBook(previous_cards, exported_ids, keep_ids, drop_flagged=self.settings.drop_flagged,
+                             stored=stored_cards)  # fmt: skip
         self.stats = RunStats()
         self.summary: Summary | None = None
         self.throttle = throttle or Throttle(self.settings.concurrency,
@@ -250,6 +252,7 @@ class Run:
         trimmed[:0] = result.notes
         raw = excerpt(result.raw)
         cards = self.book.make(chunk, drafts, markdown=self.provider.online)
+        status.key = key
         if store:
             self.journal.save_chunk(chunk, key, drafts, raw, result.usage, cards, status.cards_wanted)
             await asyncio.sleep(0)  # let the loop breathe between commits when many chunks finish at once
@@ -334,9 +337,9 @@ class Run:
     def cards(self) -> list[Card]:
         """Every card made so far, in input order, as the deck has them (``CardBook.deck``); made again only after
         a chunk has finished (the faces ask for it many times a second)."""
-        finished = self.chunk_states.finished
-        if self._cards_cache is None or self._cards_cache[0] != finished:
-            self._cards_cache = (finished, self.book.deck(self.status[c.id].cards for c in self.chunks))
+        revision = self.chunk_states.revision
+        if self._cards_cache is None or self._cards_cache[0] != revision:
+            self._cards_cache = (revision, self.book.deck(self.status[c.id].cards for c in self.chunks))
         return list(self._cards_cache[1])
 
     def tally(self) -> dict[str, int]:
@@ -347,7 +350,3 @@ class Run:
     def kept_of(self, chunk_id: str) -> int:
         """The cards this chunk added to the deck when it finished (``CardBook.kept_of``)."""
         return self.book.kept_of(chunk_id)
-
-    def stale_cards(self) -> list[Card]:
-        """Cards of the session's earlier text that this run has not made again (kept, marked stale)."""
-        return [c for c in self.cards() if c.stale]

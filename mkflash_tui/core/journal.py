@@ -37,6 +37,8 @@ class Journal(Protocol):
 
     def save_server_facts(self, key: str, facts: dict) -> None: ...
 
+    def reset_decisions(self, session_id: str | None, cards: Iterable[Card]) -> None: ...  # cards made again
+
 
 class RunJournal:
     """One run's journal. ``use_cache`` False (``--fresh``, ``--no-cache``): ask again, but still keep the answers.

@@ -400,3 +400,4 @@ class ChunkStatus:
     reason: str = ""
     raw_output: str = ""
     trimmed: list[str] = field(default_factory=list)  # what was cut from the answer (cards over the budget, …)
+    key: str = ""  # the cache key of the answer its cards were made of (once done)

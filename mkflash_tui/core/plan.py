@@ -115,6 +115,15 @@ class Plan:
         return sum(c.cards_wanted or 0 for c in self.chunks)
 
     @property
+    def stored_cards(self) -> dict[str, list[Card]]:
+        """The cards the session kept for the chunks answered before, whose ids the cards made again take."""
+        if self.previous is None or self.changes is None:
+            return {}
+        finished = self.previous.finished
+        return {c.id: list(finished[c.id].cards or ()) for c in self.chunks
+                if c.id in finished and c.id in self.known_keys}  # fmt: skip
+
+    @property
     def done_earlier(self) -> int:
         """Chunks a continued session answered before: not sent, not priced."""
         return self.changes.unchanged if self.changes else 0

@@ -155,6 +155,8 @@ class CardRequest:
     compact: bool = False  # the short prompt, for a small context window
     overlap_chars: int = 0  # chunk_text[:overlap_chars] repeats the previous chunk's end (not in the key: the
     # text decides it)
+    again: tuple[tuple[str, str], ...] = ()  # made again: the (front, back) of the cards to replace
+    note: str = ""  # made again: the user's note to the model ("simpler", "as a cloze")
 
     def key_material(self, prompt_version: str = PROMPT_VERSION) -> str:
         """What the cache key is made of; ``prompt_version``: an earlier prompt's, to find its answers."""
@@ -171,6 +173,8 @@ class CardRequest:
             material.append({"language": self.language, "style": self.style})
         if self.compact:
             material.append("compact")
+        if self.again or self.note:  # only then: the keys of first answers stay as they were
+            material.append({"again": [list(pair) for pair in self.again], "note": self.note})
         return json.dumps(material, ensure_ascii=False)
 
 
@@ -204,12 +208,34 @@ def card_messages(request: CardRequest, json_hint: bool = False) -> list[dict[st
         "(fewer if the passage holds less worth learning) from this passage:\n"
         f"{CHUNK_OPEN}\n{inert(request.chunk_text)}\n{CHUNK_CLOSE}"
     )
+    if request.again or request.note:
+        user += "\n\n" + again_prompt(request)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     if request.repair_of:
         # A repair request: show the model its unreadable answer and ask for the JSON alone.
         messages.append({"role": "assistant", "content": request.repair_of[:20_000]})
         messages.append({"role": "user", "content": REPAIR_PROMPT})
     return messages
+
+
+def again_prompt(request: CardRequest) -> str:
+    """What a request to make cards again adds: the cards it replaces, and the user's note."""
+    one = len(request.again) == 1
+    if request.again:
+        made = inert("\n".join(f"- front: {json.dumps(front, ensure_ascii=False)}; back: "
+                         f"{json.dumps(back, ensure_ascii=False)}" for front, back in request.again))  # fmt: skip
+        lines = [
+            f"{'This card was' if one else 'These cards were'} made from the passage before, and the user asked "
+            f"for {'it' if one else 'them'} again:",
+            made,
+            f"Write {'one new card to replace it, on the same fact' if one else 'new cards to replace them'}, "
+            "better than before and never in the same words.",
+        ]
+    else:
+        lines = ["The user asked for this passage's cards again."]
+    if request.note:
+        lines.append(f"The user's note (it takes precedence over the rules above): {request.note}")
+    return "\n".join(lines)
 
 
 def inert(text: str) -> str:

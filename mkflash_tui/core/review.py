@@ -1,4 +1,5 @@
-"""What the user decided about the cards: deletions (with multi-level undo), edits and a text filter.
+"""What the user decided about the cards: deletions and cards made again (with multi-level undo), edits and a
+text filter.
 
 The review never copies cards: it keeps the ids of deleted ones and edits cards in place, so whatever the run
 holds, minus what was deleted, is exactly what gets exported.
@@ -19,7 +20,7 @@ class Review:
     """Decisions over a growing list of cards. ``version`` changes whenever what would be exported changes."""
 
     deleted: dict[str, Card] = field(default_factory=dict)
-    undo_stack: list[str] = field(default_factory=list)
+    undo_stack: list[object] = field(default_factory=list)  # a deleted card's id, or what its owner undoes
     version: int = 0
     listeners: list[Callable[[str, Card], None]] = field(default_factory=list)
 
@@ -35,10 +36,21 @@ class Review:
         self.undo_stack.append(card.id)
         self._changed("delete", card)
 
-    def undo(self) -> Card | None:
-        """Restore the most recently deleted card still deleted; None when there is nothing to undo."""
+    def replaced(self, entry: object) -> None:
+        """Cards were replaced (made again): ``undo`` gives ``entry`` back, in turn with the deletions, for its
+        owner to undo."""
+        self.undo_stack.append(entry)
+        self.version += 1
+
+    def undo(self) -> Card | object | None:
+        """Restore the most recently deleted card still deleted, or give back the latest ``replaced`` entry,
+        whichever came last; None when there is nothing to undo."""
         while self.undo_stack:
-            card = self.deleted.pop(self.undo_stack.pop(), None)
+            entry = self.undo_stack.pop()
+            if not isinstance(entry, str):
+                self.version += 1
+                return entry
+            card = self.deleted.pop(entry, None)
             if card is not None:
                 self._changed("undo", card)
                 return card

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from .. import quality
-from ..models import Card, CardDraft, CardKind, Summary, Usage, short_hash
+from ..models import Card, CardDraft, CardKind, Summary, Usage, normalise_for_dedup, short_hash
 from ..prompts import CardRequest
 from ..text import FUNCTION_WORDS, STOPWORDS, WORD, detect_language, is_content, sentences, words
 from .base import GenerationResult, ProgressCallback, SummaryResult
@@ -147,7 +147,14 @@ class OfflineProvider:
         return summary[:max_chars].rstrip()
 
     async def generate(self, request: CardRequest, on_tokens: ProgressCallback) -> GenerationResult:
-        drafts = self.cards_for(request.chunk_text, request.cards_wanted, overlap_chars=request.overlap_chars)
+        drafts = self.cards_for(request.chunk_text, request.cards_wanted + len(request.again),
+                                overlap_chars=request.overlap_chars)  # fmt: skip
+        if request.again:
+            # Made again (it takes no note): the next best cards of the chunk, leaving out those it replaces (none
+            # when the chunk holds no others).
+            before = {(normalise_for_dedup(front), normalise_for_dedup(back)) for front, back in request.again}
+            others = [d for d in drafts if (normalise_for_dedup(d.front), normalise_for_dedup(d.back)) not in before]
+            drafts = others[: request.cards_wanted]
         tokens = sum(len(d.front.split()) + len(d.back.split()) for d in drafts)
         if self.pace:
             # Chunks take between half and one and a half ``pace`` (fixed per text), "streaming" as they go,

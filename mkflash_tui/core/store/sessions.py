@@ -234,6 +234,18 @@ class Sessions(Connection):
         self._write("INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?)",
                     (session_id, card.id, int(deleted), front, back))  # fmt: skip
 
+    def reset_decisions(self, session_id: str | None, cards: Iterable[Card]) -> None:
+        """The decisions about these cards are what they show now (cards made again in the place of others, or
+        put back): the edits they carry, and none for a card as it was made."""
+        if not session_id:
+            return
+        cards = list(cards)
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO decisions VALUES (?, ?, 0, ?, ?)",
+                                [(session_id, c.id, c.front, c.back) for c in cards if c.edited])  # fmt: skip
+            self.db.executemany("DELETE FROM decisions WHERE session_id = ? AND card_id = ?",
+                                [(session_id, c.id) for c in cards if not c.edited])  # fmt: skip
+
     def decisions(self, session_id: str | None) -> Decisions:
         if not session_id:
             return {}

@@ -1,4 +1,4 @@
-"""Modal dialogs: export, edit a card, quit, one chunk in full, and help."""
+"""Modal dialogs: export, edit a card, make one again, quit, one chunk in full, and help."""
 
 from __future__ import annotations
 
@@ -285,6 +285,56 @@ class EditCardDialog(DismissOnce, ModalScreen[tuple[str, str] | None]):
             self.notify("A card needs a front.", severity="error")
             return
         self.dismiss((front, self.query_one("#back", TextArea).text))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RemakeDialog(DismissOnce, ModalScreen[str | None]):
+    """Make a card (or a chunk's cards) again: an optional note to the model and the call's price on one line.
+    Enter sends; a call priced at a cent or more (or at an unknown price) asks for a second Enter."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, card: Card, price: str, *, takes_note: bool, confirm: bool) -> None:
+        super().__init__()
+        self.title_text = title
+        self.card = card
+        self.price = price
+        self.takes_note = takes_note
+        self.confirm = confirm  # a second Enter is needed: the call costs a cent or more, or its price is unknown
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(plain(self.title_text), classes="dialog-title")
+            yield Static(plain(" ".join(self.card.front.split())[:300]), classes="hint")
+            if self.takes_note:
+                yield Input(placeholder="a note to the model (optional): simpler, more on X, as a cloze, in German",
+                            id="note")  # fmt: skip
+            else:
+                yield Static(plain("The offline generator takes no note: it makes the chunk again and puts its "
+                                   "next best cards in place, where the chunk has others."))  # fmt: skip
+            yield Static(plain(self.price), id="remake-price")
+            with Horizontal(classes="buttons"):
+                yield Button("Make again (Enter)", variant="primary", id="make")
+                yield Button("Cancel (Esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        if self.takes_note:
+            self.query_one("#note", Input).focus()
+        else:
+            self.query_one("#make", Button).focus()
+
+    @on(Input.Submitted, "#note")
+    @on(Button.Pressed, "#make")
+    def action_make(self) -> None:
+        if self.confirm:
+            self.confirm = False
+            self.query_one("#remake-price", Static).update(plain(f"{self.price}. Enter again to send."))
+            self.query_one("#make", Button).label = "Send (Enter)"
+            return
+        self.dismiss(self.query_one("#note", Input).value.strip() if self.takes_note else "")
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

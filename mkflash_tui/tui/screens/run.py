@@ -8,6 +8,7 @@ a 10 Hz timer repaints, so a burst of hundreds of events costs one frame.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import importlib
 from collections import Counter
@@ -24,6 +25,7 @@ from textual.widgets import ContentSwitcher, Input, Static, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
+from ...core import remake
 from ...core.deck import ExportOptions, NoteStamps
 from ...core.engine import Run, RunCancelled
 from ...core.models import (
@@ -68,6 +70,8 @@ class ReviewView(Vertical):
         Binding("d", "delete", "Delete", tooltip="delete the highlighted card (it will not be exported)"),
         Binding("u", "undo", "Undo", tooltip="bring back the last deleted card (several levels)"),
         Binding("e", "edit", "Edit", tooltip="edit the card's front and back (Ctrl+S saves)"),
+        Binding("g", "again", "Again", tooltip="make the card again, with an optional note to the model"),
+        Binding("G", "again_chunk", "Chunk again", tooltip="make the card's whole chunk again, with an optional note"),
         Binding("slash", "filter", "Filter", tooltip="show only cards containing all the words typed"),
         Binding("f", "flagged", "Flagged", tooltip="show only the cards the quality gate flagged (again: all)"),
         Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
@@ -93,6 +97,12 @@ class ReviewView(Vertical):
 
     def action_edit(self) -> None:
         self.screen.edit_card()
+
+    def action_again(self) -> None:
+        self.screen.remake_card(whole_chunk=False)
+
+    def action_again_chunk(self) -> None:
+        self.screen.remake_card(whole_chunk=True)
 
     def action_filter(self) -> None:
         self.query_one("#filter-row").display = True
@@ -159,6 +169,7 @@ class RunScreen(Screen):
         self.kept_by_chunk: Counter[str] = Counter()
         self._halt_shown = False
         self._count_stale = False
+        self._remaking: set[str] = set()  # chunks whose cards are being made again
         run.subscribe(self._on_event)
 
     # ------------------------------------------------------------------ layout
@@ -476,13 +487,92 @@ class RunScreen(Screen):
         # its own, a third of the key's time under load.
 
     def undo_delete(self) -> None:
-        card = self.review.undo()
-        if card is None:
+        entry = self.review.undo()
+        if entry is None:
             self.app.notify("Nothing to undo.", timeout=2)
             return
-        self.query_one(CardTable).show(self._visible(), focus_id=card.id)
+        if isinstance(entry, tuple):  # cards made again: the ones they replaced go back
+            run, remade = entry
+            remake.undo(run, remade)
+            self.query_one(CardTable).show(self._visible(), focus_id=remade.replaced[0].id)
+            self._after_change()
+            self.app.notify(f"{fmt.plural(len(remade.replaced), 'card')} back as before.", timeout=2)
+            return
+        assert isinstance(entry, Card)
+        self.query_one(CardTable).show(self._visible(), focus_id=entry.id)
         self._after_change()
         self.app.notify("Card restored.", timeout=2)
+
+    def run_of(self, card: Card) -> Run | None:
+        """The run that made ``card`` (None: a stale card, whose text is gone)."""
+        return self.run if not card.stale and card.chunk_id in self.run.status else None
+
+    def remake_card(self, *, whole_chunk: bool) -> None:
+        """``g`` and ``G``: ask for the highlighted card (or its chunk's cards) again, with an optional note."""
+        from .dialogs import RemakeDialog
+
+        card = self.query_one(CardTable).current
+        run = self.run_of(card) if card is not None else None
+        if card is None or run is None:
+            self.app.notify("A stale card's text is gone from the source: it cannot be made again." if card else
+                            "No card to make again.", timeout=4)  # fmt: skip
+            return
+        if card.chunk_id in self._remaking:
+            self.app.notify("This chunk's cards are being made again; wait for them.", timeout=3)
+            return
+        ask, notes = remake.for_provider(run, remake.Ask(card.chunk_id, None if whole_chunk else card.id))
+        shown = self.review.keep(run.status[card.chunk_id].cards)
+        try:
+            replaced = remake.replaceable(run, ask, shown)
+        except remake.RemakeError as exc:
+            self.app.notify(f"Cannot make it again: {exc}.", severity="warning", timeout=5)
+            return
+        tokens, cost = remake.price(run, ask, replaced)
+        number = card.chunk_index + 1
+        cards = fmt.plural(len(replaced), "card")
+        title = "Make this card again" if ask.card_id or ask.first else f"Make chunk {number}'s {cards} again"
+        online = run.provider.online
+        line = remake.priced(tokens, cost, online=online)
+        confirm = online and (cost is None or cost >= remake.ONE_CENT)
+
+        def chosen(note: str | None) -> None:
+            if note is not None:
+                asked = dataclasses.replace(ask, note=note)
+                self.run_worker(self._remake(run, asked, shown, notes), group="remake", exit_on_error=False)
+
+        self._open(RemakeDialog(title, card, line, takes_note=online, confirm=confirm), chosen)
+
+    async def _remake(self, run: Run, ask: remake.Ask, shown: list[Card], notes: list[str]) -> None:
+        what = "the card" if ask.card_id or ask.first else f"chunk {run.status[ask.chunk_id].chunk.index + 1}'s cards"
+        self._log_lines.append(f"{run.now():7.2f}s AGAIN {what}" + (f" (note: {ask.note})" if ask.note else ""))
+        self.app.notify(f"Making {what} again…", timeout=2)
+        self._remaking.add(ask.chunk_id)
+        try:
+            remade = await remake.remake(run, ask, shown)
+        except remake.RemakeError as exc:
+            self._log_lines.append(f"{run.now():7.2f}s AGAIN failed: {exc}")
+            self.app.notify(f"Not made again: {exc}.", severity="error", timeout=8)
+            return
+        finally:
+            self._remaking.discard(ask.chunk_id)
+        self.review.replaced((run, remade))
+        self._count_stale = True
+        self.query_one(CardTable).show(self._visible(), focus_id=remade.made[0].id)
+        self._after_change()
+        kept = {c.id for c in self.cards()}
+        left_out = sum(1 for c in remade.made if c.id not in kept)
+        flagged = sorted({flag for c in remade.made for flag in c.flags})
+        message = f"{fmt.plural(len(remade.made), 'card')} made again"
+        if remade.from_cache:
+            message += " (asked before with this note: no call; another note asks anew)"
+        if flagged:
+            message += f"; flagged: {', '.join(flagged)}"
+        if left_out:
+            message += f"; {left_out} left out by the quality gate (it repeats another card)"
+        self._log_lines.append(f"{run.now():7.2f}s AGAIN {message}")
+        for note in dict.fromkeys(notes + remade.notes):
+            self.app.notify(note[:1].upper() + note[1:] + ".", timeout=8)
+        self.app.notify(message + ". u puts the old back.", timeout=5)
 
     def edit_card(self) -> None:
         from .dialogs import EditCardDialog

@@ -341,6 +341,11 @@ class ShelfScreen(RunScreen):
             self._cards_key, self._cards, self._doc_of_card = key, out, of
         return list(self._cards)
 
+    def run_of(self, card: Card) -> Run | None:
+        """The document's run that made ``card`` (None: a stale card, or one of a removed document)."""
+        doc = self._doc_of_card.get(card.id)
+        return self.runs[doc] if doc is not None and doc < len(self.runs) and not card.stale else None
+
     def _visible(self, cards=None):
         cards = self.cards() if cards is None else cards
         if self.document is not None:
