@@ -3,6 +3,7 @@
 mkflash-tui [FILE] [flags]              the Textual app
 mkflash-tui generate [FILE|-] [flags]   headless: write a deck and exit
 mkflash-tui regenerate SESSION --card ID | --chunk N [--note TEXT]   make cards again
+mkflash-tui serve [--host 127.0.0.1] [--port 8000]   the app in a web browser
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def app_parser() -> argparse.ArgumentParser:
         description="Turn any text into an Anki deck with an LLM, fast. "
         "Subcommands: 'generate' (headless; see mkflash-tui generate --help), 'sessions' (list, rm ID), "
         "'doctor' (check the server), 'config' (the config file and the settings in use), 'regenerate' (make a card "
-        "or a chunk again in a session).",
+        "or a chunk again in a session), 'serve' (the app in a web browser).",
     )
     parser.add_argument("input", nargs="*", help="file to open (or pick one in the app); several files or folders "
                         "make one job with a subdeck per document")  # fmt: skip
@@ -98,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         return config_main(argv[1:])
     if argv[:1] == ["regenerate"]:
         return regenerate_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        from .serve import serve_main
+
+        return serve_main(argv[1:], _fail)
     return app_main(argv)
 
 
@@ -397,7 +402,7 @@ def app_main(argv: list[str]) -> int:
             check_readable(settings.input)
         except SourceError as exc:
             return _fail(str(exc))
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not os.environ.get("TEXTUAL_DRIVER"):  # serve: a web driver
         return _fail("the app needs a terminal; for scripts use: mkflash-tui generate FILE -o deck.apkg")
     from .tui.app import run_app
 

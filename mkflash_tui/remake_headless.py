@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from .core.export import check_output_path, export_cards
 from .core.review import Review
 from .core.sources import SourceError
 from .core.store import Store, StoreError, open_store
-from .job import Job, known_stamps, prepare, settings_for_session
+from .job import Job, discover_server, fit_to_server, known_stamps, prepare, settings_for_session
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -65,6 +66,8 @@ def regenerate(args: argparse.Namespace, base, *, stdout: TextIO = sys.stdout, s
     settings.output, settings.force = args.output, args.force
     try:
         job = prepare(settings, document)
+        # The requests fit the server's window as the session's did (its chunks stay as they were cut).
+        job.fit, _ = fit_to_server(dataclasses.replace(settings), discover_server(settings))
         previous = plan.Previous(args.session, store.stored_chunks(args.session), store.session_summary(args.session))
         continued = plan.continue_session(job.asked, store, document, previous)
         decisions = store.decisions(args.session)

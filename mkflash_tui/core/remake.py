@@ -27,7 +27,7 @@ from .parsing import OutputError
 from .plan import OUTPUT_TOKENS_PER_CARD
 from .pricing import cost_usd
 from .prompts import CardRequest, fixed_prompt_tokens
-from .providers.base import ProviderError
+from .providers.base import ContextTooLong, ProviderError
 from .store import cache_key
 from .transport import Request
 
@@ -206,8 +206,16 @@ async def _call(run: Run, chunk_id: str, index: int, request: CardRequest) -> tu
         return dataclasses.replace(current, cards=dataclasses.replace(request, repair_of=error.raw or "(empty)"))
 
     try:
-        result = await run.caller.call(Request(chunk_id, index, request, part="again"), repair=repair,
-                                       cut_off_retries=run.settings.cut_off_retries)  # fmt: skip
+        try:
+            result = await run.caller.call(Request(chunk_id, index, request, part="again"), repair=repair,
+                                           cut_off_retries=run.settings.cut_off_retries)  # fmt: skip
+        except ContextTooLong:
+            if not request.again:
+                raise
+            # The cards shown back do not fit the server's window beside the chunk: ask without them.
+            request = dataclasses.replace(request, again=())
+            result = await run.caller.call(Request(chunk_id, index, request, part="again"), repair=repair,
+                                           cut_off_retries=run.settings.cut_off_retries)  # fmt: skip
     except OutputError as exc:
         raise RemakeError(f"the model's answer could not be read ({exc}); the cards stay as they were") from None
     except (ProviderError, RunHalted) as exc:

@@ -350,13 +350,39 @@ def run_cli(config: Config, proxy: Proxy, workdir: Path) -> Result:
     if traffic["complete"] < answered:
         problems.append(f"{answered} chunks answered from {traffic['complete']} complete answers (a cut stream "
                         "was taken for an answer)")  # fmt: skip
+    again = regenerate(report, proxy, env, workdir, problems) if with_cards else ""
     fitted = "; ".join(report.get("fitted") or [])
     summary = (f"exit {proc.returncode}, {with_cards}/{chunks} chunks gave cards, {cards} kept by the gate, "
                f"{traffic['requests']} requests "
                f"({traffic['refused_format']} format refusals, {traffic['cut']} cut), {seconds:.0f} s"
                + (f"; {fitted}" if fitted else "")
-               + (f"; {stopped[0][len('mkflash-tui: stopped: '):]}" if stopped else ""))  # fmt: skip
+               + (f"; {stopped[0][len('mkflash-tui: stopped: '):]}" if stopped else "") + again)  # fmt: skip
     return Result(config.name, "cli", not problems, summary, problems, chunks, with_cards)
+
+
+def regenerate(report: dict, proxy: Proxy, env: dict, workdir: Path, problems: list[str]) -> str:
+    """A chunk of the session made again with a note, by the real server: made (exit 0), or refused for what the
+    model wrote in one sentence (exit 1); never a traceback, and one call at least."""
+    before = len(proxy.seen)
+    proc = subprocess.run([sys.executable, "-m", "mkflash_tui", "regenerate", report["session"], "--chunk", "1",
+                           "--note", "simpler", "--json"],
+                          capture_output=True, text=True, env=env, timeout=900, cwd=workdir)  # fmt: skip
+    (workdir / "regenerate.stderr").write_text(proc.stderr)
+    if "Traceback" in proc.stderr:
+        problems.append("regenerate: a traceback on stderr")
+    try:
+        made = json.loads(proc.stdout)
+    except ValueError:
+        problems.append(f"regenerate: no JSON report (exit {proc.returncode})")
+        return "; regenerate: no report"
+    said = "made no card" in made.get("error", "") or "could not be read" in made.get("error", "")
+    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not said):
+        problems.append(f"regenerate: exit {proc.returncode}: {made.get('error', '')}")
+    if len(proxy.seen) == before:
+        problems.append("regenerate: no request reached the server")
+    if proc.returncode == 0:
+        return f"; chunk 1 made again: {len(made['made'])} for {len(made['replaced'])} cards"
+    return f"; chunk 1 not made again: {made.get('error', '')}"
 
 
 def run_doctor(config: Config, proxy: Proxy, workdir: Path) -> Result:

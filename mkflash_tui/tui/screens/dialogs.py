@@ -187,6 +187,9 @@ class ExportDialog(DismissOnce, ModalScreen[None]):
             return
         where = result.path.resolve()
         message = f"Wrote {fmt.plural(result.notes, 'note')} ({fmt.plural(result.cards, 'card')}) to {where}"
+        if self.app.is_web:  # mkflash-tui serve: the deck goes to the browser too, as a download
+            self.app.deliver_binary(result.path, save_filename=result.path.name)
+            message += "; your browser downloads it"
         self._message(Text.assemble((message, "bold green"), "\nEnter or Esc closes; q quits."))
         done = self.query_one("#export", Button)
         done.label = "Done"
