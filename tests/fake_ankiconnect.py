@@ -167,8 +167,25 @@ class FakeAnkiConnect:
             return [d.name for d in col.decks.all_names_and_ids()]
         if action == "createDeck":
             return col.decks.id(params["deck"])
+        if action == "getDecks":  # deck name -> the given cards in it
+            decks: dict[str, list[int]] = {}
+            for card in params["cards"]:
+                decks.setdefault(col.decks.name(col.get_card(card).did), []).append(card)
+            return decks
+        if action == "changeDeck":  # AnkiConnect makes the deck if it is missing
+            col.set_deck(params["cards"], col.decks.id(params["deck"]))
+            return None
         if action == "modelNamesAndIds":
             return {m.name: m.id for m in col.models.all_names_and_ids()}
+        if action == "modelNames":
+            return [m.name for m in col.models.all_names_and_ids()]
+        if action == "modelFieldNames":
+            model = col.models.by_name(params["modelName"])
+            if model is None:
+                raise Exception(f"model was not found: {params['modelName']}")
+            return [f["name"] for f in model["flds"]]
+        if action == "createModel":
+            return self.create_model(**params)
         if action == "findNotes":
             return list(col.find_notes(params["query"]))
         if action == "findCards":
@@ -203,6 +220,39 @@ class FakeAnkiConnect:
             self._import(params["path"])
             return True
         raise Exception("unsupported action")
+
+    def create_model(self, modelName: str, inOrderFields: list[str], cardTemplates: list[dict[str, str]],
+                     css: str | None = None, isCloze: bool = False) -> dict[str, Any]:  # fmt: skip
+        """AnkiConnect's createModel, as its source has it (FooSoft/anki-connect, plugin/__init__.py): its
+        errors, a cloze type when asked, the fields in order, the styling, a template per card ("Card N" unless
+        named); the note type gets an id of Anki's choosing."""
+        if len(inOrderFields) == 0:
+            raise Exception("Must provide at least one field for inOrderFields")
+        if len(cardTemplates) == 0:
+            raise Exception("Must provide at least one card for cardTemplates")
+        mm = self.col.models
+        if modelName in [n.name for n in mm.all_names_and_ids()]:
+            raise Exception("Model name already exists")
+        model = mm.new(modelName)
+        if isCloze:
+            model["type"] = 1  # MODEL_CLOZE
+        for name in inOrderFields:
+            mm.add_field(model, mm.new_field(name))
+        if css is not None:
+            model["css"] = css
+        for number, card in enumerate(cardTemplates, 1):
+            template = mm.new_template(card.get("Name", f"Card {number}"))
+            template["qfmt"], template["afmt"] = card["Front"], card["Back"]
+            mm.add_template(model, template)
+        mm.add(model)
+        return dict(mm.by_name(modelName))
+
+    def rename_model(self, old: str, new: str) -> None:
+        """What a user does in Tools › Manage Note Types › Rename."""
+        with self.lock:
+            model = self.col.models.by_name(old)
+            model["name"] = new
+            self.col.models.save(model)
 
     def _import(self, path: str) -> None:
         request = ImportAnkiPackageRequest(package_path=path,

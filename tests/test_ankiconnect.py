@@ -22,6 +22,7 @@ from mkflash_tui.cli import app_parser
 from mkflash_tui.config import settings_from_args
 from mkflash_tui.core.deck import STALE_TAG
 from mkflash_tui.core.store import open_store
+from mkflash_tui.job import demo_bytes
 from mkflash_tui.tui.app import make_app
 from mkflash_tui.tui.screens.dialogs import ExportDialog
 
@@ -65,7 +66,7 @@ def test_push_twice_is_one_note_per_card(tmp_path: Path, anki: FakeAnkiConnect) 
     write_notes(tmp_path)
     first = push(tmp_path, anki)
     cards = first["cards"]
-    assert first["anki"] == {"added": cards, "updated": 0, "unchanged": 0, "stale": 0, "skipped": 0,
+    assert first["anki"] == {"added": cards, "updated": 0, "unchanged": 0, "stale": 0, "skipped": 0, "moved": 0,
                              "method": anki.method}  # fmt: skip
     assert not (tmp_path / "notes.apkg").exists()  # --to-anki alone writes no file
     again = push(tmp_path, anki)
@@ -105,6 +106,51 @@ def test_a_card_edited_in_review_updates_its_note(tmp_path: Path, anki: FakeAnki
     assert again["anki"]["updated"] == 1 and again["anki"]["added"] == 0
     field = "Front" if "Front" in before else "Text"
     assert note_of(anki, card["guid"])[field] == front and len(anki.notes()) == report["cards"]
+
+
+def test_a_renamed_deck_moves_the_notes_and_a_subdeck_follows_its_chapter(tmp_path: Path, anki) -> None:
+    (tmp_path / "notes.md").write_bytes(demo_bytes())  # five chapters
+    first = push(tmp_path, anki)
+    cards = first["cards"]
+    assert {d for n in anki.notes() for d in n.decks} == {"How Volcanoes Work"}
+    renamed = push(tmp_path, anki, "--deck", "Earth::Volcanoes")
+    assert renamed["anki"]["moved"] == cards and renamed["anki"]["added"] == 0
+    assert {d for n in anki.notes() for d in n.decks} == {"Earth::Volcanoes"} and len(anki.notes()) == cards
+    chapters = push(tmp_path, anki, "--deck", "Earth::Volcanoes", "--subdecks")
+    assert chapters["anki"]["moved"] == cards and chapters["anki"]["added"] == 0
+    decks = {d for n in anki.notes() for d in n.decks}
+    assert "Earth::Volcanoes::Magma and lava" in decks and "Earth::Volcanoes::Eruptions" in decks
+    assert all(d.startswith("Earth::Volcanoes::") for d in decks) and len(anki.notes()) == cards
+    again = push(tmp_path, anki, "--deck", "Earth::Volcanoes", "--subdecks")
+    assert again["anki"]["moved"] == 0 and again["anki"]["unchanged"] == cards
+
+
+def test_the_first_push_to_a_fresh_anki_makes_the_note_types(tmp_path: Path) -> None:
+    """An Anki that will not import a package and has never seen mkflash-tui: the note types are made with
+    createModel (as ours: fields, templates, styling, cloze), the notes go in, and a second push adds nothing."""
+    from mkflash_tui.core.export import note_types
+
+    (tmp_path / "notes.md").write_bytes(demo_bytes())  # definitions and clozes: both note types
+    with FakeAnkiConnect(tmp_path / "anki", refuse_import=True) as anki:
+        anki.method = "notes"
+        proc = run_cli("generate", "notes.md", "--to-anki", anki.url, "--json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["anki"]["added"] == report["cards"] > 0
+        assert proc.stderr.count("carry Anki's own GUIDs") == 1  # said once
+        with anki.lock:
+            for ours in note_types()[::2]:  # basic and cloze: the kinds these cards have
+                theirs = anki.col.models.by_name(ours.name)
+                assert theirs is not None and theirs["id"] != ours.model_id  # Anki chose its id
+                assert [f["name"] for f in theirs["flds"]] == [f["name"] for f in ours.fields]
+                assert [(t["qfmt"], t["afmt"]) for t in theirs["tmpls"]] == [(t["qfmt"], t["afmt"])
+                                                                             for t in ours.templates]
+                assert theirs["css"] == ours.css and theirs["type"] == (1 if "Cloze" in ours.name else 0)
+        notes = anki.notes()
+        assert len(notes) == report["cards"] and {n.notetype for n in notes} == {"mkflash Basic", "mkflash Cloze"}
+        again = push(tmp_path, anki)
+        assert again["anki"]["added"] == 0 and again["anki"]["unchanged"] == report["cards"]
+        assert len(anki.notes()) == report["cards"] and anki.actions.count("createModel") == 2
 
 
 def test_a_card_made_again_updates_its_pushed_note(tmp_path: Path, anki: FakeAnkiConnect) -> None:
@@ -204,19 +250,22 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize("case", ["not running", "wrong url", "no key", "wrong key", "old version", "no types"])
+@pytest.mark.parametrize("case", ["not running", "wrong url", "no key", "wrong key", "old version", "clash"])
 def test_each_anki_problem_is_one_sentence_and_keeps_the_session(tmp_path: Path, case: str) -> None:
     write_notes(tmp_path)
     env = {"ANKICONNECT_KEY": "wrong"} if case == "wrong key" else {}
     with FakeAnkiConnect(tmp_path / "anki", key="secret" if "key" in case else None,
                          version=4 if case == "old version" else 6,
-                         refuse_import=case == "no types") as anki, FakeOpenAI() as llm:  # fmt: skip
+                         refuse_import=case == "clash") as anki, FakeOpenAI() as llm:  # fmt: skip
+        if case == "clash":  # the user's own note type, by the name of ours, with other fields
+            anki.create_model("mkflash Cloze", ["Question", "Answer"], [{"Front": "{{Question}}",
+                                                                        "Back": "{{Answer}}"}])  # fmt: skip
         url = {"not running": f"http://127.0.0.1:{closed_port()}", "wrong url": llm.base_url}.get(case, anki.url)
         proc = run_cli("generate", "notes.md", "--to-anki", url, "--json", cwd=tmp_path, env=env)
         expected = {
             "not running": "is Anki running", "wrong url": "does not answer as AnkiConnect does",
             "no key": "needs an API key: set ANKICONNECT_KEY", "wrong key": "refused the API key",
-            "old version": "speaks version 4", "no types": "does not have mkflash-tui's note types",
+            "old version": "speaks version 4", "clash": "has a note type named 'mkflash Cloze' with other fields",
         }[case]  # fmt: skip
         assert proc.returncode == 3 and expected in proc.stderr and "Traceback" not in proc.stderr
         lines = [line for line in proc.stderr.splitlines() if expected in line]
@@ -224,6 +273,8 @@ def test_each_anki_problem_is_one_sentence_and_keeps_the_session(tmp_path: Path,
         assert "secret" not in proc.stderr + proc.stdout
         # The session is kept: the same command, with Anki put right, sends the cards.
         anki.key, anki.version, anki.refuse_import = None, 6, False
+        if case == "clash":
+            anki.rename_model("mkflash Cloze", "My cloze")
         fixed = run_cli("generate", "notes.md", "--to-anki", anki.url, "--json", cwd=tmp_path)
         report = json.loads(fixed.stdout)
         assert fixed.returncode == 0 and report["resumed"] and report["anki"]["added"] == report["cards"]

@@ -7,8 +7,9 @@ Two ways in, one result:
   and Anki's own rule applies (a note is updated only when our copy is newer: an edit made in Anki survives a
   re-push of an unchanged card). The counts come from the notes of our note types before and after.
 - **Note by note** (``addNotes``, ``updateNoteFields``, in batches through ``multi``) otherwise. Our note types
-  must already be in that collection with their fixed ids (AnkiConnect cannot make a note type with a given
-  id): one ``.apkg`` made by mkflash-tui, imported once, brings them. Such notes get Anki's own GUIDs.
+  are the ones with their fixed ids if a package of ours was imported there, else made with ``createModel``
+  (same names, fields, templates and styling; AnkiConnect cannot give them our ids). Such notes get Anki's own
+  GUIDs.
 
 Either way the Anki note id of every card is kept in the store (by AnkiConnect's address), so a card pushed
 twice is one note; stale cards are tagged ``mkflash::stale`` and suspended (deleted with ``prune``); notes the
@@ -40,7 +41,7 @@ from .deck import (
     NoteStamps,
     note_payloads,
 )
-from .export import export_cards
+from .export import export_cards, note_types
 from .models import Card
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -63,18 +64,19 @@ class PushReport:
     unchanged: int = 0
     stale: int = 0  # stale notes tagged and suspended (or deleted, with prune)
     skipped: int = 0  # deleted in Anki (not added again without readd), or refused by Anki
+    moved: int = 0  # notes pushed before whose cards went to the deck (or subdeck) they belong in now
     method: str = ""  # "import" (our package) or "notes" (note by note)
     reasons: list[str] = field(default_factory=list)  # why notes were skipped, one line each
     stamps: NoteStamps = field(default_factory=dict)  # what the package path wrote, for the store
 
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "stale": self.stale,
-                "skipped": self.skipped, "method": self.method}  # fmt: skip
+                "skipped": self.skipped, "moved": self.moved, "method": self.method}  # fmt: skip
 
     def describe(self) -> str:
         text = (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {self.stale} stale, "
                 f"{self.skipped} skipped")  # fmt: skip
-        return text
+        return text + (f", {self.moved} moved to their deck" if self.moved else "")
 
 
 class AnkiConnect:
@@ -213,6 +215,7 @@ def push(anki: AnkiConnect, cards: list[Card], options: ExportOptions, *, known:
         remember = _push_notes(anki, send, stamps, {g: known[g] for g in earlier if g not in gone}, report)
     else:
         remember = imported
+    _follow_decks(anki, [p for p in send if p.guid in earlier and p.guid in remember], remember, report)
     stale_notes = [remember[p.guid][0] for p in send if p.card_id in stale_ids and p.guid in remember]
     if stale_notes:
         card_ids = anki.invoke("findCards", query="nid:" + ",".join(str(n) for n in stale_notes))
@@ -220,6 +223,37 @@ def push(anki: AnkiConnect, cards: list[Card], options: ExportOptions, *, known:
             anki.invoke("suspend", cards=card_ids)
         report.stale += len(stale_notes)
     return report, remember, forget
+
+
+def _follow_decks(anki: AnkiConnect, pushed: list[NotePayload], remember: dict[str, tuple[int, str]],
+                  report: PushReport) -> None:  # fmt: skip
+    """Notes pushed before go where their cards belong now: a deck renamed (``--deck``, the export dialog), a
+    subdeck that follows its chapter. Neither an import nor a field update moves a card."""
+    deck_of = {remember[p.guid][0]: p.deck for p in pushed}
+    if not deck_of:
+        return
+    ids = list(deck_of)
+    note_of: dict[int, int] = {}  # card id -> its note
+    for start in range(0, len(ids), 1000):
+        for info in anki.invoke("notesInfo", notes=ids[start : start + 1000]) or ():
+            if isinstance(info, dict) and "noteId" in info:
+                note_of.update((int(c), int(info["noteId"])) for c in info.get("cards") or ())
+    wrong: dict[str, list[int]] = {}
+    for deck, cards in (anki.invoke("getDecks", cards=list(note_of)) or {}).items():
+        for card in map(int, cards):
+            if card in note_of and deck_of[note_of[card]] != deck:
+                wrong.setdefault(deck_of[note_of[card]], []).append(card)
+    moves = sorted(wrong.items())
+    if not moves:
+        return
+    moved: set[int] = set()
+    answers = anki.multi([("changeDeck", {"cards": cards, "deck": deck}) for deck, cards in moves])
+    for (deck, cards), (_, error) in zip(moves, answers, strict=True):
+        if error:
+            report.reasons.append(f"not moved to {deck}: {error}")
+        else:
+            moved.update(note_of[c] for c in cards)
+    report.moved += len(moved)
 
 
 def _existing(anki: AnkiConnect, note_ids: Iterable[int]) -> set[int]:
@@ -230,9 +264,11 @@ def _existing(anki: AnkiConnect, note_ids: Iterable[int]) -> set[int]:
     return {int(n) for n in found or ()}
 
 
-def _ours(anki: AnkiConnect) -> dict[int, dict[str, Any]]:
-    """Every note of our note types in the collection: note id -> its notesInfo."""
-    ids = anki.invoke("findNotes", query=OUR_NOTES_QUERY) or []
+def _ours(anki: AnkiConnect, names: Iterable[str] = ()) -> dict[int, dict[str, Any]]:
+    """Every note of our note types in the collection (by their fixed ids, and by ``names``: those a push made
+    there): note id -> its notesInfo."""
+    query = " or ".join([OUR_NOTES_QUERY, *(f'"note:{name}"' for name in sorted(set(names)))])
+    ids = anki.invoke("findNotes", query=query) or []
     out: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), 1000):
         for info in anki.invoke("notesInfo", notes=ids[start : start + 1000]) or ():
@@ -297,20 +333,53 @@ def _push_package(anki: AnkiConnect, send: list[NotePayload], cards: list[Card],
     return remember
 
 
+def _note_types(anki: AnkiConnect, wanted: set[int], report: PushReport) -> dict[int, str]:
+    """The name each of our note types has in this Anki: the one with our fixed id (a package of ours imported
+    there), else the one of our name (made by an earlier push), else one made now with ``createModel`` — the
+    same fields, templates and styling (its id is Anki's: AnkiConnect cannot set one). Raises AnkiConnectError
+    when a note type of our name has other fields."""
+    by_id = {int(m): n for n, m in (anki.invoke("modelNamesAndIds") or {}).items()}
+    names = set(by_id.values())
+    out: dict[int, str] = {}
+    created = []
+    for kind in note_types():
+        if kind.model_id not in wanted:
+            continue
+        if kind.model_id in by_id:
+            out[kind.model_id] = by_id[kind.model_id]
+            continue
+        fields = [f["name"] for f in kind.fields]
+        if kind.name in names:
+            theirs = anki.invoke("modelFieldNames", modelName=kind.name) or []
+            if list(theirs) != fields:
+                raise AnkiConnectError(
+                    f"the Anki at {anki.url} has a note type named {kind.name!r} with other fields "
+                    f"({', '.join(map(str, theirs))}; mkflash-tui's are {', '.join(fields)}): rename that note type "
+                    "in Anki (Tools › Manage Note Types), then send again."
+                )
+        else:
+            anki.invoke("createModel", modelName=kind.name, inOrderFields=fields, css=kind.css,
+                        isCloze=kind.model_type == kind.CLOZE,
+                        cardTemplates=[{"Name": t["name"], "Front": t["qfmt"], "Back": t["afmt"]}
+                                       for t in kind.templates])  # fmt: skip
+            created.append(kind.name)
+        out[kind.model_id] = kind.name
+    if created:
+        report.reasons.append(
+            f"made mkflash-tui's note types in that Anki ({', '.join(created)}): its notes carry Anki's own GUIDs, "
+            "so keep sending to it rather than importing .apkg files of the same cards there"
+        )
+    return out
+
+
 def _push_notes(anki: AnkiConnect, send: list[NotePayload], stamps: NoteStamps | None,
                 known: dict[str, tuple[int, str]], report: PushReport) -> dict[str, tuple[int, str]]:  # fmt: skip
-    """Add and update note by note, in batches; our note types must be in the collection already."""
+    """Add and update note by note, in batches; our note types are made first where the collection lacks them."""
     report.method = "notes"
-    names = {int(m): n for n, m in (anki.invoke("modelNamesAndIds") or {}).items()}
-    missing = {p.model_id for p in send} - set(names)
-    if missing:
-        raise AnkiConnectError(
-            f"the Anki at {anki.url} does not have mkflash-tui's note types yet, and AnkiConnect there will not "
-            "import a package: import one deck made by mkflash-tui into it once (File › Import), then send again."
-        )
+    names = _note_types(anki, {p.model_id for p in send}, report)
     stamps = stamps or {}
     remember: dict[str, tuple[int, str]] = {}
-    existing = _ours(anki)
+    existing = _ours(anki, names.values())
     by_front: dict[tuple[int, str], int] = {}
     name_to_id = {n: m for m, n in names.items()}
     for nid, info in existing.items():

@@ -106,6 +106,11 @@ def _umask() -> int:
 _UMASK = _umask()  # read once at import: os.umask is process-wide, and exports may run in a thread
 
 
+def note_types():
+    """mkflash-tui's note types (genanki models): basic, basic and reversed, cloze."""
+    return _models()
+
+
 def _models():
     import genanki
 
