@@ -81,6 +81,8 @@ class Settings:
     to_anki: bool = False  # headless: push the kept cards to Anki (--to-anki)
     prune: bool = False
     readd: bool = False
+    against: Path | None = None  # --against FILE: the collection or package whose notes new cards are compared with
+    skip_known: bool = False  # leave out the cards the user's collection has already
 
     @property
     def online(self) -> bool:
@@ -201,6 +203,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "near-duplicates are always left out)",
     )
     parser.add_argument("--subdecks", action="store_true", help="one subdeck per top-level heading (Deck::Chapter)")
+    parser.add_argument("--against", type=Path, metavar="FILE", help="compare the cards with the notes of this Anki "
+                        "collection or .apkg (default: the Anki behind AnkiConnect, when it answers)")  # fmt: skip
+    parser.add_argument("--skip-known", action="store_true", help="leave out cards the collection has already")
     add_store_arguments(parser)
     parser.add_argument("--fresh", action="store_true", help="start a new session instead of resuming; ask again")
     parser.add_argument(
@@ -259,6 +264,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     settings.anki_url = (to_anki if isinstance(to_anki, str) and to_anki else None) or env.get(
         "ANKICONNECT_URL") or ANKICONNECT_DEFAULT_URL  # fmt: skip
     settings.anki_key = env.get("ANKICONNECT_KEY") or None
+    settings.against = args.against.expanduser() if args.against else None
+    settings.skip_known = args.skip_known
     settings.prune = bool(getattr(args, "prune", False))
     settings.readd = bool(getattr(args, "readd", False))
     if (settings.prune or settings.readd) and not settings.to_anki:

@@ -34,7 +34,7 @@ from .core.pricing import cost_usd
 from .core.prompts import DEFAULT_STYLE
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
-from .job import Job, forget_unused_session, known_stamps, send_to_anki
+from .job import Job, forget_unused_session, known_index, known_stamps, read_known, send_to_anki
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -266,6 +266,15 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                 f"cost {cost} with {report['model']}{time_note}. Nothing was sent.\n"
             )
         return EXIT_OK
+    against = None
+    if settings.against:  # read before anything is sent: a file that cannot be read stops here
+        from .core.known import KnownError
+
+        try:
+            against = read_known(settings)
+        except KnownError as exc:
+            store.close()
+            return stop_early(job, f"{exc}; nothing was sent.", EXIT_USAGE, stdout, stderr)
     stop = confirm_spend(job, stderr)
     if stop is not None:
         store.close()
@@ -293,6 +302,18 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     except StoreError:
         decisions = {}
     cards = apply_decisions(run.cards(), decisions)
+    in_collection = None
+    if cards and (settings.against or settings.to_anki or settings.skip_known):
+        read = against or read_known(settings)
+        index = known_index(read, store, cards) if read is not None else None
+        if index is not None:
+            in_collection = index.mark(cards)
+            if in_collection:
+                what = "left out" if settings.skip_known else "kept, marked (--skip-known leaves them out)"
+                stderr.write(f"mkflash-tui: {fmt.plural(in_collection, 'card')} repeat notes already in your "
+                             f"collection ({fmt.plural(len(index), 'note')} compared): {what}\n")  # fmt: skip
+            if settings.skip_known:
+                cards = [c for c in cards if not c.known]
     if run.repeats:
         stderr.write(f"mkflash-tui: {fmt.plural(run.repeats, 'chunk')} repeated the text of another chunk: "
                      "answered once, no calls for the repeats\n")  # fmt: skip
@@ -310,13 +331,18 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     result = None
     export_error = None
     failures = run.failures()
-    nothing_usable = not cards and not run.fatal and not run.halted and not failures and not interrupted[0]
-    if nothing_usable and settings.online and run.stats.requests:
+    all_known = bool(settings.skip_known and in_collection and not cards)
+    nothing_usable = (not cards and not all_known and not run.fatal and not run.halted and not failures
+                      and not interrupted[0])  # fmt: skip
+    if all_known:
+        stderr.write("mkflash-tui: your collection has every card already (--skip-known): no deck was written and "
+                     "nothing was sent to Anki.\n")  # fmt: skip
+    elif nothing_usable and settings.online and run.stats.requests:
         stderr.write(f"mkflash-tui: {settings.model} made no cards from any of the {len(run.chunks)} chunks of "
                      f"{job.document.name}, so no deck was written.\n")  # fmt: skip
     elif nothing_usable:
         stderr.write(f"mkflash-tui: {job.document.name} has nothing to make cards from, so no deck was written.\n")
-    elif not cards and not run.fatal:
+    elif not cards and not run.fatal and not all_known:
         stderr.write("mkflash-tui: no cards were made, so no deck was written.\n")
     if cards and write_file:
         try:
@@ -438,6 +464,7 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "changes": dry_run_report(job)["changes"],
                     "quality": run.quality,
                     "stale_cards": stale,
+                    "in_collection": in_collection,
                     "retries": run.stats.retries,
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,

@@ -287,10 +287,12 @@ def send_to_anki(cards: list[Card], options: ExportOptions, store: Store | None,
     guids = [note_guid(c.id) for c in cards]
     try:
         known = store.anki_notes(anki.url, guids) if store is not None else {}
+        # Notes other sessions' cards became: never taken over by a card of the same text here.
+        claimed = store.anki_note_ids(anki.url) - {nid for nid, _ in known.values()} if store is not None else set()
     except StoreError:
-        known = {}
+        known, claimed = {}, set()
     report, remember, forget = push(anki, cards, options, known=known, stamps=known_stamps(store, cards),
-                                    prune=prune, readd=readd)  # fmt: skip
+                                    prune=prune, readd=readd, claimed=claimed)  # fmt: skip
     if store is not None:
         try:
             store.save_anki_notes(anki.url, remember, forget)
@@ -299,6 +301,39 @@ def send_to_anki(cards: list[Card], options: ExportOptions, store: Store | None,
         except StoreError:
             pass  # Anki has the notes; a later push finds them again by their text
     return report
+
+
+def read_known(settings: Settings) -> tuple[list, str | None] | None:
+    """The notes of the user's collection (``core.known``): ``--against``'s file, else the Anki behind
+    AnkiConnect when it answers (with its address); None when there is neither. Raises KnownError for a file that
+    cannot be read. Blocking: faces call it in a thread."""
+    from .core.ankiconnect import AnkiConnect, AnkiConnectError
+    from .core.known import read_ankiconnect, read_file
+
+    if settings.against:
+        return read_file(settings.against), None
+    anki = AnkiConnect(settings.anki_url, settings.anki_key)
+    try:
+        anki.check()
+        return read_ankiconnect(anki), anki.url
+    except AnkiConnectError:
+        return None
+
+
+def known_index(read: tuple[list, str | None], store: Store | None, cards: list[Card]):
+    """The notes ``read_known`` read, less this session's own (by GUID, or by the note id a push kept), in one
+    ``KnownIndex`` to mark ``cards`` with."""
+    from .core.known import KnownIndex
+
+    notes, anki_url = read
+    guids = {note_guid(c.id) for c in cards}
+    if anki_url is None:
+        return KnownIndex(notes, own_guids=guids)
+    try:
+        own = store.anki_notes(anki_url, guids) if store is not None else {}
+    except StoreError:
+        own = {}
+    return KnownIndex(notes, own_guids=guids, own_ids=[nid for nid, _ in own.values()])
 
 
 def load_document(settings: Settings, stdin=None) -> Document:

@@ -18,13 +18,14 @@ from .core.ankiconnect import AnkiConnectError
 from .core.deck import ExportError, clean_deck_name
 from .core.engine import Run
 from .core.export import check_output_path, export_groups
+from .core.known import KnownError
 from .core.models import ChunkState
 from .core.providers.discovery import ServerInfo
 from .core.sources.gather import Gathered
 from .core.store import StoreError, open_store
 from .core.throttle import Throttle
 from .headless import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, Progress, process_seconds
-from .job import Job, known_stamps, learn_server, make_provider, send_to_anki
+from .job import Job, known_index, known_stamps, learn_server, make_provider, read_known, send_to_anki
 from .shelf import Shelf, default_deck, gone_documents, shelf_cards, subdeck_titles
 
 
@@ -311,6 +312,9 @@ def _finish(shelf: Shelf, runs: list[Run], store, *, ours: bool, write_file: boo
     settings = shelf.settings
     total_chunks = sum(len(r.chunks) for r in runs)
     per_document, repeats = shelf_cards(shelf, runs, store)
+    in_collection = _compare_known(shelf, per_document, store, stderr)
+    if settings.skip_known:
+        per_document = [[c for c in group if not c.known] for group in per_document]
     titles = subdeck_titles(shelf, runs)
     groups = [(cards, shelf.export_options(job, title))
               for job, title, cards in zip(shelf.jobs, titles, per_document, strict=True)]  # fmt: skip
@@ -390,12 +394,35 @@ def _finish(shelf: Shelf, runs: list[Run], store, *, ours: bool, write_file: boo
             "job": shelf.job_id, "deck": shelf.deck, "documents": documents, "skipped": _skipped(shelf),
             "chunks": total_chunks, "cards": len(cards), "repeats_across_documents": repeats,
             "gone": [{"session": g.session_id, "title": g.title, "stale_cards": len(g.cards)} for g in shelf.gone],
-            "requests": sum(r.stats.requests for r in runs), "anki": anki,
+            "requests": sum(r.stats.requests for r in runs), "anki": anki, "in_collection": in_collection,
             "concurrency": settings.concurrency,
             "wall_seconds": round(process_seconds(), 3), "output": str(result.path) if result else None,
             "exit_code": code,
         }) + "\n")  # fmt: skip
     return code
+
+
+def _compare_known(shelf: Shelf, per_document: list[list], store, stderr: TextIO) -> int | None:
+    """Mark the job's cards that the user's collection has already (``core.known``); how many (None: not
+    compared)."""
+    settings = shelf.settings
+    cards = [c for group in per_document for c in group]
+    if not cards or not (settings.against or settings.to_anki or settings.skip_known):
+        return None
+    try:
+        read = read_known(settings)
+    except KnownError as exc:
+        stderr.write(f"mkflash-tui: {exc}; the cards were not compared with it\n")
+        return None
+    if read is None:
+        return None
+    index = known_index(read, store, cards)
+    count = index.mark(cards)
+    if count:
+        what = "left out" if settings.skip_known else "kept, marked (--skip-known leaves them out)"
+        stderr.write(f"mkflash-tui: {fmt.plural(count, 'card')} repeat notes already in your collection "
+                     f"({fmt.plural(len(index), 'note')} compared): {what}\n")  # fmt: skip
+    return count
 
 
 def _quiet(progress: Progress, event) -> None:

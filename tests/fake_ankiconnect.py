@@ -283,7 +283,12 @@ class FakeAnkiConnect:
             note = self._new_note(spec)
         except Exception as exc:
             return {"canAdd": False, "error": str(exc)}
-        if note.fields_check() != 0:  # 1 empty, 2 duplicate, ...
+        check = note.fields_check()  # 1 empty, 2 duplicate (of its first field, in its note type), ...
+        if check == 2 and (spec.get("options") or {}).get("duplicateScope") == "deck":
+            # AnkiConnect's duplicateScope "deck": a duplicate only of a note with that first field in that deck.
+            same = self.col.find_notes(f'"deck:{spec["deckName"]}" "note:{spec["modelName"]}"')
+            check = 2 if any(self.col.get_note(n).fields[0] == note.fields[0] for n in same) else 0
+        if check != 0:
             return {"canAdd": False, "error": "cannot create note because it is a duplicate"}
         if self.refuse_note is not None and self.refuse_note(spec["fields"]):
             return {"canAdd": False, "error": "cannot create note: refused"}

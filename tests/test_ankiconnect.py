@@ -153,6 +153,7 @@ def test_the_first_push_to_a_fresh_anki_makes_the_note_types(tmp_path: Path) -> 
         assert len(anki.notes()) == report["cards"] and anki.actions.count("createModel") == 2
 
 
+@pytest.mark.parametrize("anki", ["notes"], indirect=True)  # the update itself: both ways are tested above
 def test_a_card_made_again_updates_its_pushed_note(tmp_path: Path, anki: FakeAnkiConnect) -> None:
     from test_remake import remaking_cards
 

@@ -177,13 +177,15 @@ class AnkiConnect:
 
 
 def push(anki: AnkiConnect, cards: list[Card], options: ExportOptions, *, known: dict[str, tuple[int, str]],
-         stamps: NoteStamps | None, prune: bool = False, readd: bool = False,
-         use_import: bool = True) -> tuple[PushReport, dict[str, tuple[int, str]], list[str]]:  # fmt: skip
+         stamps: NoteStamps | None, prune: bool = False, readd: bool = False, use_import: bool = True,
+         claimed: set[int] | frozenset[int] = frozenset(),
+         ) -> tuple[PushReport, dict[str, tuple[int, str]], list[str]]:  # fmt: skip
     """Send ``cards`` (what an export writes, stale ones included) to ``anki``.
 
     ``known``: guid -> (Anki note id, content sent) from earlier pushes to this Anki; ``stamps``: what earlier
     exports wrote (None: no store). Returns the report, the notes to remember (guid -> (note id, content)) and
-    the guids to forget. Raises AnkiConnectError.
+    the guids to forget; ``claimed``: the notes other sessions' cards became, which a card of the same text
+    never takes over. Raises AnkiConnectError.
     """
     anki.check()
     payloads = note_payloads(cards, options)
@@ -210,9 +212,9 @@ def push(anki: AnkiConnect, cards: list[Card], options: ExportOptions, *, known:
         forget.extend(p.guid for p in doomed)
     imported = None
     if use_import and anki.local:
-        imported = _push_package(anki, send, cards, options, stamps, earlier, report)
+        imported = _push_package(anki, send, cards, options, stamps, earlier, report, claimed)
     if imported is None:
-        remember = _push_notes(anki, send, stamps, {g: known[g] for g in earlier if g not in gone}, report)
+        remember = _push_notes(anki, send, stamps, {g: known[g] for g in earlier if g not in gone}, report, claimed)
     else:
         remember = imported
     _follow_decks(anki, [p for p in send if p.guid in earlier and p.guid in remember], remember, report)
@@ -228,32 +230,34 @@ def push(anki: AnkiConnect, cards: list[Card], options: ExportOptions, *, known:
 def _follow_decks(anki: AnkiConnect, pushed: list[NotePayload], remember: dict[str, tuple[int, str]],
                   report: PushReport) -> None:  # fmt: skip
     """Notes pushed before go where their cards belong now: a deck renamed (``--deck``, the export dialog), a
-    subdeck that follows its chapter. Neither an import nor a field update moves a card."""
-    deck_of = {remember[p.guid][0]: p.deck for p in pushed}
-    if not deck_of:
-        return
-    ids = list(deck_of)
-    note_of: dict[int, int] = {}  # card id -> its note
-    for start in range(0, len(ids), 1000):
-        for info in anki.invoke("notesInfo", notes=ids[start : start + 1000]) or ():
-            if isinstance(info, dict) and "noteId" in info:
-                note_of.update((int(c), int(info["noteId"])) for c in info.get("cards") or ())
-    wrong: dict[str, list[int]] = {}
-    for deck, cards in (anki.invoke("getDecks", cards=list(note_of)) or {}).items():
-        for card in map(int, cards):
-            if card in note_of and deck_of[note_of[card]] != deck:
-                wrong.setdefault(deck_of[note_of[card]], []).append(card)
-    moves = sorted(wrong.items())
+    subdeck that follows its chapter. Neither an import nor a field update moves a card. One search per deck
+    finds the cards of its notes that are elsewhere (notesInfo lists a note's cards only in some servers)."""
+    by_deck: dict[str, list[int]] = {}
+    for payload in pushed:
+        by_deck.setdefault(payload.deck, []).append(remember[payload.guid][0])
+    decks = sorted(by_deck)
+    searches = [("findCards", {"query": f"nid:{','.join(map(str, by_deck[d]))} -({deck_query(d)})"}) for d in decks]
+    found = anki.multi(searches) if searches else []
+    moves = [(deck, [int(c) for c in cards]) for deck, (cards, _) in zip(decks, found, strict=True) if cards]
     if not moves:
         return
-    moved: set[int] = set()
     answers = anki.multi([("changeDeck", {"cards": cards, "deck": deck}) for deck, cards in moves])
     for (deck, cards), (_, error) in zip(moves, answers, strict=True):
         if error:
             report.reasons.append(f"not moved to {deck}: {error}")
         else:
-            moved.update(note_of[c] for c in cards)
-    report.moved += len(moved)
+            report.moved += len(set(by_deck[deck]) & set(_notes_of(anki, cards)))
+
+
+def _notes_of(anki: AnkiConnect, cards: list[int]) -> list[int]:
+    return [int(n) for n in anki.invoke("findNotes", query="cid:" + ",".join(map(str, cards))) or ()]
+
+
+def deck_query(deck: str) -> str:
+    """An Anki search for the cards in ``deck`` itself (not its subdecks); the name's quotes, backslashes and
+    wildcards escaped."""
+    name = deck.replace("\\", "\\\\").replace('"', '\\"').replace("*", "\\*").replace("_", "\\_")
+    return f'"deck:{name}" -"deck:{name}::*"'
 
 
 def _existing(anki: AnkiConnect, note_ids: Iterable[int]) -> set[int]:
@@ -284,8 +288,8 @@ def _first_field(info: dict[str, Any]) -> str:
 
 
 def _push_package(anki: AnkiConnect, send: list[NotePayload], cards: list[Card], options: ExportOptions,
-                  stamps: NoteStamps | None, earlier: dict[str, int],
-                  report: PushReport) -> dict[str, tuple[int, str]] | None:  # fmt: skip
+                  stamps: NoteStamps | None, earlier: dict[str, int], report: PushReport,
+                  claimed: set[int] | frozenset[int]) -> dict[str, tuple[int, str]] | None:  # fmt: skip
     """Import our own package into the running Anki; None when AnkiConnect will not import it."""
     by_id = {c.id: c for c in cards}
     chosen = [by_id[p.card_id] for p in send]
@@ -313,6 +317,8 @@ def _push_package(anki: AnkiConnect, send: list[NotePayload], cards: list[Card],
     # hand carries the same GUIDs, so the import updated it in place).
     by_front: dict[tuple[str, str], int] = {}
     for nid, info in sorted(after.items(), key=lambda item: item[0] in before):
+        if nid in claimed:
+            continue
         by_front.setdefault((str(info.get("modelName", "")), _first_field(info)), nid)
     names = {int(m): n for n, m in (anki.invoke("modelNamesAndIds") or {}).items()}
     for payload in send:
@@ -373,7 +379,8 @@ def _note_types(anki: AnkiConnect, wanted: set[int], report: PushReport) -> dict
 
 
 def _push_notes(anki: AnkiConnect, send: list[NotePayload], stamps: NoteStamps | None,
-                known: dict[str, tuple[int, str]], report: PushReport) -> dict[str, tuple[int, str]]:  # fmt: skip
+                known: dict[str, tuple[int, str]], report: PushReport,
+                claimed: set[int] | frozenset[int] = frozenset()) -> dict[str, tuple[int, str]]:  # fmt: skip
     """Add and update note by note, in batches; our note types are made first where the collection lacks them."""
     report.method = "notes"
     names = _note_types(anki, {p.model_id for p in send}, report)
@@ -383,6 +390,8 @@ def _push_notes(anki: AnkiConnect, send: list[NotePayload], stamps: NoteStamps |
     by_front: dict[tuple[int, str], int] = {}
     name_to_id = {n: m for m, n in names.items()}
     for nid, info in existing.items():
+        if nid in claimed:
+            continue
         by_front.setdefault((name_to_id.get(str(info.get("modelName")), 0), _first_field(info)), nid)
     updates: list[NotePayload] = []
     new: list[NotePayload] = []

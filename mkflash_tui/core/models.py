@@ -151,6 +151,7 @@ class Card:
     stale: bool = False  # made from text the source no longer has (kept, tagged mkflash::stale on export)
     flags: tuple[str, ...] = ()  # what the quality gate found wrong with it (core.quality.Flag values)
     markdown: bool = False  # a model wrote front and back (its Markdown is rendered); else they are the document's
+    known: str = field(default="", compare=False)  # the note of the user's collection it repeats (core.known)
     _dedup: str = field(default="", repr=False, compare=False)
     _near: tuple = field(default=(), repr=False, compare=False)  # core.quality's features of the original text
 

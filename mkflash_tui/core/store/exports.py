@@ -52,6 +52,10 @@ class Exports(Connection):
                               (anki,), guids)  # fmt: skip
         return {guid: (int(note_id), content) for guid, note_id, content in rows}
 
+    def anki_note_ids(self, anki: str) -> set[int]:
+        """Every Anki note id a push to the Anki at ``anki`` made or took, whatever its session."""
+        return {int(r[0]) for r in self.db.execute("SELECT note_id FROM anki_notes WHERE anki = ?", (anki,))}
+
     def save_anki_notes(self, anki: str, notes: dict[str, tuple[int, str]], removed: Iterable[str] = ()) -> None:
         """Remember the notes a push made or updated (guid -> (note id, content)); forget ``removed`` ones."""
         with self._transaction():

@@ -170,6 +170,7 @@ class RunScreen(Screen):
         self._halt_shown = False
         self._count_stale = False
         self._remaking: set[str] = set()  # chunks whose cards are being made again
+        self._known_asked = False  # the user's collection is read once, when the run is over
         run.subscribe(self._on_event)
 
     # ------------------------------------------------------------------ layout
@@ -286,6 +287,39 @@ class RunScreen(Screen):
         self.query_one(RunBar).stop()
         self.run.report_finished()
         self.record_count()
+        if not self._known_asked and self.cards():
+            self._known_asked = True
+            self.run_worker(self._read_known, thread=True, group="known", exit_on_error=False)
+
+    def _read_known(self) -> None:
+        """In a thread: the notes of the user's collection (--against, or the Anki behind AnkiConnect)."""
+        from ...core.known import KnownError
+        from ...job import read_known
+
+        try:
+            read = read_known(self.job.settings)
+        except KnownError as exc:
+            self.app.call_from_thread(self.app.notify, f"{exc}.", title="--against", severity="error", timeout=10)
+            return
+        if read is not None:
+            self.app.call_from_thread(self._mark_known, read)
+
+    def _mark_known(self, read) -> None:
+        """Mark the cards the user's collection has already; with --skip-known they leave Review and the deck."""
+        from ...job import known_index
+
+        cards = self.cards()
+        index = known_index(read, self.store, cards)
+        count = index.mark(cards)
+        self.review.version += 1  # what an export writes may change (--skip-known)
+        where = "your collection" if read[1] is None else "the Anki at " + read[1]
+        self._log_lines.append(f"{self.run.now():7.2f}s KNOWN {fmt.plural(count, 'card')} repeat notes already in "
+                               f"{where} ({fmt.plural(len(index), 'note')} compared)")  # fmt: skip
+        if count:
+            left = " and are left out (--skip-known)" if self.job.settings.skip_known else "; f lists them"
+            self.app.notify(f"{fmt.plural(count, 'card')} repeat notes already in {where}{left}.", timeout=6)
+        self.query_one(CardTable).show(self._visible())
+        self._after_change()
 
     def _on_event(self, event: Event) -> None:
         """Called by the run for every event, on this loop: record, never draw."""
@@ -393,14 +427,16 @@ class RunScreen(Screen):
     # ------------------------------------------------------------------ review
 
     def cards(self):
-        """What an export would write right now: the run's cards minus deletions, edits applied."""
-        return self.review.keep(self.run.cards())
+        """What an export would write right now: the run's cards minus deletions, edits applied (and, with
+        --skip-known, minus the cards the user's collection has already)."""
+        cards = self.review.keep(self.run.cards())
+        return [c for c in cards if not c.known] if self.job.settings.skip_known else cards
 
     def _visible(self, cards=None):
         """The cards the table shows: what would be exported, narrowed by the filter."""
         cards = self.cards() if cards is None else cards
         if self.flagged_only:
-            cards = [c for c in cards if c.flags]
+            cards = [c for c in cards if c.flags or c.known]
         return [c for c in cards if matches(c, self._filter)] if self._filter else cards
 
     def _count_on_tab(self, cards) -> None:

@@ -339,6 +339,8 @@ class ShelfScreen(RunScreen):
                     out.append(card)
                     of[card.id] = offset
             self._cards_key, self._cards, self._doc_of_card = key, out, of
+        if self.shelf.settings.skip_known:
+            return [c for c in self._cards if not c.known]
         return list(self._cards)
 
     def run_of(self, card: Card) -> Run | None:

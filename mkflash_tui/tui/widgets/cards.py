@@ -305,7 +305,7 @@ class CardTable(ScrollView, can_focus=True):
             kind = [(fmt_cell("cloze" if cloze else "basic", TYPE_WIDTH), "")]
         edited = " ✎" if card.edited else ""
         shown_front = as_shown(card.front, card.markdown)
-        if card.flags:
+        if card.flags or card.known:
             front = [("⚑ ", "card-table--flag"), (fmt_cell(shown_front, self.front_width - 2, suffix=edited), "")]
         else:
             front = [(fmt_cell(shown_front, self.front_width, suffix=edited), "")]
@@ -358,7 +358,8 @@ class CardDetail(Static):
 
     def show(self, card: Card | None, *, note: str = "") -> None:
         # An update relayouts the screen (the pane sizes to its text): skip it when nothing shown would change.
-        shown = (note, self.app.theme) if card is None else (card.id, card.front, card.back, self.app.theme)
+        shown = (note, self.app.theme) if card is None else (card.id, card.front, card.back, card.known,
+                                                             self.app.theme)  # fmt: skip
         if shown == self._shown:
             return
         self._shown = shown
@@ -384,6 +385,9 @@ class CardDetail(Static):
                 text.append(f"• {flag}: ", style="bold")
                 text.append(why + "\n")
             text.append("\n")
+        if card.known:
+            text.append("In your collection already (in-collection)\n", style="bold yellow")
+            text.append(strip_controls(card.known) + "\n\n")
         where = strip_controls(card.location) or "the start of the document"
         if card.stale:
             text.append("Stale: ", style="bold yellow")
