@@ -361,11 +361,13 @@ def run_cli(config: Config, proxy: Proxy, workdir: Path) -> Result:
 
 
 def regenerate(report: dict, proxy: Proxy, env: dict, workdir: Path, problems: list[str]) -> str:
-    """A chunk of the session made again with a note, by the real server: made (exit 0), or refused for what the
-    model wrote in one sentence (exit 1); never a traceback, and one call at least."""
+    """The first chunk the run answered, made again with a note by the real server: made (exit 0), or refused for
+    what the model wrote in one sentence (exit 1); never a traceback, and one call at least."""
+    failed = {f.get("chunk") for f in report.get("failures") or []}
+    chunk = next(n for n in range(1, report["chunks"] + 1) if n not in failed)  # one the run answered
     before = len(proxy.seen)
-    proc = subprocess.run([sys.executable, "-m", "mkflash_tui", "regenerate", report["session"], "--chunk", "1",
-                           "--note", "simpler", "--json"],
+    proc = subprocess.run([sys.executable, "-m", "mkflash_tui", "regenerate", report["session"], "--chunk",
+                           str(chunk), "--note", "simpler", "--json"],
                           capture_output=True, text=True, env=env, timeout=900, cwd=workdir)  # fmt: skip
     (workdir / "regenerate.stderr").write_text(proc.stderr)
     if "Traceback" in proc.stderr:
@@ -381,8 +383,8 @@ def regenerate(report: dict, proxy: Proxy, env: dict, workdir: Path, problems: l
     if len(proxy.seen) == before:
         problems.append("regenerate: no request reached the server")
     if proc.returncode == 0:
-        return f"; chunk 1 made again: {len(made['made'])} for {len(made['replaced'])} cards"
-    return f"; chunk 1 not made again: {made.get('error', '')}"
+        return f"; chunk {chunk} made again: {len(made['made'])} for {len(made['replaced'])} cards"
+    return f"; chunk {chunk} not made again: {made.get('error', '')}"
 
 
 def run_doctor(config: Config, proxy: Proxy, workdir: Path) -> Result:
