@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
@@ -57,6 +58,8 @@ def generate_parser() -> argparse.ArgumentParser:
                         "one a line")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="show chunks, tokens and estimated cost; send nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON report on stdout")
+    parser.add_argument("--timeline", type=Path, metavar="FILE", help="draw every call of the run on a time axis, "
+                        "in FILE (.svg, or .html for a page of its own)")  # fmt: skip
     parser.add_argument(
         "--to-anki", nargs="?", const="", metavar="URL",
         help="send the cards to a running Anki through AnkiConnect (default address: ANKICONNECT_URL, else "

@@ -81,6 +81,7 @@ class Settings:
     to_anki: bool = False  # headless: push the kept cards to Anki (--to-anki)
     prune: bool = False
     readd: bool = False
+    timeline: Path | None = None  # headless --timeline FILE: the run's calls drawn on a time axis (.svg, .html)
     against: Path | None = None  # --against FILE: the collection or package whose notes new cards are compared with
     skip_known: bool = False  # leave out the cards the user's collection has already
 
@@ -265,6 +266,10 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         "ANKICONNECT_URL") or ANKICONNECT_DEFAULT_URL  # fmt: skip
     settings.anki_key = env.get("ANKICONNECT_KEY") or None
     settings.against = args.against.expanduser() if args.against else None
+    timeline = getattr(args, "timeline", None)
+    if timeline is not None and timeline.suffix.lower() not in (".svg", ".html"):
+        raise UsageError(f"--timeline writes an .svg or an .html file, not {timeline.name!r}.")
+    settings.timeline = timeline
     settings.skip_known = args.skip_known
     settings.prune = bool(getattr(args, "prune", False))
     settings.readd = bool(getattr(args, "readd", False))

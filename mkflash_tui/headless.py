@@ -291,6 +291,12 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                  f"{settings.describe_provider()} ({how})\n")  # fmt: skip
     # No per-token display here, so save the per-token parsing.
     run = job.make_run(stream=False, store=store, session_id=session_id)
+    timeline = None
+    if settings.timeline is not None:
+        from .core.timeline import Timeline
+
+        timeline = Timeline(settings.concurrency)
+        run.subscribe(timeline.add)
     progress = Progress(run, stderr, live=stderr.isatty())
     run.subscribe(progress)
     interrupted = [False]
@@ -423,6 +429,15 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     elif result:
         stderr.write(f"mkflash-tui: wrote {fmt.plural(result.notes, 'note')} to {result.path} ({accounting})\n")
     store.close()
+    if timeline is not None and settings.timeline is not None:
+        picture = timeline.html(job.document.title) if settings.timeline.suffix.lower() == ".html" else (
+            timeline.svg(job.document.title))  # fmt: skip
+        try:
+            settings.timeline.write_text(picture, encoding="utf-8")
+            stderr.write(f"mkflash-tui: the run's calls drawn in {settings.timeline}\n")
+        except OSError as exc:
+            stderr.write(f"mkflash-tui: could not write {settings.timeline}: {exc.strerror or exc}\n")
+            code = code or EXIT_USAGE
     trimmed = [s for s in run.status.values() if s.trimmed]
     for status in trimmed[:20]:
         stderr.write(f"mkflash-tui: chunk {status.chunk.index + 1}: {'; '.join(status.trimmed)}\n")

@@ -1,0 +1,155 @@
+"""A run's timeline, drawn from its events alone: every call as a bar on one time axis — the summary, each
+chunk's attempts, repairs, parts, the waits between them and the answers found in the store — with the calls in
+flight over it and the ideal (one summary, then one wave of calls at the concurrency) marked.
+
+``Timeline`` collects the run's ``Span`` events; ``svg()`` draws them, one lane per chunk; ``html()`` puts the
+same picture in one self-contained page (no network; each bar's tooltip says what it was).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+from .models import Event, LimitChanged, Span, SpanKind
+
+WIDTH = 1000  # the plot's width, in px
+LEFT = 90  # room for the lane names
+LANE = 10  # one lane's height at most (fewer px when there are many)
+MAX_PLOT = 1200  # the lanes' height at most
+COLOURS = {"answered": "#3a9d5d", "failed": "#d05a4f", "repair": "#d9a13b", "wait": "#c8c8cc", "cache": "#5b8fd6",
+           "part": "none"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    lane: int  # -1: the summary; else the chunk's index
+    kind: str  # attempt, repair, wait, part, cache
+    start: float
+    end: float
+    detail: str
+    attempt: int
+
+    @property
+    def outcome(self) -> str:
+        if self.kind in ("attempt", "repair"):
+            return "answered" if self.detail == "answered" else ("repair" if self.kind == "repair" else "failed")
+        return self.kind
+
+    def describe(self) -> str:
+        where = "summary" if self.lane < 0 else f"chunk {self.lane + 1}"
+        what = f"{self.kind} {self.attempt}" if self.attempt else self.kind
+        return f"{where}: {what}, {self.detail or '—'} ({self.start:.2f}–{self.end:.2f} s)"
+
+
+class Timeline:
+    """The spans of one run (subscribe ``add`` to it), and the limit of calls in flight as it changed."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.bars: list[Bar] = []
+        self.limits: list[tuple[float, int]] = [(0.0, concurrency)]
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, Span):
+            self.bars.append(Bar(event.index, str(event.kind), event.start, event.at, event.detail, event.attempt))
+        elif isinstance(event, LimitChanged):
+            self.limits.append((event.at, event.limit))
+
+    def in_flight(self) -> list[tuple[float, int]]:
+        """(time, calls in flight) at every change."""
+        changes: list[tuple[float, int]] = []
+        for bar in self.bars:
+            if bar.kind in (SpanKind.ATTEMPT, SpanKind.REPAIR):
+                changes += [(bar.start, 1), (bar.end, -1)]
+        out, now = [], 0
+        for at, step in sorted(changes):
+            now += step
+            out.append((at, now))
+        return out
+
+    def ideal(self) -> float | None:
+        """When the run would end with one summary and then every chunk's call in one wave (waves of the
+        concurrency), each call as long as the median answered one; None without an answered chunk call."""
+        calls = sorted(b.end - b.start for b in self.bars if b.lane >= 0 and b.outcome == "answered")
+        if not calls:
+            return None
+        summary = max((b.end for b in self.bars if b.lane < 0), default=0.0)
+        chunks = len({b.lane for b in self.bars if b.lane >= 0})
+        waves = math.ceil(chunks / max(1, self.limits[0][1]))
+        return summary + waves * calls[len(calls) // 2]
+
+    def svg(self, title: str = "") -> str:
+        lanes = sorted({b.lane for b in self.bars})
+        row = {lane: i for i, lane in enumerate(lanes)}
+        lane_px = max(2, min(LANE, MAX_PLOT // max(1, len(lanes))))
+        end = max((b.end for b in self.bars), default=1.0) or 1.0
+        scale = WIDTH / end
+        top, plot = 30, lane_px * len(lanes)
+        flight_top = top + plot + 20
+        height = flight_top + 60 + 30
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEFT + WIDTH + 20}" height="{height}" '
+               f'font-family="sans-serif" font-size="10" data-seconds="{end:.3f}">',
+               f"<title>{html.escape(title or 'mkflash-tui run')}</title>",
+               f'<text x="{LEFT}" y="16" font-size="12">{html.escape(title)} — {len(lanes) - (-1 in row)} chunks, '
+               f"{end:.1f} s</text>"]  # fmt: skip
+        for lane, i in row.items():
+            if lane_px >= 8 or lane < 0 or i % max(1, 10 // lane_px) == 0:
+                name = "summary" if lane < 0 else f"chunk {lane + 1}"
+                y = top + i * lane_px + lane_px - 1
+                out.append(f'<text x="{LEFT - 6}" y="{y}" text-anchor="end">{name}</text>')
+        for bar in sorted(self.bars, key=lambda b: b.kind != "part"):  # parts behind the attempts in them
+            x, w = LEFT + bar.start * scale, max(0.5, (bar.end - bar.start) * scale)
+            y = top + row[bar.lane] * lane_px
+            fill = COLOURS[bar.outcome]
+            stroke = ' stroke="#666" stroke-dasharray="2,1"' if bar.kind == "part" else ""
+            out.append(f'<rect class="bar" x="{x:.2f}" y="{y + 1}" width="{w:.2f}" height="{max(1, lane_px - 2)}" '
+                       f'fill="{fill}"{stroke} data-kind="{bar.kind}" data-lane="{bar.lane}" '
+                       f'data-attempt="{bar.attempt}" data-start="{bar.start:.4f}" data-end="{bar.end:.4f}" '
+                       f'data-outcome="{bar.outcome}"><title>{html.escape(bar.describe())}</title></rect>')  # fmt: skip
+        for second in _ticks(end):
+            x = LEFT + second * scale
+            out.append(f'<line x1="{x:.2f}" y1="{top - 4}" x2="{x:.2f}" y2="{flight_top + 60}" stroke="#eee"/>')
+            out.append(f'<text x="{x:.2f}" y="{flight_top + 74}" text-anchor="middle">{second:g} s</text>')
+        ideal = self.ideal()
+        if ideal is not None:
+            x = LEFT + min(ideal, end) * scale
+            out.append(f'<line class="ideal" x1="{x:.2f}" y1="{top - 6}" x2="{x:.2f}" y2="{flight_top + 60}" '
+                       f'stroke="#7a5cc4" stroke-dasharray="4,3" data-seconds="{ideal:.3f}"><title>the ideal: one '
+                       f"summary, then one wave at the concurrency ({ideal:.2f} s)</title></line>")  # fmt: skip
+        flight = self.in_flight()
+        peak = max([n for _, n in flight] + [limit for _, limit in self.limits] + [1])
+        points, before = [f"{LEFT},{flight_top + 60}"], 0
+        for at, now in flight:  # a step at every change
+            x = LEFT + at * scale
+            points += [f"{x:.2f},{flight_top + 60 - 60 * before / peak:.2f}",
+                       f"{x:.2f},{flight_top + 60 - 60 * now / peak:.2f}"]  # fmt: skip
+            before = now
+        out.append(f'<polyline class="in-flight" points="{" ".join(points)}" fill="none" stroke="#333"/>')
+        limit_points = []
+        for i, (at, limit) in enumerate(self.limits):
+            until = self.limits[i + 1][0] if i + 1 < len(self.limits) else end
+            y = flight_top + 60 - 60 * limit / peak
+            limit_points += [f"{LEFT + at * scale:.2f},{y:.2f}", f"{LEFT + until * scale:.2f},{y:.2f}"]
+        out.append(f'<polyline class="limit" points="{" ".join(limit_points)}" fill="none" stroke="#d05a4f" '
+                   'stroke-dasharray="3,2"/>')  # fmt: skip
+        out.append(f'<text x="{LEFT - 6}" y="{flight_top + 30}" text-anchor="end">in flight</text>')
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
+
+    def html(self, title: str = "") -> str:
+        """The picture in one page of its own: nothing is loaded from anywhere."""
+        return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                f"<title>{html.escape(title or 'mkflash-tui run')}</title></head>\n<body>\n{self.svg(title)}"
+                "<p>Green: answered; red: failed; amber: a repair; grey: a wait (Retry-After, backoff, the "
+                "throttle, the server's queue); blue: answered from the store; dashed: a chunk's parts; the "
+                "violet line: the ideal. Hover a bar for what it was.</p>\n</body></html>\n")  # fmt: skip
+
+
+def _ticks(end: float) -> list[float]:
+    step = 10 ** math.floor(math.log10(max(end, 1e-3) / 5))
+    for factor in (1, 2, 5, 10):
+        if end / (step * factor) <= 10:
+            step *= factor
+            break
+    return [round(i * step, 6) for i in range(int(end / step) + 1)]
