@@ -300,6 +300,10 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     else:
         name, where = layered("provider")
         reason = where
+        if where == REMEMBERED and (args.base_url or args.api_key):
+            # A server or a key given on the command line beats the provider the app remembered.
+            name = None
+            settings.remembered = [k for k in settings.remembered if k != "provider"]
         if name is None:
             if env_key or env_url:
                 name = "openai"

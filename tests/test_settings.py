@@ -96,6 +96,11 @@ def test_precedence_flags_environment_profile_remembered_defaults() -> None:
     lacking = app_args()
     assert lacking.preset == "offline" and "GROQ_API_KEY" in lacking.notice
     assert app_args(environ={"GROQ_API_KEY": "gsk"}).preset == "groq"
+    # A server given on the command line beats the provider the app remembered (offline, or another).
+    remember({"provider": "offline"})
+    served = app_args("--base-url", "http://127.0.0.1:9/v1")
+    assert (served.preset, served.base_url) == ("openai", "http://127.0.0.1:9/v1") and served.online
+    assert "provider" not in served.remembered
     # No file at all: the defaults.
     config_file().unlink()
     assert (app_args().preset, app_args().model, app_args().concurrency) == ("offline", "gpt-4o-mini", 64)
