@@ -23,10 +23,12 @@ EXIT_INTERRUPTED = 130
 
 
 def _preload_openai() -> None:
-    # The SDK takes ~0.7 s to import; start that while the input is read and chunked.
+    # The SDK takes ~0.7 s to import and its TLS context 0.1 s to build; start both while the input is read.
     def load() -> None:
+        from .core.providers.openai_compat import prepare_transport
+
         try:
-            import openai  # noqa: F401
+            prepare_transport()
         except Exception:
             pass
 

@@ -27,7 +27,9 @@ def _no_real_openai_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytes
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MKFLASH_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("MKFLASH_CONFIG", str(tmp_path_factory.mktemp("config") / "config.toml"))
-    monkeypatch.setenv("MKFLASH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # One cache folder for the whole session (tiktoken's files, a failed fetch remembered, the bundled encoding's
+    # ranks): it holds nothing a test decides, and each CLI process would otherwise build it again.
+    monkeypatch.setenv("MKFLASH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture

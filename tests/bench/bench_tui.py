@@ -47,17 +47,37 @@ import random, sys, time
 sys.path.insert(0, {tests!r})
 from fake_openai import FakeOpenAI
 rng = random.Random(1)
-server = FakeOpenAI(latency=lambda body: rng.uniform({low}, {high}), chars_per_delta=6,
-                    delta_delay={delta_delay}).start()
+from fake_openai import is_summary
+padding = lambda body: 0 if is_summary(body) or rng.random() < {short} else {padding}
+server = FakeOpenAI(latency=lambda body: rng.uniform({low}, {high}), chars_per_delta={chars},
+                    delta_delay={delta_delay}, stream_padding=padding).start()
 print(server.base_url, flush=True)
-time.sleep(3600)
+for line in sys.stdin:  # any line: how many deltas the server has written, and when
+    print(server.events_sent, time.perf_counter(), flush=True)
 """
 
 
-def start_server(low: float = 0.5, high: float = 3.0, delta_delay: float = 0.0) -> tuple[subprocess.Popen, str]:
-    code = SERVER.format(tests=str(HERE.parent), low=low, high=high, delta_delay=delta_delay)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+def start_server(low: float = 0.5, high: float = 3.0, delta_delay: float = 0.0, chars: int = 6,
+                 padding: int = 0, short: float = 1.0) -> tuple[subprocess.Popen, str]:  # fmt: skip
+    """The fake server in its own process; ``padding`` spaces open all but a ``short`` share of card answers."""
+    code = SERVER.format(tests=str(HERE.parent), low=low, high=high, delta_delay=delta_delay, chars=chars,
+                         padding=padding, short=short)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()
+
+
+def events_sent(server: subprocess.Popen) -> tuple[int, float]:
+    """The deltas the server has streamed so far, and the time it said so."""
+    server.stdin.write("stats\n")
+    server.stdin.flush()
+    count, when = server.stdout.readline().split()
+    return int(count), float(when)
+
+
+# Streams as real servers send them: one small event per token (4 characters) at about 100 tokens a second per
+# stream, after 3 s (with jitter) of prompt processing. A tenth of the answers are short (cards for Review); the
+# others are long enough (40 s of writing) that they still pour while the keys are measured.
+REAL_STREAM = {"low": 2.5, "high": 3.5, "delta_delay": 0.01, "chars": 4, "padding": 16_000, "short": 0.1}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -182,8 +202,11 @@ def _chunks_done(text: str) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
-def key_latency(folder: Path, base_url: str) -> tuple[list[float], list[float], tuple[int, int]]:
-    """Key-to-screen seconds for view switches and for ``d`` in Review, while chunks stream (tmux)."""
+def key_latency(
+    folder: Path, base_url: str, server: subprocess.Popen
+) -> tuple[list[float], list[float], tuple[int, int], float]:
+    """Key-to-screen seconds for view switches and for ``d`` in Review while chunks stream (tmux), the chunks
+    done at the end, and the deltas a second the server streamed while the keys were measured."""
     path = folder / "keys.md"
     path.write_text(make_text(KEY_CHUNKS))
     env = {"MKFLASH_DATA_DIR": tempfile.mkdtemp(prefix="mkflash-bench-"), "OPENAI_API_KEY": "bench",
@@ -195,7 +218,8 @@ def key_latency(folder: Path, base_url: str) -> tuple[list[float], list[float], 
     deletes: list[float] = []
     try:
         tmux.wait(lambda text: "in flight" in text and in_generate(text), timeout=30)
-        tmux.wait(lambda text: _cards_on_tab(text) >= 20, timeout=60)  # cards are arriving
+        tmux.wait(lambda text: _cards_on_tab(text) >= 20, timeout=60)  # the short answers are in
+        first = events_sent(server)
         for _ in range(25):
             switches.append(tmux.timed_key("2", in_review))
             time.sleep(0.15)
@@ -210,9 +234,10 @@ def key_latency(folder: Path, base_url: str) -> tuple[list[float], list[float], 
             deletes.append(tmux.timed_key("d", lambda text, b=before: _detail(text) != b))
             time.sleep(0.15)
         still = _chunks_done(tmux.screen())
+        last = events_sent(server)
     finally:
         tmux.close()
-    return switches, deletes, still
+    return switches, deletes, still, (last[0] - first[0]) / (last[1] - first[1])
 
 
 SHELF_DOCUMENTS, SHELF_CHUNKS = 50, 40  # 2,000 chunks across 50 documents
@@ -325,13 +350,15 @@ def main() -> None:
                   f"{statistics.median(ms):.0f} ms, p90 {percentile(ms, 0.9):.0f} ms, max {max(ms):.0f} ms "
                   "(target max <= 250 ms)")  # fmt: skip
         if not args.skip_keys:
-            # Slow streams (a delta every 0.15 s, after 0.5-30 s) keep chunks finishing while the keys are sent.
-            server, base_url = start_server(0.5, 40.0, 0.15)
+            server, base_url = start_server(**REAL_STREAM)
             try:
-                print(f"key-to-screen latency, {KEY_CHUNKS} chunks streaming at concurrency 500 (tmux, 160x48):")
-                switches, deletes, streaming = key_latency(Path(folder), base_url)
+                print(f"key-to-screen latency, {KEY_CHUNKS} chunks streaming at concurrency 500, one 4-character "
+                      "event per token, 100 a second per stream (tmux, 160x48):")  # fmt: skip
+                switches, deletes, streaming, rate = key_latency(Path(folder), base_url, server)
             finally:
                 server.kill()
+            print(f"  the server streamed {rate:,.0f} events a second while the keys were measured "
+                  f"({rate / KEY_CHUNKS:.0f} a stream)")  # fmt: skip
             for name, values in (("switch view (1/2)", switches), ("d in Review", deletes)):
                 ms = [v * 1000 for v in values]
                 print(f"  {name:<18} n={len(ms)}: p50 {statistics.median(ms):.0f} ms, p90 {percentile(ms, 0.9):.0f} "
@@ -340,8 +367,10 @@ def main() -> None:
         if not args.skip_shelf:
             server, base_url = start_server(0.5, 40.0, 0.15)
             try:
-                print(f"key-to-screen latency, a shelf of {SHELF_DOCUMENTS} documents, "
-                      f"{SHELF_DOCUMENTS * SHELF_CHUNKS} chunks streaming at concurrency 500 (tmux, 160x48):")
+                print(
+                    f"key-to-screen latency, a shelf of {SHELF_DOCUMENTS} documents, "
+                    f"{SHELF_DOCUMENTS * SHELF_CHUNKS} chunks streaming at concurrency 500 (tmux, 160x48):"
+                )
                 times, streaming = shelf_key_latency(Path(folder), base_url)
             finally:
                 server.kill()

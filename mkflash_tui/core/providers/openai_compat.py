@@ -1,8 +1,9 @@
 """Cards from OpenAI or any OpenAI-compatible server (Ollama, vLLM, LM Studio) through the official SDK.
 
-The SDK is imported lazily (it costs ~0.7 s) and one ``AsyncOpenAI`` client is created inside the running
-event loop on first use, shared by every call of the run, and closed by ``aclose``. The SDK's own retries are
-off: the engine's retry layer is the only one.
+The SDK is imported lazily (it costs ~0.7 s) and one ``AsyncOpenAI`` client is created on first use, shared by
+every call of the run, and closed by ``aclose``: inside the running event loop for a plain provider (headless
+runs), on the stream thread's loop for a streaming one (the app's: see ``stream_thread``). The SDK's own
+retries are off: the engine's retry layer is the only one.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from .base import (
 )
 from .refusals import translate
 from .server_errors import error_text, redact
+from .stream_thread import STREAMS, Relay
 from .wire import MAX_ANSWER_CHARS, Answer, rate_info, read_body, read_completion, read_stream
 
 DEFAULT_TIMEOUT = 300.0  # seconds one attempt may take end to end: room for a slow local model streaming
+# The app's streams are read at most this often each, so that hundreds of them, one event per token, cost the
+# process (one interpreter: the app's repaints wait for the same lock) a read per stream a tenth of a second.
+READ_PACE = 0.1
 IDLE_FLOOR = 60.0  # a stream silent this long (or timeout / 5, if longer) is dropped
 ANSWER_TOKENS_BASE = 200  # an answer's bound (servers other than OpenAI's): this, plus per card asked for
 ANSWER_TOKENS_PER_CARD = 160
@@ -65,6 +70,9 @@ class OpenAICompatProvider:
         self.idle_timeout = min(timeout, max(IDLE_FLOOR, timeout / 5))
         self.max_connections = max_connections
         self.stream = stream  # streaming shows tokens arriving (the TUI); a plain answer costs less CPU
+        # Made to stream (the app's provider): its requests go out and its answers are read on the stream thread,
+        # for its whole life (the doctor turns ``stream`` on for one call and stays on its own loop).
+        self.off_loop = stream
         # A local server queues what it cannot serve yet and sends nothing meanwhile: the engine's deadline (which
         # allows for the queue) bounds each attempt, not the transport's read timeout.
         self.queue_tolerant = queue_tolerant
@@ -75,8 +83,9 @@ class OpenAICompatProvider:
         # costs one request, not one per call in flight.
         self.capabilities = Capabilities()
         self.stream_usage = True
-        self._client: Any = None
+        self._client: Any = None  # a streaming provider's lives on the stream thread's loop
         self._probe: asyncio.Lock | None = None
+        self._relay: Relay | None = None
 
     @property
     def format_mode(self) -> str:
@@ -100,8 +109,9 @@ class OpenAICompatProvider:
             import openai
 
             timeout = openai.Timeout(None if self.queue_tolerant else self.timeout + 5, connect=min(10.0, self.timeout))
+            tls = {"verify": _tls_context} if _tls_context is not None else {}
             try:
-                http_client = openai.DefaultAioHttpClient(timeout=timeout, limits=_limits(self.max_connections))
+                http_client = openai.DefaultAioHttpClient(timeout=timeout, limits=_limits(self.max_connections), **tls)
             except RuntimeError:  # the aiohttp extra is missing: the default transport still works
                 http_client = None
             self._client = openai.AsyncOpenAI(
@@ -116,7 +126,7 @@ class OpenAICompatProvider:
     async def aclose(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
-            await client.close()
+            await (STREAMS.run(client.close()) if self.off_loop else client.close())
 
     # ------------------------------------------------------------------ calls
 
@@ -231,17 +241,41 @@ class OpenAICompatProvider:
         # plain strings, so the transform had nothing to change; ``messages=[]`` only satisfies the signature.
         moved = {key: kwargs.pop(key) for key in ("messages", "response_format") if key in kwargs}
         kwargs = {**kwargs, "messages": [], "extra_body": {**kwargs.get("extra_body", {}), **moved}}
-        client = self._ensure_client()
         if stream:
             kwargs = {**kwargs, "stream": True}
             if self.stream_usage:
                 kwargs["stream_options"] = {"include_usage": True}
+        if not self.off_loop:
+            answer = await self._send(kwargs, stream, on_tokens, mode)
+        else:
+            # The app's provider: its requests go out and its answers are read on the stream thread.
+            loop = asyncio.get_running_loop()
+            if self._relay is None or self._relay.loop is not loop:
+                self._relay = Relay(loop)
+            report = self._relay.wrap(on_tokens) if on_tokens else None
+            try:
+                answer = await STREAMS.run(self._send(kwargs, stream, report, mode))
+            finally:
+                if on_tokens:
+                    self._relay.deliver(on_tokens)
+        if mode == self.format_mode:
+            self.capabilities.confirmed = True
+        return answer
+
+    async def _send(self, kwargs: dict[str, Any], stream: bool, on_tokens: ProgressCallback | None,
+                    mode: str) -> Answer:  # fmt: skip
+        """The request sent and its answer read (on the loop its client lives on)."""
+        client = self._ensure_client()
         try:
             async with client.chat.completions.with_streaming_response.create(**kwargs) as response:
                 info = rate_info(response.headers)
                 content_type = (response.headers.get("content-type") or "").lower()
                 if stream and "event-stream" in content_type:
-                    answer = await read_stream(response, on_tokens, self)
+                    if self.off_loop:
+                        answer = await read_stream(response, on_tokens, self, pace=READ_PACE,
+                                                   socket=_socket_of(response))  # fmt: skip
+                    else:
+                        answer = await read_stream(response, on_tokens, self)
                 else:
                     # A plain answer, or a server that answered a stream request with one JSON body.
                     answer = read_completion(await read_body(response), content_type, self)
@@ -251,11 +285,8 @@ class OpenAICompatProvider:
             raise
         except Exception as exc:
             raise translate(self, exc, mode) from None
-        if mode == self.format_mode:
-            self.capabilities.confirmed = True
         answer.rate_info = info
         return answer
-
 
     def message_of(self, body: Any) -> str:
         """A server's error message: its first meaningful line, without the key."""
@@ -283,9 +314,34 @@ class OpenAICompatProvider:
     # ------------------------------------------------------------------ errors
 
 
+_tls_context: Any = None  # the TLS context the SDK's transport would build, made ahead by prepare_transport()
+
+
+def prepare_transport() -> None:
+    """Import the SDK and build the TLS context its transport needs (0.7 s and 0.1 s of a run's start), so a
+    face can do both on a thread while it reads and chunks the input. The context is the one the transport
+    builds itself (the system's roots, or SSL_CERT_FILE or SSL_CERT_DIR); without this, it still does."""
+    global _tls_context
+    import openai  # noqa: F401
+
+    if _tls_context is None:
+        import httpcore2
+
+        _tls_context = httpcore2.default_ssl_context(_trust_env=True)
+
+
+def _socket_of(response: Any) -> Any:
+    """The asyncio transport an SDK response is read from (its aiohttp connection's), or None if the SDK's
+    layers are not the ones this knows: then a paced stream is still read correctly, only less cheaply."""
+    try:
+        transport = response.http_response.stream._stream._aiohttp_response.connection.transport
+    except AttributeError:
+        return None
+    needed = ("is_reading", "pause_reading", "resume_reading", "is_closing")
+    return transport if all(callable(getattr(transport, name, None)) for name in needed) else None
+
+
 def _limits(max_connections: int) -> Any:
     import httpx2
 
     return httpx2.Limits(max_connections=max_connections, max_keepalive_connections=min(max_connections, 256))
-
-

@@ -93,8 +93,14 @@ def read_completion(body: bytes, content_type: str, server: Server) -> Answer:
     return Answer(content, usage, finish_reason if isinstance(finish_reason, str) else None)
 
 
-async def read_stream(response: Any, on_tokens: ProgressCallback | None, server: Server) -> Answer:
-    """Server-sent events, read within the size limits; a stream silent for the idle limit is dropped."""
+async def read_stream(response: Any, on_tokens: ProgressCallback | None, server: Server, *, pace: float = 0.0,
+                      socket: Any = None) -> Answer:  # fmt: skip
+    """Server-sent events, read within the size limits; a stream silent for the idle limit is dropped.
+
+    ``pace``: after each read, wait this long, with the connection's ``socket`` (its asyncio transport, when
+    known) not read meanwhile, so that the events that arrive are read in one go. Read as they come, one small
+    event per token, every event cost the event loop a wake-up, a read and the transport's layers (78 % of a core
+    for 266 streams), more than the event itself."""
     loop = asyncio.get_running_loop()
     idle = server.idle_timeout
     parts: list[str] = []
@@ -149,6 +155,8 @@ async def read_stream(response: Any, on_tokens: ProgressCallback | None, server:
                         return Answer(text, usage or Usage(0, streamed), "length", cut=True)
                 if done:
                     break
+                if pace:
+                    await _rest(pace, socket)
     except TimeoutError:
         raise TransientError(
             f"the server sent nothing for {idle:g} s; dropped the stream", timed_out=True
@@ -172,6 +180,18 @@ def not_a_completion(where: str, what: str) -> TransientError:
         f"the server at {where} answered with {what}, not a chat completion; is --base-url right?",
         wrong_server=True,
     )
+
+
+async def _rest(seconds: float, socket: Any) -> None:
+    """Wait, the connection not read meanwhile (the kernel keeps what arrives), unless something else paused it."""
+    paused = socket is not None and socket.is_reading()
+    if paused:
+        socket.pause_reading()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        if paused and not socket.is_closing():
+            socket.resume_reading()
 
 
 def sse_json(payload: bytes, server: Server) -> dict[str, Any]:

@@ -8,6 +8,7 @@ and a board where nothing moves costs none.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rich.segment import Segment
@@ -27,6 +28,9 @@ from ...core.models import ChunkState
 PANEL_WIDTH = 38  # preferred panel width; the board fits as many columns as the width allows
 PANEL_LINES = 3
 ROW_HEIGHT = PANEL_LINES + 1  # a blank line between rows of panels
+# A row whose panels only streamed tokens or counted seconds is repainted at most this often: hundreds of
+# streams would otherwise redraw the whole board on every tick, between the user's keys and their repaints.
+COUNTS_SECONDS = 0.5
 
 STATE_LABEL = {
     ChunkState.QUEUED: "○ queued",
@@ -97,6 +101,7 @@ class ChunkBoard(ScrollView, can_focus=True):
         self.ids = [c.id for c in run.chunks]
         self._style_cache: dict[tuple[str, ChunkState, bool], tuple[Style, Style, Style]] = {}
         self._drawn: dict[int, tuple] = {}  # panel index -> what its text depended on when last drawn
+        self._drawn_at: dict[int, float] = {}  # row -> when it was last repainted for a change
 
     def show(self, run: Run) -> None:
         """Draw another run's chunks (a shelf shows one document's at a time), the cursor on its first."""
@@ -151,16 +156,25 @@ class ChunkBoard(ScrollView, can_focus=True):
         columns = self.columns
         top = round(self.scroll_offset.y) // ROW_HEIGHT
         bottom = (round(self.scroll_offset.y) + self.size.height) // ROW_HEIGHT
+        now = time.monotonic()
         for row in range(top, bottom + 1):
+            stale = False
             for index in range(row * columns, min(len(self.ids), (row + 1) * columns)):
-                if self._drawn.get(index) != self._signature(index):
-                    self.refresh_lines(row * ROW_HEIGHT, PANEL_LINES)
+                drawn, signature = self._drawn.get(index), self._signature(index)
+                if drawn is None or drawn[0] != signature[0]:
+                    stale = True  # a new state, attempt, reason or count of cards: at once
                     break
+                if drawn != signature and now - self._drawn_at.get(row, 0.0) >= COUNTS_SECONDS:
+                    stale = True  # tokens streamed, seconds elapsed: a few times a second is enough
+            if stale:
+                self._drawn_at[row] = now
+                self.refresh_lines(row * ROW_HEIGHT, PANEL_LINES)
 
     def _signature(self, index: int) -> tuple:
+        """What a panel's text depends on: what changes it at once, then what streams (tokens, seconds)."""
         status = self.run.status[self.ids[index]]
-        return (status.state, status.attempt, status.tokens, status.reason, self.kept(status.chunk.id),
-                _elapsed(self.run, status))  # fmt: skip
+        return ((status.state, status.attempt, status.reason, self.kept(status.chunk.id)),
+                (status.tokens, _elapsed(self.run, status)))  # fmt: skip
 
     def render_line(self, y: int) -> Strip:
         scroll_y = self.scroll_offset.y
