@@ -8,7 +8,6 @@ and a board where nothing moves costs none.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from rich.segment import Segment
@@ -156,7 +155,7 @@ class ChunkBoard(ScrollView, can_focus=True):
         columns = self.columns
         top = round(self.scroll_offset.y) // ROW_HEIGHT
         bottom = (round(self.scroll_offset.y) + self.size.height) // ROW_HEIGHT
-        now = time.monotonic()
+        now = self.run.now()  # the run's clock: a test's clock decides, as it does the seconds shown
         for row in range(top, bottom + 1):
             stale = False
             for index in range(row * columns, min(len(self.ids), (row + 1) * columns)):
@@ -164,7 +163,7 @@ class ChunkBoard(ScrollView, can_focus=True):
                 if drawn is None or drawn[0] != signature[0]:
                     stale = True  # a new state, attempt, reason or count of cards: at once
                     break
-                if drawn != signature and now - self._drawn_at.get(row, 0.0) >= COUNTS_SECONDS:
+                if drawn != signature and now - self._drawn_at.get(row, -COUNTS_SECONDS) >= COUNTS_SECONDS:
                     stale = True  # tokens streamed, seconds elapsed: a few times a second is enough
             if stale:
                 self._drawn_at[row] = now

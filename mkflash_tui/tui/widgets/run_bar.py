@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from rich.cells import cell_len
@@ -14,8 +13,6 @@ from ...core.engine import Run
 from ...core.pricing import cost_usd, model_info
 from ...core.providers.presets import is_local_url
 from ...core.text import strip_controls
-
-LOOK_SECONDS = 0.25  # how often the bar puts its line together to see whether it changed
 
 
 class RunBar(Widget):
@@ -37,7 +34,6 @@ class RunBar(Widget):
         self._busy_since: float | None = None
         self._busy_total = 0.0
         self._shown = ""  # the text last painted
-        self._looked = 0.0  # when tick() last put the line together
 
     def start(self) -> None:
         if self._busy_since is None:
@@ -49,12 +45,7 @@ class RunBar(Widget):
             self._busy_since = None
 
     def tick(self) -> None:
-        """Repaint if what the bar says changed since it was painted (the screen's timer), looking a few times a
-        second: putting the line together adds up every chunk's tokens."""
-        now = time.monotonic()
-        if now - self._looked < LOOK_SECONDS:
-            return
-        self._looked = now
+        """Repaint if what the bar says changed since it was painted (the screen's timer)."""
         if self.size.width and self._text().plain != self._shown:
             self.refresh()
 
