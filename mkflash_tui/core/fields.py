@@ -39,7 +39,7 @@ def render_field(text: str, *, markdown: bool = False) -> str:
         return html.escape(text, quote=False).replace("\r\n", "\n").replace("\n", "<br>")
     if _PLAIN.fullmatch(text):
         # One line with nothing Markdown could read: the parser would give back the line, escaped (most cards,
-        # at a hundredth of the cost; test_fields checks the two agree).
+        # at a hundredth of the cost; test_fidelity checks the two agree).
         return html.escape(text, quote=False)
     return _render_markdown(text)
 

@@ -195,6 +195,9 @@ def scenario(name: str, chunks: int, concurrency: int, latency: float, repeat: i
             runs[SIDES[2]].append(bare(bodies, server, concurrency, "plain"))
     finally:
         server.close()
+    for side, measures in runs.items():
+        if any(m.chunks != count for m in measures):  # a side that did less work would look faster
+            raise SystemExit(f"{side} answered {[m.chunks for m in measures]} chunks, not {count}")
     result: dict = {"chunks": count}
     for side, measures in runs.items():
         result[side] = {k: statistics.median(getattr(m, k) for m in measures) for k in ("wall", "cpu", "rss_mb")}

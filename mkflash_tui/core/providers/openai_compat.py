@@ -271,11 +271,8 @@ class OpenAICompatProvider:
                 info = rate_info(response.headers)
                 content_type = (response.headers.get("content-type") or "").lower()
                 if stream and "event-stream" in content_type:
-                    if self.off_loop:
-                        answer = await read_stream(response, on_tokens, self, pace=READ_PACE,
-                                                   socket=_socket_of(response))  # fmt: skip
-                    else:
-                        answer = await read_stream(response, on_tokens, self)
+                    pacing = {"pace": READ_PACE, "socket": _socket_of(response)} if self.off_loop else {}
+                    answer = await read_stream(response, on_tokens, self, **pacing)
                 else:
                     # A plain answer, or a server that answered a stream request with one JSON body.
                     answer = read_completion(await read_body(response), content_type, self)

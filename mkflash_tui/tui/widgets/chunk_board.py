@@ -165,6 +165,7 @@ class ChunkBoard(ScrollView, can_focus=True):
                     break
                 if drawn != signature and now - self._drawn_at.get(row, -COUNTS_SECONDS) >= COUNTS_SECONDS:
                     stale = True  # tokens streamed, seconds elapsed: a few times a second is enough
+                    break
             if stale:
                 self._drawn_at[row] = now
                 self.refresh_lines(row * ROW_HEIGHT, PANEL_LINES)
