@@ -75,6 +75,15 @@ def test_confirm_screen(snap_compare, tmp_path, monkeypatch, size, theme) -> Non
 
 
 def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
+
+
+def test_timeline_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    mid_run(snap_compare, tmp_path, monkeypatch, size, theme, "3")
+
+
+def mid_run(snap_compare, tmp_path, monkeypatch, size, theme, *keys: str) -> None:
+    """Six chunks: four answered one at a time by the manual clock, two still in flight; then ``keys``."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.md").write_text(sections(6))
     clock = ManualClock()
@@ -96,6 +105,7 @@ def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
                 chunk_id = screen.run.chunks[i].id
                 await wait_for(pilot, lambda chunk_id=chunk_id: screen.run.status[chunk_id].state.finished)
             clock.advance(1.25)
+            await pilot.press(*keys)
             screen.refresh_views()  # what the screen's 10 Hz timer does: flush the log, repaint board and bar
             await steady(theme)(pilot)
 

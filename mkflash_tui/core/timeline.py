@@ -3,7 +3,8 @@ chunk's attempts, repairs, parts, the waits between them and the answers found i
 flight over it and the ideal (one summary, then one wave of calls at the concurrency) marked.
 
 ``Timeline`` collects the run's ``Span`` events; ``svg()`` draws them, one lane per chunk; ``html()`` puts the
-same picture in one self-contained page (no network; each bar's tooltip says what it was).
+same picture in one self-contained page (no network; each bar's tooltip says what it was). While the run goes on it
+also knows the calls in flight (``running``), so the app's Timeline view draws them growing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ import html
 import math
 from dataclasses import dataclass
 
-from .models import Event, LimitChanged, Span, SpanKind
+from .models import (
+    ChunkFailed,
+    ChunkFinished,
+    ChunkStarted,
+    Event,
+    LimitChanged,
+    Span,
+    SpanKind,
+    SummaryFailed,
+    SummaryFinished,
+    SummaryStarted,
+)
 
 WIDTH = 1000  # the plot's width, in px
 LEFT = 90  # room for the lane names
@@ -33,6 +45,7 @@ class Bar:
 
     @property
     def outcome(self) -> str:
+        """answered, failed, repair (a repair that failed), running, or the kind: wait, part, cache."""
         if self.kind in ("attempt", "repair"):
             return "answered" if self.detail == "answered" else ("repair" if self.kind == "repair" else "failed")
         return self.kind
@@ -49,23 +62,58 @@ class Timeline:
     def __init__(self, concurrency: int) -> None:
         self.bars: list[Bar] = []
         self.limits: list[tuple[float, int]] = [(0.0, concurrency)]
+        self.by_lane: dict[int, list[Bar]] = {}
+        self.running: dict[int, tuple[float, int]] = {}  # lane -> (start, attempt) of its call in flight now
+        self.last = 0.0  # the time of the latest event
+        self.version = 0  # counts the events that changed the picture
 
     def add(self, event: Event) -> None:
         if isinstance(event, Span):
-            self.bars.append(Bar(event.index, str(event.kind), event.start, event.at, event.detail, event.attempt))
+            bar = Bar(event.index, str(event.kind), event.start, event.at, event.detail, event.attempt)
+            self.bars.append(bar)
+            self.by_lane.setdefault(bar.lane, []).append(bar)
+            if event.kind in (SpanKind.ATTEMPT, SpanKind.REPAIR):
+                self.running.pop(event.index, None)
+        elif isinstance(event, ChunkStarted):
+            self.running[event.index] = (event.at, event.attempt)
+        elif isinstance(event, SummaryStarted):
+            self.running[-1] = (event.at, 1)
+        elif isinstance(event, ChunkFinished | ChunkFailed):
+            self.running.pop(event.index, None)
+        elif isinstance(event, SummaryFinished | SummaryFailed):
+            self.running.pop(-1, None)
         elif isinstance(event, LimitChanged):
             self.limits.append((event.at, event.limit))
+        else:
+            return
+        self.last = max(self.last, event.at)
+        self.version += 1
 
-    def in_flight(self) -> list[tuple[float, int]]:
-        """(time, calls in flight) at every change."""
+    def lane(self, lane: int, now: float) -> list[Bar]:
+        """One lane's bars, with its call in flight drawn up to ``now``."""
+        bars = self.by_lane.get(lane, [])
+        if lane in self.running:
+            start, attempt = self.running[lane]
+            bars = [*bars, Bar(lane, "running", start, max(start, now), "in flight", attempt)]
+        return bars
+
+    def end(self, now: float | None = None) -> float:
+        """Where the picture ends: the last bar's end, or ``now`` while calls are in flight."""
+        end = max((b.end for b in self.bars), default=0.0)
+        return max(end, now) if now is not None and self.running else max(end, self.last)
+
+    def in_flight(self, now: float | None = None) -> list[tuple[float, int]]:
+        """(time, calls in flight) at every change; with ``now``, the calls in flight now count too."""
         changes: list[tuple[float, int]] = []
         for bar in self.bars:
             if bar.kind in (SpanKind.ATTEMPT, SpanKind.REPAIR):
                 changes += [(bar.start, 1), (bar.end, -1)]
-        out, now = [], 0
+        if now is not None:
+            changes += [(start, 1) for start, _ in self.running.values()]
+        out, count = [], 0
         for at, step in sorted(changes):
-            now += step
-            out.append((at, now))
+            count += step
+            out.append((at, count))
         return out
 
     def ideal(self) -> float | None:

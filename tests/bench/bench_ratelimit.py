@@ -8,11 +8,15 @@ For each, it runs the engine (adaptive limiter and pacer) and a fixed-pause base
 parallel processor (every worker pauses 15 s after any 429; scaled by W/60 for the rate server so the
 comparison is fair, and also unscaled), and prints sustained throughput / limit. Target for the engine: >= 0.9.
 
-    python tests/bench/bench_ratelimit.py
+    python tests/bench/bench_ratelimit.py [--timeline FOLDER]
+
+``--timeline FOLDER`` also draws the engine's two runs (``rate.svg``, ``slots.svg``), as ``generate --timeline``
+does: the README's picture is ``slots.svg``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
@@ -27,6 +31,7 @@ from fake_openai import FakeOpenAI  # noqa: E402
 from mkflash_tui.config import Settings  # noqa: E402
 from mkflash_tui.core.prompts import CardRequest, card_messages  # noqa: E402
 from mkflash_tui.core.sources import parse_bytes  # noqa: E402
+from mkflash_tui.core.timeline import Timeline  # noqa: E402
 from mkflash_tui.job import prepare  # noqa: E402
 
 RATE = (60, 6.0)  # 60 requests per 6 s: 10 requests/s
@@ -50,11 +55,15 @@ def steady_throughput(times: list[float], start_after: int) -> float:
     return (len(steady) - 1) / (steady[-1] - steady[0])
 
 
-async def engine(server: FakeOpenAI, chunks: int) -> tuple[float, int]:
+async def engine(server: FakeOpenAI, chunks: int, picture: Path | None = None) -> tuple[float, int]:
     job = job_for(server, chunks)
     run = job.make_run(stream=False)
+    timeline = Timeline(job.settings.concurrency)
+    run.subscribe(timeline.add)
     await run.run()
     await run.aclose()
+    if picture is not None:
+        picture.write_text(timeline.svg(f"bench_ratelimit: {picture.stem} limit, {chunks} chunks"), encoding="utf-8")
     return time.monotonic(), len(run.failures())
 
 
@@ -90,12 +99,12 @@ async def cookbook(server: FakeOpenAI, chunks: int, pause: float, workers: int =
     return failed[0]
 
 
-async def rate_case() -> None:
+async def rate_case(pictures: Path | None) -> None:
     capacity, window = RATE
     limit = capacity / window
     print(f"request-rate limit: {capacity} requests per {window:g} s ({limit:g}/s), {CHUNKS} chunks")
     with FakeOpenAI(rate_limit=RATE, latency=0.05) as server:
-        _, failed = await engine(server, CHUNKS)
+        _, failed = await engine(server, CHUNKS, pictures and pictures / "rate.svg")
         ours = steady_throughput(server.admitted_at[1:], capacity)  # [1:]: the summary call
         print(f"  engine:   {ours:5.2f}/s = {ours / limit:.2f} of the limit, {server.rejected_429} x 429, "
               f"{failed} failed chunks")  # fmt: skip
@@ -107,11 +116,11 @@ async def rate_case() -> None:
                   f"{failed} failed (pause {pause:g} s on any 429)")  # fmt: skip
 
 
-async def slots_case() -> None:
+async def slots_case(pictures: Path | None) -> None:
     limit = SLOTS / SLOT_LATENCY
     print(f"calls-in-flight limit: {SLOTS} slots, {SLOT_LATENCY:g} s per call (at most {limit:g}/s), {CHUNKS} chunks")
     with FakeOpenAI(max_in_flight=SLOTS, latency=SLOT_LATENCY) as server:
-        _, failed = await engine(server, CHUNKS)
+        _, failed = await engine(server, CHUNKS, pictures and pictures / "slots.svg")
         ours = steady_throughput(server.admitted_at[1:], 0)
         print(f"  engine:   {ours:5.2f}/s = {ours / limit:.2f} of the limit, {server.rejected_429} x 429, "
               f"{failed} failed chunks")  # fmt: skip
@@ -123,8 +132,13 @@ async def slots_case() -> None:
 
 
 def main() -> None:
-    asyncio.run(rate_case())
-    asyncio.run(slots_case())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--timeline", type=Path, help="a folder: draw the engine's runs there")
+    args = parser.parse_args()
+    if args.timeline:
+        args.timeline.mkdir(parents=True, exist_ok=True)
+    asyncio.run(rate_case(args.timeline))
+    asyncio.run(slots_case(args.timeline))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""RunScreen: the Generate view (key 1) and the Review view (key 2) over one Run.
+"""RunScreen: the Generate view (key 1), the Review view (key 2) and the Timeline (key 3) over one Run.
 
 The screen schedules the Run's coroutines as Textual workers (the summary, then one worker per chunk, all in
 named groups on the app's loop) and draws the run's events. Events only mark things dirty and queue log lines;
@@ -46,6 +46,7 @@ from ...core.models import (
 from ...core.providers.presets import PRESETS
 from ...core.review import Decisions, Review, matches
 from ...core.store import Store, StoreError
+from ...core.timeline import Timeline
 from ...job import Job, forget_unused_session, make_provider
 from ..text import plain
 from ..widgets.cards import CardDetail, CardTable
@@ -53,6 +54,7 @@ from ..widgets.chunk_board import ChunkBoard
 from ..widgets.key_bar import KeyBar
 from ..widgets.run_bar import RunBar
 from ..widgets.run_log import RunLog
+from ..widgets.timeline import TimelineView
 
 if TYPE_CHECKING:
     from .dialogs import ServerFix
@@ -125,12 +127,20 @@ class ViewTabs(Tabs):
         super()._highlight_active(animate=False)
 
 
+def view_tabs() -> ViewTabs:
+    tabs = ViewTabs(Tab("1 Generate", id="generate"), Tab("2 Review", id="review"), Tab("3 Timeline", id="timeline"),
+                    id="view-tabs")  # fmt: skip
+    tabs.can_focus = False
+    return tabs
+
+
 class RunScreen(Screen):
     """Drives one Run and shows it. ``job`` carries the settings, the document and the export defaults."""
 
     BINDINGS = [
         Binding("1", "view('generate')", "Generate", tooltip="the chunks, their calls and the log"),
         Binding("2", "view('review')", "Review", tooltip="the cards so far, while the rest are generated"),
+        Binding("3", "view('timeline')", "Timeline", tooltip="every call on a time axis: attempts, waits, the limit"),
         Binding("x", "export", "Export", tooltip="write the deck (.apkg, .csv, .md or .json)"),
         Binding("c", "cancel_run", "Cancel", tooltip="stop every call; finished cards stay"),
         Binding("r", "retry_failed", "Retry", tooltip="send the failed or cancelled chunks again"),
@@ -171,20 +181,27 @@ class RunScreen(Screen):
         self._count_stale = False
         self._remaking: set[str] = set()  # chunks whose cards are being made again
         self._known_asked = False  # the user's collection is read once, when the run is over
+        self.timelines: dict[Run, Timeline] = {}  # each run's calls, for the Timeline view, from its first event
+        for each in self.drawn_runs():
+            self.timelines[each] = Timeline(job.settings.concurrency)
+            each.subscribe(self.timelines[each].add)
         run.subscribe(self._on_event)
+
+    def drawn_runs(self) -> list[Run]:
+        """The runs the Timeline view can show (a shelf: every document's)."""
+        return [self.run]
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield RunBar(self.run, _provider_label(self.job), cards=lambda: self.card_count, id="run-bar")
-        tabs = ViewTabs(Tab("1 Generate", id="generate"), Tab("2 Review", id="review"), id="view-tabs")
-        tabs.can_focus = False
-        yield tabs
+        yield view_tabs()
         with ContentSwitcher(initial="generate", id="views"):
             with Vertical(id="generate"):
                 yield ChunkBoard(self.run, kept=lambda chunk_id: self.kept_by_chunk.get(chunk_id, 0), id="board")
                 yield RunLog(id="log", max_lines=5000)
             yield ReviewView(id="review")
+            yield TimelineView(self.run, self.timelines[self.run], id="timeline")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -397,6 +414,8 @@ class RunScreen(Screen):
             self.query_one(RunLog).write_lines(lines)
         self.query_one(ChunkBoard).tick()
         self.query_one(RunBar).tick()
+        if self.query_one(ContentSwitcher).current == "timeline":
+            self.query_one(TimelineView).tick()
         if self.run.fatal and not self._fatal_shown:
             self._fatal_shown = True
             if self.job.settings.online and self.app.screen is self:
@@ -660,6 +679,10 @@ class RunScreen(Screen):
             if table.row_count and table.cursor_row >= table.row_count:
                 table.move_cursor(row=0)
             self._update_detail()
+        elif name == "timeline":
+            timeline = self.query_one(TimelineView)
+            timeline.focus()
+            timeline.tick()
         else:
             self.query_one(ChunkBoard).focus()
 
@@ -738,6 +761,13 @@ class RunScreen(Screen):
                 ("Home/End", "the first and the last card (Ctrl+Home / Ctrl+End too)"),
                 *ReviewView.BINDINGS,
             ]),
+            ("Timeline view", [
+                ("↑ ↓, PgUp/PgDn", "move between lanes: the summary, then a lane per chunk"),
+                ("Enter / click", "show the lane's chunk in full"),
+                ("+ / −", "zoom in and out in time (the view's middle stays)"),
+                ("← →", "move along the time axis, when zoomed in"),
+                ("0", "fit the whole run in the width again (it follows the run live)"),
+            ]),
             ("Fields and dialogs", [
                 ("Tab / Shift+Tab", "the next and the previous field or button"),
                 ("Enter", "the dialog's main button (export, go on, save)"),
@@ -760,6 +790,12 @@ class RunScreen(Screen):
         from .dialogs import ChunkDialog
 
         self._open(ChunkDialog(self.query_one(ChunkBoard).run, event.chunk_id))  # a shelf: the board's document
+
+    @on(TimelineView.Opened)
+    def _open_lane(self, event: TimelineView.Opened) -> None:
+        from .dialogs import ChunkDialog
+
+        self._open(ChunkDialog(event.run, event.chunk_id))
 
     def _open(self, dialog: Screen, callback=None) -> None:
         """Open a dialog over this screen, unless another already is (keys come in bursts: a second Enter or x

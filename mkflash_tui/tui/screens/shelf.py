@@ -20,7 +20,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import ContentSwitcher, Static, Tab
+from textual.widgets import ContentSwitcher, Static
 from textual.worker import Worker, WorkerState
 
 from ... import format as fmt
@@ -53,7 +53,8 @@ from ..widgets.document_list import DocumentList
 from ..widgets.key_bar import KeyBar
 from ..widgets.run_bar import RunBar
 from ..widgets.run_log import RunLog
-from .run import GC_THRESHOLDS, MAX_FAILURE_NOTICES, START_BATCH, ReviewView, RunScreen, ViewTabs, _provider_label
+from ..widgets.timeline import TimelineView
+from .run import GC_THRESHOLDS, MAX_FAILURE_NOTICES, START_BATCH, ReviewView, RunScreen, _provider_label, view_tabs
 
 
 class ShelfScreen(RunScreen):
@@ -98,9 +99,7 @@ class ShelfScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield RunBar(self.run, _provider_label(self.job), cards=lambda: self.card_count, id="run-bar")  # type: ignore[arg-type]
-        tabs = ViewTabs(Tab("1 Generate", id="generate"), Tab("2 Review", id="review"), id="view-tabs")
-        tabs.can_focus = False
-        yield tabs
+        yield view_tabs()
         with ContentSwitcher(initial="generate", id="views"):
             with Vertical(id="generate"):
                 yield DocumentList(self.runs, self.names, kept=lambda index: self.kept_by_doc.get(index, 0),
@@ -108,7 +107,11 @@ class ShelfScreen(RunScreen):
                 yield ChunkBoard(self.runs[0], kept=self._kept_on_board, id="board")
                 yield RunLog(id="log", max_lines=5000)
             yield ReviewView(id="review")
+            yield TimelineView(self.runs[0], self.timelines[self.runs[0]], id="timeline")
         yield KeyBar()
+
+    def drawn_runs(self) -> list[Run]:
+        return self.runs
 
     def focus_first(self) -> None:
         self.query_one(DocumentList).focus()
@@ -120,7 +123,9 @@ class ShelfScreen(RunScreen):
     def _document_highlighted(self, event: DocumentList.Highlighted) -> None:
         if event.index != self.current and event.index < len(self.runs):
             self.current = event.index
-            self.query_one(ChunkBoard).show(self.runs[event.index])
+            run = self.runs[event.index]
+            self.query_one(ChunkBoard).show(run)
+            self.query_one(TimelineView).show(run, self.timelines[run])
 
     @on(DocumentList.Chosen)
     def _document_chosen(self) -> None:
@@ -490,6 +495,7 @@ class ShelfScreen(RunScreen):
             ("↑ ↓ in the list", "the document whose chunks the board shows"),
             ("Enter", "move among its chunks (Tab: back to the list)"),
             ("o", "one document's chunks and cards (Review), or all of them again"),
+            ("3", "the Timeline of the document the board shows"),
         ])  # fmt: skip
         return intro, [sections[0], documents, *sections[1:]]
 
