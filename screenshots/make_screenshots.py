@@ -1,12 +1,16 @@
-"""Make the SVG screenshots in this folder from the real app (headless, 120×36, offline demo).
+"""Make the SVG screenshots in this folder from the real app (headless, 120×36): the offline demo, and for the
+Timeline a run against the test server (``tests/fake_openai.py``) that refuses one call with a 429.
 
     python screenshots/make_screenshots.py
+
+The README's headless timeline (``timeline.svg``) is drawn by ``python tests/bench/bench_ratelimit.py --timeline``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +21,8 @@ from mkflash_tui.tui.app import make_app
 
 HERE = Path(__file__).resolve().parent
 SIZE = (120, 36)
+sys.path.insert(0, str(HERE.parent / "tests"))
+from fake_openai import FakeOpenAI, Fault, is_summary  # noqa: E402
 
 
 def settings(*flags: str):
@@ -98,6 +104,23 @@ async def main() -> None:
         await pilot.press("question_mark")
 
     await shoot(make_app(settings("--demo"), pace=0), "help", help_screen)
+
+    refused: list[int] = []
+
+    def one_429(number: int, body: dict) -> Fault | None:
+        if is_summary(body) or refused:
+            return None
+        refused.append(number)
+        return Fault(status=429, message="Rate limit reached", headers={"retry-after-ms": "900"})
+
+    async def timeline(pilot) -> None:
+        await until(pilot, lambda: finished(pilot))
+        await pilot.press("3")
+
+    with FakeOpenAI(latency=0.6, fault_for=one_429) as server:
+        flags = ("lecture-notes.md", "--base-url", server.base_url, "--api-key", "sk-screenshots", "--yes",
+                 "--concurrency", "4", "--chunk-tokens", "250")  # fmt: skip
+        await shoot(make_app(settings(*flags)), "timeline-view", timeline)
 
 
 if __name__ == "__main__":

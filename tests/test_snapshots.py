@@ -9,11 +9,13 @@ report on failure).
 
 from __future__ import annotations
 
+import asyncio
+import random
 from pathlib import Path
 
 import pytest
 from conftest import sections
-from fake_openai import FakeOpenAI, chunk_of
+from fake_openai import FakeOpenAI, Fault, chunk_of, is_summary
 from rich.text import Text
 from tui_support import ManualClock, app_settings, started, wait_for
 
@@ -80,6 +82,104 @@ def test_generate_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme)
 
 def test_timeline_view_mid_run(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
     mid_run(snap_compare, tmp_path, monkeypatch, size, theme, "3")
+
+
+class VirtualTime:
+    """Time that moves only from one event to the next once the run has done all it can: the server answers a
+    call (held until then) 0.3 s (the summary) or 0.5 s (a chunk) after it arrived, and a sleep ends when it is
+    due. The run goes one call at a time, so what it does between events is the same on every run."""
+
+    def __init__(self, server: FakeOpenAI, calls: int) -> None:
+        self.clock = ManualClock()
+        self.server = server
+        self.holds = [server.hold(lambda body, k=k: len(server.requests) > k and server.requests[k] is body)
+                      for k in range(calls)]  # fmt: skip
+        self.sleepers: list[tuple[float, asyncio.Future]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.clock.now + seconds, future))
+        await future
+
+    async def drive(self, pilot, run, done) -> None:
+        """Move time from event to event until ``done()``."""
+        k, arrived_at, events = 0, None, []
+        run.subscribe(events.append)
+        while not done():
+            await self._settle(pilot, run, k, events)
+            if done():
+                break
+            if arrived_at is None and self.holds[k].arrived:
+                arrived_at = self.clock.now
+            due = [(when, i) for i, (when, _) in enumerate(self.sleepers)]
+            if arrived_at is not None:
+                latency = 0.3 if is_summary(self.server.requests[k]) else 0.5
+                due.append((arrived_at + latency, -1))
+            assert due, "the run waits for nothing it could get"
+            when, which = min(due)
+            self.clock.now = max(self.clock.now, when)
+            if which < 0:
+                self.holds[k].release()
+                k, arrived_at = k + 1, None
+            else:
+                self.sleepers.pop(which)[1].set_result(None)
+
+    async def _settle(self, pilot, run, k: int, events: list) -> None:
+        """Until nothing changes for a while, and no call has its slot without having reached the server."""
+        last, still = None, 0
+        while still < 3:
+            await pilot.pause(0.01)
+            limiter = run.limiter
+            state = (len(self.server.requests), self.holds[k].arrived, len(self.sleepers), limiter.in_use,
+                     limiter.waiting, len(events))  # fmt: skip
+            in_transit = limiter.in_use > 0 and not self.holds[k].arrived
+            still = 0 if state != last or in_transit else still + 1
+            last = state
+
+
+def test_timeline_view_after_retries_halves_and_a_cache_hit(snap_compare, tmp_path, monkeypatch, size, theme) -> None:
+    """A finished run, one call at a time: chunk 1 refused with a 429 then its Retry-After wait, chunk 3 cut off
+    then asked for in halves, chunk 4 unreadable then repaired, chunk 5 (chunk 2 again) answered from the store;
+    on virtual time, so the same picture on every run."""
+    monkeypatch.chdir(tmp_path)
+    text = sections(4, sentences=12)
+    (tmp_path / "notes.md").write_text(text + "\n" + text[text.index("## Part 1") : text.index("## Part 2")])
+    seen: dict[str, int] = {}
+
+    def answer(number: int, body: dict) -> Fault | None:
+        which = chunk_of(body) or ""
+        seen[which] = seen.get(which, 0) + 1
+        first = seen[which] == 1
+        if "The part 0 fact 0 " in which and first:
+            return Fault(status=429, message="Rate limit reached", headers={"retry-after-ms": "800"})
+        if "The part 2 fact 0 " in which and "The part 2 fact 11 " in which:  # the whole chunk: cut off
+            return Fault(content='{"cards": [{"front": "What is', finish_reason="length")
+        if "The part 3 fact 0 " in which and first:
+            return Fault(malformed=True)
+        return None
+
+    with FakeOpenAI(fault_for=answer) as server:
+        time = VirtualTime(server, calls=12)
+        settings = app_settings("notes.md", "--base-url", server.base_url, "--api-key", "sk-snapshot",
+                                "--chunk-tokens", "300", "--overlap-tokens", "0", "--concurrency", "1",
+                                "--yes")  # fmt: skip
+        options = {"clock": time.clock, "sleep": time.sleep, "rng": random.Random(7)}
+        app = make_app(settings, run_options=options)
+
+        async def run_before(pilot) -> None:
+            screen = await started(pilot, pilot.app)
+            screen.query_one(RunBar).provider = "gpt-4o-mini · the test server"  # its port changes every run
+            await time.drive(pilot, screen.run, lambda: screen.finished)
+            await wait_for(pilot, lambda: pilot.app._notifications, what="the run's closing notice")
+            await pilot.press("3")
+            screen.refresh_views()
+            await steady(theme)(pilot)
+
+        try:
+            assert snap_compare(app, terminal_size=size, run_before=run_before)
+        finally:
+            for hold in time.holds:
+                hold.release()
 
 
 def mid_run(snap_compare, tmp_path, monkeypatch, size, theme, *keys: str) -> None:

@@ -36,14 +36,14 @@ from mkflash_tui.job import prepare  # noqa: E402
 
 RATE = (60, 6.0)  # 60 requests per 6 s: 10 requests/s
 SLOTS, SLOT_LATENCY = 8, 0.25  # 8 calls in flight, each 0.25 s: at most 32 requests/s
-CHUNKS = 160
+SECTIONS = 160  # of the bench text: 202 chunks of 120 tokens
 COOKBOOK_PAUSE = 15.0  # seconds, per minute of rate window
 
 
-def job_for(server: FakeOpenAI, chunks: int, concurrency: int = 64):
+def job_for(server: FakeOpenAI, concurrency: int = 64):
     settings = Settings(provider="openai", model="gpt-4o-mini", base_url=server.base_url, api_key="bench",
                         chunk_tokens=120, overlap_tokens=0, concurrency=concurrency)  # fmt: skip
-    document = parse_bytes(sections(chunks).encode(), name="b.md", stem="b", suffix=".md")
+    document = parse_bytes(sections(SECTIONS).encode(), name="b.md", stem="b", suffix=".md")
     return prepare(settings, document)
 
 
@@ -55,23 +55,23 @@ def steady_throughput(times: list[float], start_after: int) -> float:
     return (len(steady) - 1) / (steady[-1] - steady[0])
 
 
-async def engine(server: FakeOpenAI, chunks: int, picture: Path | None = None) -> tuple[float, int]:
-    job = job_for(server, chunks)
+async def engine(server: FakeOpenAI, title: str, picture: Path | None = None) -> tuple[float, int]:
+    job = job_for(server)
     run = job.make_run(stream=False)
     timeline = Timeline(job.settings.concurrency)
     run.subscribe(timeline.add)
     await run.run()
     await run.aclose()
     if picture is not None:
-        picture.write_text(timeline.svg(f"bench_ratelimit: {picture.stem} limit, {chunks} chunks"), encoding="utf-8")
+        picture.write_text(timeline.svg(f"bench_ratelimit.py: {title}"), encoding="utf-8")
     return time.monotonic(), len(run.failures())
 
 
-async def cookbook(server: FakeOpenAI, chunks: int, pause: float, workers: int = 64) -> int:
+async def cookbook(server: FakeOpenAI, pause: float, workers: int = 64) -> int:
     """Fixed pause: after any 429, every worker waits ``pause`` seconds before its next request."""
     import openai
 
-    job = job_for(server, chunks)
+    job = job_for(server)
     client = openai.AsyncOpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
     queue: asyncio.Queue = asyncio.Queue()
     for chunk in job.chunks:
@@ -102,15 +102,16 @@ async def cookbook(server: FakeOpenAI, chunks: int, pause: float, workers: int =
 async def rate_case(pictures: Path | None) -> None:
     capacity, window = RATE
     limit = capacity / window
-    print(f"request-rate limit: {capacity} requests per {window:g} s ({limit:g}/s), {CHUNKS} chunks")
+    title = f"request-rate limit: {capacity} requests per {window:g} s ({limit:g}/s)"
     with FakeOpenAI(rate_limit=RATE, latency=0.05) as server:
-        _, failed = await engine(server, CHUNKS, pictures and pictures / "rate.svg")
+        print(f"{title}, {len(job_for(server).chunks)} chunks")
+        _, failed = await engine(server, title, pictures and pictures / "rate.svg")
         ours = steady_throughput(server.admitted_at[1:], capacity)  # [1:]: the summary call
         print(f"  engine:   {ours:5.2f}/s = {ours / limit:.2f} of the limit, {server.rejected_429} x 429, "
               f"{failed} failed chunks")  # fmt: skip
     for pause in (COOKBOOK_PAUSE * window / 60, COOKBOOK_PAUSE):
         with FakeOpenAI(rate_limit=RATE, latency=0.05) as server:
-            failed = await cookbook(server, CHUNKS, pause)
+            failed = await cookbook(server, pause)
             theirs = steady_throughput(server.admitted_at, capacity)
             print(f"  baseline: {theirs:5.2f}/s = {theirs / limit:.2f} of the limit, {server.rejected_429} x 429, "
                   f"{failed} failed (pause {pause:g} s on any 429)")  # fmt: skip
@@ -118,14 +119,15 @@ async def rate_case(pictures: Path | None) -> None:
 
 async def slots_case(pictures: Path | None) -> None:
     limit = SLOTS / SLOT_LATENCY
-    print(f"calls-in-flight limit: {SLOTS} slots, {SLOT_LATENCY:g} s per call (at most {limit:g}/s), {CHUNKS} chunks")
+    title = f"calls-in-flight limit: {SLOTS} slots, {SLOT_LATENCY:g} s per call (at most {limit:g}/s)"
     with FakeOpenAI(max_in_flight=SLOTS, latency=SLOT_LATENCY) as server:
-        _, failed = await engine(server, CHUNKS, pictures and pictures / "slots.svg")
+        print(f"{title}, {len(job_for(server).chunks)} chunks")
+        _, failed = await engine(server, title, pictures and pictures / "slots.svg")
         ours = steady_throughput(server.admitted_at[1:], 0)
         print(f"  engine:   {ours:5.2f}/s = {ours / limit:.2f} of the limit, {server.rejected_429} x 429, "
               f"{failed} failed chunks")  # fmt: skip
     with FakeOpenAI(max_in_flight=SLOTS, latency=SLOT_LATENCY) as server:
-        failed = await cookbook(server, CHUNKS, COOKBOOK_PAUSE * RATE[1] / 60)
+        failed = await cookbook(server, COOKBOOK_PAUSE * RATE[1] / 60)
         theirs = steady_throughput(server.admitted_at, 0)
         print(f"  baseline: {theirs:5.2f}/s = {theirs / limit:.2f} of the limit, {server.rejected_429} x 429, "
               f"{failed} failed (pause {COOKBOOK_PAUSE * RATE[1] / 60:g} s on any 429)")  # fmt: skip

@@ -240,7 +240,8 @@ class TimelineView(Widget, can_focus=True):
     def _lane(self, frame: Frame, lane: int) -> Strip:
         kinds = self.cells(lane, frame)
         chosen = lane + 1 == self.cursor
-        cursor = frame.styles["cursor"] if chosen else Style()
+        # The chosen lane's background only: its bars keep their colours.
+        cursor = Style(bgcolor=frame.styles["cursor"].bgcolor) if chosen else Style()
         name = "summary" if lane < 0 else f"chunk {lane + 1}"
         segments = [Segment(f"{name:<{frame.label - 1}} ", cursor + (Style(bold=True) if chosen else Style()))]
         column = 0
@@ -336,7 +337,11 @@ class TimelineView(Widget, can_focus=True):
         ideal = self.timeline.ideal()
         if ideal is not None:
             segments += [Segment("┊", frame.styles["ideal"]), Segment(f" ideal {_seconds(ideal)}  ")]
-        for kind, words in LEGEND:
+        room = self.size.width - sum(len(segment.text) for segment in segments)
+        for kind, words in LEGEND:  # as many as fit, each whole
+            room -= len(words) + 4  # the mark, a space, the words, two spaces
+            if room < 0:
+                break
             segments += [Segment(GLYPH[kind], frame.styles[kind]), Segment(f" {words}  ")]
         return Strip(segments)
 
