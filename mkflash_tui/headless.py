@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 import time
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from . import format as fmt
 from .config import CONFIRM_ABOVE_USD
@@ -35,6 +36,9 @@ from .core.prompts import DEFAULT_STYLE
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
 from .job import Job, forget_unused_session, known_index, known_stamps, read_known, send_to_anki
+
+if TYPE_CHECKING:
+    from .core.timeline import Timeline
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -218,6 +222,18 @@ async def _drive(run: Run, interrupted: list[bool]) -> None:
         if handle_signals:
             loop.remove_signal_handler(signal.SIGINT)
         await run.aclose()
+
+
+def write_timeline(timeline: Timeline, path: Path, title: str, stderr: TextIO) -> bool:
+    """Write ``timeline`` to ``path`` (an .html page, else an SVG) and say so; False (said) when it cannot."""
+    picture = timeline.html(title) if path.suffix.lower() == ".html" else timeline.svg(title)
+    try:
+        path.write_text(picture, encoding="utf-8")
+    except OSError as exc:
+        stderr.write(f"mkflash-tui: could not write {path}: {exc.strerror or exc}\n")
+        return False
+    stderr.write(f"mkflash-tui: the run's calls drawn in {path}\n")
+    return True
 
 
 def stop_early(job: Job | None, reason: str, code: int, stdout: TextIO, stderr: TextIO | None, *,
@@ -429,15 +445,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     elif result:
         stderr.write(f"mkflash-tui: wrote {fmt.plural(result.notes, 'note')} to {result.path} ({accounting})\n")
     store.close()
-    if timeline is not None and settings.timeline is not None:
-        picture = timeline.html(job.document.title) if settings.timeline.suffix.lower() == ".html" else (
-            timeline.svg(job.document.title))  # fmt: skip
-        try:
-            settings.timeline.write_text(picture, encoding="utf-8")
-            stderr.write(f"mkflash-tui: the run's calls drawn in {settings.timeline}\n")
-        except OSError as exc:
-            stderr.write(f"mkflash-tui: could not write {settings.timeline}: {exc.strerror or exc}\n")
-            code = code or EXIT_USAGE
+    if timeline is not None and settings.timeline is not None and not write_timeline(
+            timeline, settings.timeline, job.document.title, stderr):  # fmt: skip
+        code = code or EXIT_USAGE
     trimmed = [s for s in run.status.values() if s.trimmed]
     for status in trimmed[:20]:
         stderr.write(f"mkflash-tui: chunk {status.chunk.index + 1}: {'; '.join(status.trimmed)}\n")

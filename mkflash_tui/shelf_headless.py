@@ -24,7 +24,17 @@ from .core.providers.discovery import ServerInfo
 from .core.sources.gather import Gathered
 from .core.store import StoreError, open_store
 from .core.throttle import Throttle
-from .headless import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_REFUSED, EXIT_USAGE, Progress, process_seconds
+from .core.timeline import Timeline
+from .headless import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    Progress,
+    process_seconds,
+    write_timeline,
+)
 from .job import Job, known_index, known_stamps, learn_server, make_provider, read_known, send_to_anki
 from .shelf import Shelf, default_deck, gone_documents, shelf_cards, subdeck_titles
 
@@ -186,13 +196,14 @@ def run_shelf_headless(shelf: Shelf, *, stdout: TextIO = sys.stdout, stderr: Tex
                  f"{fmt.plural(total_chunks, 'chunk')} with {settings.describe_provider()}, "
                  f"{settings.concurrency} in flight at most (job {shelf.job_id})\n")  # fmt: skip
     runs = shelf.make_runs(store, [s for s, _ in opened])
+    timelines: dict[Run, Timeline] = {}
     for job, run in zip(shelf.jobs, runs, strict=True):
-        _subscribe(job, run, stderr)
+        _subscribe(job, run, stderr, timelines)
     interrupted = [False]
     shared = runs[0].provider if settings.online else None
     asyncio.run(_drive(runs, interrupted, shared))
     return _finish(shelf, runs, store, ours=ours, write_file=write_file, interrupted=interrupted[0],
-                   stdout=stdout, stderr=stderr)  # fmt: skip
+                   timelines=timelines, stdout=stdout, stderr=stderr)  # fmt: skip
 
 
 def _written_by_the_job(shelf: Shelf, store) -> bool:
@@ -212,7 +223,10 @@ def _refuse_output(shelf: Shelf, store, ours: bool, stdout: TextIO, stderr: Text
     return None
 
 
-def _subscribe(job: Job, run: Run, stderr: TextIO) -> None:
+def _subscribe(job: Job, run: Run, stderr: TextIO, timelines: dict[Run, Timeline]) -> None:
+    if job.settings.timeline is not None:
+        timelines[run] = Timeline(job.settings.concurrency)
+        run.subscribe(timelines[run].add)
     progress = Progress(run, stderr, live=False, prefix=f"{job.settings.input}: ")
     if stderr.isatty():  # on a terminal only the lines that matter: a document's failures and its end
         run.subscribe(lambda event: _quiet(progress, event))
@@ -252,7 +266,8 @@ def run_shelf_streaming(shelf: Shelf, gathered: Gathered, *, server: ServerInfo 
     stderr.write(f"mkflash-tui: {shelf.deck}: {fmt.plural(len(names), 'document')}, each sent as it is read, with "
                  f"{settings.describe_provider()}, {settings.concurrency} in flight at most (job {shelf.job_id})\n")
     interrupted = [False]
-    runs = asyncio.run(_stream(shelf, todo, store, server, interrupted, stderr))
+    timelines: dict[Run, Timeline] = {}
+    runs = asyncio.run(_stream(shelf, todo, store, server, interrupted, timelines, stderr))
     try:
         shelf.gone = [] if settings.fresh else gone_documents(shelf, store)
         store.open_job(shelf.inputs, title=shelf.deck, deck=shelf.deck,
@@ -260,10 +275,11 @@ def run_shelf_streaming(shelf: Shelf, gathered: Gathered, *, server: ServerInfo 
     except StoreError as exc:
         stderr.write(f"mkflash-tui: {exc}\n")
     return _finish(shelf, runs, store, ours=ours, write_file=write_file, interrupted=interrupted[0],
-                   stdout=stdout, stderr=stderr)  # fmt: skip
+                   timelines=timelines, stdout=stdout, stderr=stderr)  # fmt: skip
 
 
-async def _stream(shelf: Shelf, todo: list[str], store, server, interrupted: list[bool], stderr: TextIO) -> list[Run]:
+async def _stream(shelf: Shelf, todo: list[str], store, server, interrupted: list[bool],
+                  timelines: dict[Run, Timeline], stderr: TextIO) -> list[Run]:  # fmt: skip
     """Start each document's run as it is read (the first is read already); then wait for all of them."""
     settings = shelf.settings
     throttle = Throttle(settings.concurrency)
@@ -284,7 +300,7 @@ async def _stream(shelf: Shelf, todo: list[str], store, server, interrupted: lis
             shelf.skipped.append((job.settings.input, f"{job.settings.input}: {exc}"))
             return None
         run = job.make_run(stream=False, store=store, session_id=session, throttle=throttle, provider=shared)
-        _subscribe(job, run, stderr)
+        _subscribe(job, run, stderr, timelines)
         runs.append(run)
         return run
 
@@ -307,7 +323,7 @@ async def _stream(shelf: Shelf, todo: list[str], store, server, interrupted: lis
 
 
 def _finish(shelf: Shelf, runs: list[Run], store, *, ours: bool, write_file: bool, interrupted: bool,
-            stdout: TextIO, stderr: TextIO) -> int:  # fmt: skip
+            timelines: dict[Run, Timeline], stdout: TextIO, stderr: TextIO) -> int:  # fmt: skip
     """After the runs: one deck of every document's cards, Anki if asked, a line per document, the report."""
     settings = shelf.settings
     total_chunks = sum(len(r.chunks) for r in runs)
@@ -368,6 +384,8 @@ def _finish(shelf: Shelf, runs: list[Run], store, *, ours: bool, write_file: boo
         code = code or EXIT_USAGE
     if anki is not None and "error" in anki:
         code = code or EXIT_REFUSED
+    if timelines and settings.timeline is not None and not _draw(shelf, runs, timelines, stderr):
+        code = code or EXIT_USAGE
     try:
         for run, group in zip(runs, per_document, strict=True):
             store.set_cards(run.session_id, len(group))
@@ -400,6 +418,15 @@ def _finish(shelf: Shelf, runs: list[Run], store, *, ours: bool, write_file: boo
             "exit_code": code,
         }) + "\n")  # fmt: skip
     return code
+
+
+def _draw(shelf: Shelf, runs: list[Run], timelines: dict[Run, Timeline], stderr: TextIO) -> bool:
+    """Every document's calls in one picture (--timeline), on the first run's clock; False when not written."""
+    first = runs[0].now()
+    parts = [(job.settings.input, first - run.now(), timelines[run])
+             for job, run in zip(shelf.jobs, runs, strict=True) if run in timelines]  # fmt: skip
+    timeline = Timeline.shelf(parts, shelf.settings.concurrency)
+    return write_timeline(timeline, shelf.settings.timeline, shelf.deck, stderr)  # type: ignore[arg-type]
 
 
 def _compare_known(shelf: Shelf, per_document: list[list], store, stderr: TextIO) -> int | None:
