@@ -6,9 +6,10 @@ mkflash-tui sent in a recorded warm-up run, through ``AsyncOpenAI`` with the aio
 request first, then every chunk request under one ``asyncio.Semaphore`` and ``asyncio.gather`` (the seed's
 pattern: no store, no parsing, no export). It replays them both ways: streamed (``stream=True``, as the
 issue's figures were defined) and as mkflash-tui sent them (a headless run asks for plain answers, which cost
-the SDK far less than a stream of small events). Each child's wall time, CPU time (user + system, from
-``wait4``) and peak RSS are measured from outside; every figure is the median of ``--repeat`` runs,
-alternating the sides.
+the SDK far less than a stream of small events). Both run from compiled modules, as an installed package does
+(a checkout run with PYTHONDONTWRITEBYTECODE would compile mkflash-tui's on every start). Each child's wall
+time, CPU time (user + system, from ``wait4``) and peak RSS are measured from outside; every figure is the
+median of ``--repeat`` runs, alternating the sides.
 
 Prints two scenarios:
   - throughput: 2,500 chunks at concurrency 256 and 0.2 s latency: requests per second, CPU ms per chunk,
@@ -141,6 +142,16 @@ def popen_wait4(argv: list[str], env: dict[str, str]) -> Measure:
     return Measure(wall, cpu, usage.ru_maxrss / 1024, int(report["chunks"]))
 
 
+def python_env(**extra: str) -> dict[str, str]:
+    """The children's environment: compiled modules kept (in a folder of this run's), as an installed package's
+    are, whatever PYTHONDONTWRITEBYTECODE says here; the warm-up run writes them."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(PYCACHE), **extra}
+
+
+PYCACHE = Path(tempfile.gettempdir()) / "mkflash-bench-pycache"
+
+
 def mkflash(path: Path, server: Server, concurrency: int, data: Path) -> Measure:
     argv = [
         sys.executable, "-m", "mkflash_tui", "generate", str(path), "-o", str(path.with_suffix(".apkg")),
@@ -148,13 +159,13 @@ def mkflash(path: Path, server: Server, concurrency: int, data: Path) -> Measure
         "--api-key", "bench", "--chunk-tokens", str(CHUNK_TOKENS), "--overlap-tokens", "0",
         "--concurrency", str(concurrency),
     ]  # fmt: skip
-    env = {**os.environ, "OPENAI_API_KEY": "", "MKFLASH_DATA_DIR": str(data), "MKFLASH_CONFIG": str(data / "c.toml")}
+    env = python_env(OPENAI_API_KEY="", MKFLASH_DATA_DIR=str(data), MKFLASH_CONFIG=str(data / "c.toml"))
     return popen_wait4(argv, env)
 
 
 def bare(bodies: Path, server: Server, concurrency: int, mode: str) -> Measure:
     argv = [sys.executable, "-c", BARE, str(bodies), server.base_url, str(concurrency), mode]
-    return popen_wait4(argv, dict(os.environ))
+    return popen_wait4(argv, python_env())
 
 
 def record(path: Path, tmp: Path, latency: float, chars: int, concurrency: int) -> tuple[Path, int]:

@@ -9,6 +9,7 @@ retries are off: the engine's retry layer is the only one.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from ..models import Usage
@@ -106,10 +107,11 @@ class OpenAICompatProvider:
 
     def _ensure_client(self) -> Any:
         if self._client is None:
-            import openai
+            with _preparing:  # the preloading thread's TLS context, once it has one: not a second one built here
+                import openai
 
+                tls = {"verify": _tls_context} if _tls_context is not None else {}
             timeout = openai.Timeout(None if self.queue_tolerant else self.timeout + 5, connect=min(10.0, self.timeout))
-            tls = {"verify": _tls_context} if _tls_context is not None else {}
             try:
                 http_client = openai.DefaultAioHttpClient(timeout=timeout, limits=_limits(self.max_connections), **tls)
             except RuntimeError:  # the aiohttp extra is missing: the default transport still works
@@ -312,6 +314,7 @@ class OpenAICompatProvider:
 
 
 _tls_context: Any = None  # the TLS context the SDK's transport would build, made ahead by prepare_transport()
+_preparing = threading.Lock()  # held while prepare_transport() works
 
 
 def prepare_transport() -> None:
@@ -319,12 +322,13 @@ def prepare_transport() -> None:
     face can do both on a thread while it reads and chunks the input. The context is the one the transport
     builds itself (the system's roots, or SSL_CERT_FILE or SSL_CERT_DIR); without this, it still does."""
     global _tls_context
-    import openai  # noqa: F401
+    with _preparing:
+        import openai  # noqa: F401
 
-    if _tls_context is None:
-        import httpcore2
+        if _tls_context is None:
+            import httpcore2
 
-        _tls_context = httpcore2.default_ssl_context(_trust_env=True)
+            _tls_context = httpcore2.default_ssl_context(_trust_env=True)
 
 
 def _socket_of(response: Any) -> Any:
