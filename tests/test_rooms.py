@@ -12,6 +12,7 @@ from test_engine import fast, make_job
 
 from mkflash_tui.core.calls import Caller
 from mkflash_tui.core.cards import CardBook, make_cards
+from mkflash_tui.core.limiter import Limiter
 from mkflash_tui.core.models import (
     Card,
     CardDraft,
@@ -250,3 +251,24 @@ async def test_the_wait_in_a_servers_queue_is_a_span() -> None:
         await run.aclose()
     queued = [e for e in events if isinstance(e, Span) and e.detail == "queue"]
     assert queued and all(e.kind is SpanKind.WAIT and e.chunk_id is not None and e.start < e.at for e in queued)
+
+
+async def test_a_retry_waits_for_its_slot_ahead_of_the_calls_not_yet_sent() -> None:
+    limiter = Limiter(1)
+    await limiter.acquire()
+    served: list[str] = []
+
+    async def call(name: str, ahead: bool) -> None:
+        async with limiter.slot(ahead=ahead):
+            served.append(name)
+            await asyncio.sleep(0)
+
+    first = [asyncio.create_task(call(name, False)) for name in ("a", "b")]
+    await asyncio.sleep(0)
+    retries = [asyncio.create_task(call(name, True)) for name in ("retry 1", "retry 2")]
+    await asyncio.sleep(0)
+    assert limiter.waiting == 4
+    limiter.release()
+    await asyncio.gather(*first, *retries)
+    assert served == ["retry 1", "retry 2", "a", "b"]  # retries first, each queue first come, first served
+    assert limiter.in_use == 0 and limiter.waiting == 0

@@ -74,7 +74,7 @@ class Caller:
             asked = self._now()
             # A call waits when every slot is taken, or when calls are paced (a rate limit was seen).
             queued = limiter.in_use >= limiter.limit or self.throttle.rate is not None
-            async with limiter:
+            async with limiter.slot(ahead=attempt > 1):  # a retry goes before the chunks not yet sent
                 self._check()  # decided while this call waited for its slot
                 generation = self.throttle.generation()
                 await self.throttle.pace()

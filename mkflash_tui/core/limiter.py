@@ -11,7 +11,8 @@ class Limiter:
     """Like ``asyncio.Semaphore``, but ``limit`` can be raised or lowered at any time.
 
     Lowering the limit never interrupts running calls; new calls wait until the number in flight drops
-    below the new limit. Waiters are served first come, first served.
+    below the new limit. Waiters are served first come, first served, those that asked ``ahead`` (a call sent
+    again after a refusal or a failure) before the others: a retry never waits behind every chunk not yet sent.
     """
 
     def __init__(self, limit: int, on_change: Callable[[int], None] | None = None) -> None:
@@ -20,6 +21,7 @@ class Limiter:
         self._limit = limit
         self._in_use = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._ahead: deque[asyncio.Future[None]] = deque()  # served before ``_waiters``
         self._on_change = on_change
         self.peak = 0
 
@@ -33,7 +35,7 @@ class Limiter:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for w in self._waiters if not w.done())
+        return sum(1 for w in (*self._ahead, *self._waiters) if not w.done())
 
     def set_limit(self, limit: int) -> None:
         """Change the limit (at least 1) and admit waiters if there is room."""
@@ -45,12 +47,13 @@ class Limiter:
             self._on_change(limit)
         self._wake()
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, ahead: bool = False) -> None:
         if self._in_use < self._limit and not self.waiting:
             self._take()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
+        queue = self._ahead if ahead else self._waiters
+        queue.append(future)
         try:
             await future
         except asyncio.CancelledError:
@@ -60,9 +63,13 @@ class Limiter:
             raise
         finally:
             try:
-                self._waiters.remove(future)
+                queue.remove(future)
             except ValueError:
                 pass
+
+    def slot(self, *, ahead: bool = False) -> _Slot:
+        """``async with limiter.slot(ahead=True):`` — one slot, asked for ahead of the first-come waiters."""
+        return _Slot(self, ahead)
 
     def release(self) -> None:
         self._in_use -= 1
@@ -73,7 +80,7 @@ class Limiter:
         self.peak = max(self.peak, self._in_use)
 
     def _wake(self) -> None:
-        for future in list(self._waiters):
+        for future in [*self._ahead, *self._waiters]:
             if self._in_use >= self._limit:
                 break
             if not future.done():
@@ -86,3 +93,15 @@ class Limiter:
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
+
+
+class _Slot:
+    def __init__(self, limiter: Limiter, ahead: bool) -> None:
+        self.limiter, self.ahead = limiter, ahead
+
+    async def __aenter__(self) -> Limiter:
+        await self.limiter.acquire(ahead=self.ahead)
+        return self.limiter
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.limiter.release()
