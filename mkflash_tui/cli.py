@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .config import UsageError, add_run_arguments, settings_from_args
+from .config import UsageError, _positive_float, _positive_int, add_run_arguments, settings_from_args
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -70,6 +70,13 @@ def generate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prune", action="store_true", help="with --to-anki: delete stale notes instead of "
                         "tagging and suspending them")  # fmt: skip
     parser.add_argument("--readd", action="store_true", help="with --to-anki: add notes deleted in Anki again")
+    parser.add_argument("--batch", action="store_true", help="send the chunks through the provider's batch engine "
+                        "(OpenAI, Groq): half the price, answers within 24 h; Ctrl+C only detaches, and running "
+                        "the same command again collects the answers")  # fmt: skip
+    parser.add_argument("--batch-token-limit", type=_positive_int, metavar="N", help="with --batch: at most N "
+                        "tokens enqueued per batch (your organization's limit for the model; no endpoint says it)")
+    parser.add_argument("--batch-poll", type=_positive_float, metavar="S", help="with --batch: seconds before the "
+                        "first look at a batch (default 5; each later look waits half as long again, up to 60)")
     return parser
 
 
@@ -136,15 +143,21 @@ def sessions_main(argv: list[str]) -> int:
     from .config import add_store_arguments
     from .core.store import StoreError, open_store
 
-    parser = _Parser(prog="mkflash-tui sessions", description="List past sessions, or remove one (rm ID).")
-    parser.add_argument("action", nargs="?", choices=("list", "rm"), default="list")
-    parser.add_argument("id", nargs="?", help="the session to remove")
+    parser = _Parser(prog="mkflash-tui sessions", description="List past sessions, remove one (rm ID), or cancel "
+                     "a session's batches at the provider (cancel ID).")  # fmt: skip
+    parser.add_argument("action", nargs="?", choices=("list", "rm", "cancel"), default="list")
+    parser.add_argument("id", nargs="?", help="the session (or job) to remove, or whose batches to cancel")
+    parser.add_argument("--api-key", help="with cancel: the provider's key (default: its environment variable)")
     add_store_arguments(parser)
     args = parser.parse_args(argv)
     try:
         store = open_store(args.data_dir)
     except StoreError as exc:
         return _fail(str(exc))
+    if args.action == "cancel":
+        if not args.id:
+            return _fail("say whose batches to cancel: mkflash-tui sessions cancel ID.")
+        return cancel_batches(store, args.id, args.api_key)
     if args.action == "rm":
         if not args.id:
             return _fail("say which session to remove: mkflash-tui sessions rm ID.")
@@ -171,9 +184,43 @@ def sessions_main(argv: list[str]) -> int:
               f"{exported:<9} {job.deck} (job: {len(members)} documents, {', '.join(job.inputs)})")  # fmt: skip
         for s in members:
             print("  " + _session_line(s))
+        _batch_lines(store, job.id, "  ")
     for s in sessions:
         if s.id not in in_jobs:
             print(_session_line(s))
+            _batch_lines(store, s.id, "")
+    return 0
+
+
+def _batch_lines(store, job_id: str, indent: str) -> None:
+    """A job's batches still running at the provider, as last seen (``sessions`` never waits for a server)."""
+    for record in store.batches(job_id):
+        if record.final or not record.batch_id:
+            continue
+        counts = record.counts
+        done = f"{counts.get('completed', 0):,} of {counts.get('total', len(record.lines)):,} done"
+        print(f"{indent}  batch {record.batch_id}: {record.status.replace('_', ' ')}, {done} (as last seen "
+              f"{_date(record.updated)}; run the same command again to collect, or cancel {job_id})")  # fmt: skip
+
+
+def cancel_batches(store, job_id: str, api_key: str | None) -> int:
+    """``sessions cancel ID``: cancel the batches of ``ID`` still running at the provider."""
+    import asyncio
+
+    from .core.batch import cancel_open_batches
+    from .core.providers.base import ProviderError
+
+    records = [r for r in store.batches(job_id) if r.batch_id and not r.final]
+    if not records:
+        known = store.batches(job_id) or any(s.id == job_id for s in store.sessions())
+        return _fail(f"{job_id} has no batches running at a provider." if known else
+                     f"there is no session {job_id}; mkflash-tui sessions lists them.")  # fmt: skip
+    try:
+        said = asyncio.run(cancel_open_batches(store, records, api_key, os.environ))
+    except ProviderError as exc:  # the provider's refusal (a key, the network), in its one sentence
+        return _fail(f"could not cancel: {exc}")
+    for line in said:
+        print(line)
     return 0
 
 
@@ -340,7 +387,7 @@ def shelf_main(args: argparse.Namespace, names: list[str]) -> int:
                      "subtitles).")  # fmt: skip
     sys.stderr.write(f"mkflash-tui: {fmt.plural(len(gathered.inputs), 'document')} to read\n")
     inputs = names + ([f"list:{args.from_list}"] if args.from_list else [])
-    if settings.online and not settings.dry_run and settings.yes and settings.max_cost is None:
+    if settings.online and not settings.dry_run and settings.yes and settings.max_cost is None and not settings.batch:
         # Nothing to ask before the first call: each document is sent as soon as it is read.
         from .shelf import Shelf
         from .shelf_headless import run_shelf_streaming

@@ -84,6 +84,9 @@ class Settings:
     timeline: Path | None = None  # headless --timeline FILE: the run's calls drawn on a time axis (.svg, .html)
     against: Path | None = None  # --against FILE: the collection or package whose notes new cards are compared with
     skip_known: bool = False  # leave out the cards the user's collection has already
+    batch: bool = False  # headless --batch: the chunks go through the provider's batch engine (core.batch)
+    batch_token_limit: int | None = None
+    batch_poll: float | None = None  # seconds before a batch is first asked about (None: core.batch's default)
 
     @property
     def online(self) -> bool:
@@ -359,7 +362,27 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         )
     if settings.chunk_tokens < 64:
         raise UsageError("--chunk-tokens must be at least 64.")
+    _batch_settings(settings, args)
     return settings
+
+
+BATCH_PRESETS = ("openai", "groq")  # the providers whose servers have OpenAI's batch engine (core.batch.LIMITS)
+
+
+def _batch_settings(settings: Settings, args: argparse.Namespace) -> None:
+    settings.batch = bool(getattr(args, "batch", False))
+    settings.batch_token_limit = getattr(args, "batch_token_limit", None)
+    settings.batch_poll = getattr(args, "batch_poll", None)
+    if not settings.batch:
+        if settings.batch_token_limit is not None or settings.batch_poll is not None:
+            raise UsageError("--batch-token-limit and --batch-poll go with --batch.")
+        return
+    if not settings.online:
+        raise UsageError("--batch needs a provider with a batch engine (OpenAI or Groq); the offline generator "
+                         "answers at once.")  # fmt: skip
+    if settings.preset not in BATCH_PRESETS:
+        raise UsageError(f"--batch is offered for {' and '.join(BATCH_PRESETS)} (their batch engines); "
+                         f"{settings.preset} has none.")  # fmt: skip
 
 
 def _resolve_server(settings: Settings, args: argparse.Namespace, env, preset: Preset, layered) -> None:

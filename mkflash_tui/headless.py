@@ -31,7 +31,7 @@ from .core.models import (
     SummaryFailed,
     SummaryFinished,
 )
-from .core.pricing import cost_usd
+from .core.pricing import BATCH_DISCOUNT, cost_usd
 from .core.prompts import DEFAULT_STYLE
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
@@ -73,6 +73,10 @@ class Progress:
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice):
             self._line(f"mkflash-tui: {event.text}")
+            return
+        describe = getattr(event, "describe", None)  # a batch's progress (core.batch.BatchProgress)
+        if describe is not None:
+            self._line(f"mkflash-tui: {describe()}")
             return
         if self.live:
             if isinstance(event, ChunkFailed) and not event.cancelled and not self.run.fatal:
@@ -141,7 +145,7 @@ class Progress:
 def confirm_spend(job: Job, stderr: TextIO) -> int | None:
     """Apply ``--max-cost`` and ask before an expensive run; returns an exit code to stop with, or None."""
     settings, estimate = job.settings, job.estimate
-    price = estimate.cost_usd
+    price = job.price
     if not settings.online:
         return None
     if job.over_budget:
@@ -154,7 +158,8 @@ def confirm_spend(job: Job, stderr: TextIO) -> int | None:
         return None
     question = (
         f"This run sends {fmt.plural(estimate.chunks, 'chunk')} (~{estimate.input_tokens:,} input tokens) to "
-        f"{settings.model}, estimated ${price:.2f}."
+        f"{settings.model}, estimated ${price:.2f}" + (f" through the batch engine, answers within 24 h (live: "
+        f"${estimate.cost_usd:.2f}, {job.describe_time() or 'minutes'})." if settings.batch else ".")
     )
     if not sys.stdin.isatty() or settings.input == "-":
         stderr.write(f"mkflash-tui: {question} Pass --yes or --max-cost to start it.\n")
@@ -192,6 +197,8 @@ def dry_run_report(job: Job) -> dict:
         "input_tokens": est.input_tokens,
         "estimated_output_tokens": est.output_tokens,
         "estimated_cost_usd": est.cost_usd,
+        "estimated_batch_cost_usd": est.batch_cost_usd,
+        "batch": job.settings.batch,
         "estimated_seconds": None if (t := job.estimated_seconds()) is None else round(t, 1),
         "in_flight": job.slots if job.settings.online else None,
         "chunk_tokens": job.settings.chunk_tokens,
@@ -201,7 +208,9 @@ def dry_run_report(job: Job) -> dict:
     }
 
 
-async def _drive(run: Run, interrupted: list[bool]) -> None:
+async def _drive(run: Run, interrupted: list[bool], desk=None, refused: list[str] | None = None) -> None:
+    """``run`` to its end (Ctrl-C cancels it; a second one stops at once); with ``desk`` (``--batch``), asked
+    first whether the server has a batch engine (``refused`` gets the sentence when it has none)."""
     loop = asyncio.get_running_loop()
 
     def on_interrupt() -> None:
@@ -215,13 +224,36 @@ async def _drive(run: Run, interrupted: list[bool]) -> None:
     if handle_signals:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
+        if desk is not None:
+            from .core.batch import NoBatchEngine
+
+            try:
+                await desk.check()
+            except NoBatchEngine as exc:
+                if refused is not None:
+                    refused.append(str(exc))
+                return
         await run.run()
     except asyncio.CancelledError:
         interrupted[0] = True
     finally:
+        if desk is not None:
+            desk.close()
         if handle_signals:
             loop.remove_signal_handler(signal.SIGINT)
         await run.aclose()
+
+
+def describe_detached(desk, session_id: str) -> str | None:
+    """What a ``--batch`` run left running at the provider when it stopped early, in one sentence (None: none)."""
+    left = desk.open_batches if desk is not None else []
+    if not left:
+        return None
+    requests = sum(len(b.lines) for b in left)
+    batches = "1 batch" if len(left) == 1 else f"{len(left)} batches"
+    return (f"detached: {batches} ({fmt.plural(requests, 'request')}) still run at {desk.provider.where}; run the "
+            f"same command again to collect the answers (mkflash-tui sessions cancel {session_id} cancels "
+            "them)")  # fmt: skip
 
 
 def write_timeline(timeline: Timeline, path: Path, title: str, stderr: TextIO) -> bool:
@@ -234,6 +266,15 @@ def write_timeline(timeline: Timeline, path: Path, title: str, stderr: TextIO) -
         return False
     stderr.write(f"mkflash-tui: the run's calls drawn in {path}\n")
     return True
+
+
+def spent(settings, usage, in_batches=None) -> float | None:
+    """What the run's tokens cost: those a batch answered at the batch discount."""
+    total = cost_usd(settings.model, usage.prompt_tokens, usage.completion_tokens, settings.base_url)
+    if total is None or in_batches is None:
+        return total
+    batched = cost_usd(settings.model, in_batches.prompt_tokens, in_batches.completion_tokens, settings.base_url)
+    return total - (batched or 0.0) * (1 - BATCH_DISCOUNT)
 
 
 def stop_early(job: Job | None, reason: str, code: int, stdout: TextIO, stderr: TextIO | None, *,
@@ -272,6 +313,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
             stdout.write(json.dumps(report) + "\n")
         else:
             cost = "unknown" if report["estimated_cost_usd"] is None else f"${report['estimated_cost_usd']:.4f}"
+            if settings.batch and report["estimated_batch_cost_usd"] is not None:
+                cost = f"${report['estimated_batch_cost_usd']:.4f} through the batch engine (live: {cost})"
             changes = f" (continuing its session: {job.changes.describe()})" if job.changes else ""
             time_note = f", {job.describe_time()}" if job.describe_time() else ""
             for note in job.fitted:
@@ -306,7 +349,19 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     stderr.write(f"mkflash-tui: {job.document.title}: {fmt.plural(len(job.chunks), 'chunk')} with "
                  f"{settings.describe_provider()} ({how})\n")  # fmt: skip
     # No per-token display here, so save the per-token parsing.
-    run = job.make_run(stream=False, store=store, session_id=session_id)
+    desk = None
+    if settings.batch:
+        from .job import batch_desk, batch_run
+
+        def desk_for(provider):
+            nonlocal desk
+            desk = batch_desk(settings, provider, store, session_id, emit=lambda event: progress(event))
+            return desk
+
+        run = batch_run(job, store, session_id, desk_for)
+        desk.now = run.now
+    else:
+        run = job.make_run(stream=False, store=store, session_id=session_id)
     timeline = None
     if settings.timeline is not None:
         from .core.timeline import Timeline
@@ -316,8 +371,14 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
     progress = Progress(run, stderr, live=stderr.isatty())
     run.subscribe(progress)
     interrupted = [False]
-    asyncio.run(_drive(run, interrupted))
+    refused: list[str] = []
+    asyncio.run(_drive(run, interrupted, desk, refused))
     progress.close()
+    if refused:
+        forget_unused_session(store, session_id, run, resumed=resumed)
+        store.close()
+        return stop_early(job, refused[0] + "; nothing was sent.", EXIT_USAGE, stdout, stderr)
+    detached = describe_detached(desk, session_id)
 
     try:
         decisions = store.decisions(session_id)
@@ -439,6 +500,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         stderr.write(f"mkflash-tui: interrupted: {counts['done']} of {len(run.chunks)} chunks done, "
                      f"{fmt.plural(result.notes, 'card')} written to {result.path} ({accounting}); run the same "
                      "command again to continue.\n")  # fmt: skip
+    elif detached:
+        stderr.write(f"mkflash-tui: {counts['done']} of {len(run.chunks)} chunks done; {detached}.\n")
     elif interrupted[0] or run.cancelled:
         stderr.write(f"mkflash-tui: interrupted: {counts['done']} of {len(run.chunks)} chunks done; run the same "
                      "command again to continue.\n")  # fmt: skip
@@ -494,10 +557,12 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,
                     "estimated_cost_usd": job.estimate.cost_usd,
-                    "cost_usd": cost_usd(settings.model, usage.prompt_tokens, usage.completion_tokens,
-                                         settings.base_url)
-                    if settings.online
-                    else 0.0,
+                    "cost_usd": spent(settings, usage, desk.usage if desk else None) if settings.online else 0.0,
+                    "batches": None if desk is None else {
+                        "submitted": desk.submitted, "taken_up": desk.adopted,
+                        "still_running": [b.batch_id for b in desk.open_batches],
+                        "prompt_tokens": desk.usage.prompt_tokens, "completion_tokens": desk.usage.completion_tokens,
+                    },
                     "server": run.server_report(),
                     "server_info": job.server.facts() if job.server else None,
                     "fitted": job.fitted,

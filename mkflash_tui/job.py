@@ -126,8 +126,13 @@ class Job:
     @property
     def over_budget(self) -> bool:
         """The estimate is known and above ``--max-cost`` (an unknown price cannot be said to exceed it)."""
-        cost, limit = self.estimate.cost_usd, self.settings.max_cost
+        cost, limit = self.price, self.settings.max_cost
         return limit is not None and cost is not None and cost > limit
+
+    @property
+    def price(self) -> float | None:
+        """The estimated price of the run as it will be sent (through the batch engine with ``--batch``)."""
+        return self.estimate.batch_cost_usd if self.settings.batch else self.estimate.cost_usd
 
     def export_options(self, *, force: bool | None = None, title: str | None = None) -> ExportOptions:
         """How to export this job's cards; ``title``: the run's title (``Run.title``), when there is a run."""
@@ -203,6 +208,30 @@ class Job:
             stored_cards=self.plan.stored_cards,
             **run_kwargs,
         )
+
+
+def batch_desk(settings: Settings, provider, store: Store, job_id: str, emit=None):
+    """The batches of a ``--batch`` job (``core.batch``), at the provider's limits."""
+    from .core.batch import FIRST_POLL, LIMITS, BatchDesk
+
+    limits = LIMITS.get(settings.preset, LIMITS["openai"])
+    if settings.batch_token_limit is not None:
+        limits = dataclasses.replace(limits, tokens=settings.batch_token_limit)
+    return BatchDesk(provider, store, job_id, limits=limits, first_poll=settings.batch_poll or FIRST_POLL, emit=emit)
+
+
+def batch_run(job: Job, store: Store, session_id: str, desk_for, **run_kwargs) -> Run:
+    """``job``'s run with its whole chunks answered through a batch engine: ``desk_for(provider)`` gives the
+    desk (one for the job; a shelf's documents share one)."""
+    from .core.batch import BatchTransport
+    from .core.transport import LiveTransport
+
+    provider = make_provider(job.settings, job.document, stream=False)
+    if not job.settings.fresh:
+        learn_server(provider, store)
+    transport = BatchTransport(LiveTransport(provider), desk_for(provider), session_id)
+    return job.make_run(stream=False, store=store, session_id=session_id, provider=provider, transport=transport,
+                        **run_kwargs)  # fmt: skip
 
 
 def forget_unused_session(store: Store | None, session_id: str | None, run: Run, *, resumed: bool) -> bool:

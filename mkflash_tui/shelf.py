@@ -9,6 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .core import fitting
@@ -47,6 +48,7 @@ class Shelf:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, the sentence saying why)
     deck: str = ""
     job_id: str | None = None
+    desk: Any = None  # with --batch: the job's batches (core.batch.BatchDesk), once its runs are made
     gone: list[Gone] = field(default_factory=list)  # documents the job read before that are no longer given
 
     @property
@@ -57,12 +59,14 @@ class Shelf:
         """The documents' estimates together (the price unknown if any one's is)."""
         parts = [j.estimate for j in self.jobs]
         costs = [p.cost_usd for p in parts]
+        batch_costs = [p.batch_cost_usd for p in parts]
         return Estimate(
             chunks=sum(p.chunks for p in parts),
             cards=sum(p.cards for p in parts),
             input_tokens=sum(p.input_tokens for p in parts),
             output_tokens=sum(p.output_tokens for p in parts),
             cost_usd=None if any(c is None for c in costs) else sum(costs),  # type: ignore[arg-type]
+            batch_cost_usd=None if any(c is None for c in batch_costs) else sum(batch_costs),  # type: ignore[arg-type]
         )
 
     def read(self, name: str, server: ServerInfo | None) -> Job | None:
@@ -103,8 +107,14 @@ class Shelf:
 
     @property
     def over_budget(self) -> bool:
-        cost, limit = self.estimate().cost_usd, self.settings.max_cost
+        cost, limit = self.price, self.settings.max_cost
         return limit is not None and cost is not None and cost > limit
+
+    @property
+    def price(self) -> float | None:
+        """The estimated price of every document as it will be sent (through the batch engine with --batch)."""
+        total = self.estimate()
+        return total.batch_cost_usd if self.settings.batch else total.cost_usd
 
     def continue_from(self, store: Store) -> None:
         """Each document continues its own earlier session (``Job.continue_from``). Raises StoreError."""
@@ -123,9 +133,10 @@ class Shelf:
         return opened
 
     def make_runs(self, store: Store | None, sessions: list[str | None], *, stream: bool = False, pace: float = 0.0,
-                  **run_kwargs) -> list[Run]:  # fmt: skip
+                  batch_emit=None, **run_kwargs) -> list[Run]:  # fmt: skip
         """One Run per document, sharing one throttle (the calls in flight across all documents) and, online,
-        one provider (one connection pool, one learned dialect); ``run_kwargs`` go to every Run."""
+        one provider (one connection pool, one learned dialect); ``run_kwargs`` go to every Run. With ``--batch``,
+        one ``BatchDesk`` (``self.desk``) for all of them, telling ``batch_emit`` how its batches go."""
         throttle = Throttle(self.settings.concurrency)
         shared = None
         if self.settings.online:
@@ -134,6 +145,17 @@ class Shelf:
                 from .job import learn_server
 
                 learn_server(shared, store)
+        if self.settings.batch and shared is not None and store is not None and self.job_id is not None:
+            # One desk for the job: every document's chunks in the same input files (custom_id session:chunk).
+            from .core.batch import BatchTransport
+            from .core.transport import LiveTransport
+            from .job import batch_desk
+
+            self.desk = batch_desk(self.settings, shared, store, self.job_id, emit=batch_emit)
+            return [job.make_run(stream=stream, pace=pace, store=store, session_id=session, throttle=throttle,
+                                 provider=shared, transport=BatchTransport(LiveTransport(shared), self.desk, session),
+                                 **run_kwargs)
+                    for job, session in zip(self.jobs, sessions, strict=True)]  # fmt: skip
         return [job.make_run(stream=stream, pace=pace, store=store, session_id=session, throttle=throttle,
                              provider=shared, **run_kwargs)
                 for job, session in zip(self.jobs, sessions, strict=True)]  # fmt: skip

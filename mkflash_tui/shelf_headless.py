@@ -32,6 +32,7 @@ from .headless import (
     EXIT_REFUSED,
     EXIT_USAGE,
     Progress,
+    describe_detached,
     process_seconds,
     write_timeline,
 )
@@ -111,15 +112,17 @@ def confirm(shelf: Shelf, stderr: TextIO) -> int | None:
     settings, total = shelf.settings, shelf.estimate()
     if not settings.online:
         return None
+    price = shelf.price
     if shelf.over_budget:
-        stderr.write(f"mkflash-tui: the estimated cost ${total.cost_usd:.2f} of the {len(shelf.jobs)} documents is "
+        stderr.write(f"mkflash-tui: the estimated cost ${price:.2f} of the {len(shelf.jobs)} documents is "
                      f"above --max-cost ${settings.max_cost:.2f}; nothing was sent.\n")  # fmt: skip
         return EXIT_USAGE
-    price = total.cost_usd
     if settings.yes or settings.max_cost is not None or price is None or price <= CONFIRM_ABOVE_USD:
         return None
     question = (f"This run sends {fmt.plural(total.chunks, 'chunk')} of {fmt.plural(len(shelf.jobs), 'document')} "
-                f"(~{total.input_tokens:,} input tokens) to {settings.model}, estimated ${price:.2f}.")  # fmt: skip
+                f"(~{total.input_tokens:,} input tokens) to {settings.model}, estimated ${price:.2f}"
+                + (f" through the batch engine, answers within 24 h (live: ${total.cost_usd:.2f})."
+                   if settings.batch else "."))  # fmt: skip
     if not sys.stdin.isatty():
         stderr.write(f"mkflash-tui: {question} Pass --yes or --max-cost to start it.\n")
         return EXIT_USAGE
@@ -132,9 +135,11 @@ def confirm(shelf: Shelf, stderr: TextIO) -> int | None:
     return None
 
 
-async def _drive(runs: list[Run], interrupted: list[bool], shared, arriving=None) -> None:
+async def _drive(runs: list[Run], interrupted: list[bool], shared, arriving=None, desk=None,
+                 refused: list[str] | None = None) -> None:  # fmt: skip
     """Every run to its end (a slow or failing document never holds the others back); Ctrl+C cancels them all.
-    ``arriving(tasks)``: adds more runs (to ``runs``) and their tasks while these go, for a shelf read as it runs."""
+    ``arriving(tasks)``: adds more runs (to ``runs``) and their tasks while these go, for a shelf read as it runs.
+    ``desk`` (--batch): asked first whether the server has a batch engine (``refused`` gets why not)."""
     loop = asyncio.get_running_loop()
 
     def on_interrupt() -> None:
@@ -148,6 +153,15 @@ async def _drive(runs: list[Run], interrupted: list[bool], shared, arriving=None
     if handle_signals:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
+        if desk is not None:
+            from .core.batch import NoBatchEngine
+
+            try:
+                await desk.check()
+            except NoBatchEngine as exc:
+                if refused is not None:
+                    refused.append(str(exc))
+                return
         tasks = [asyncio.ensure_future(run.run()) for run in runs]
         if arriving is not None:
             await arriving(tasks)
@@ -155,6 +169,8 @@ async def _drive(runs: list[Run], interrupted: list[bool], shared, arriving=None
     except asyncio.CancelledError:
         interrupted[0] = True
     finally:
+        if desk is not None:
+            desk.close()
         if handle_signals:
             loop.remove_signal_handler(signal.SIGINT)
         closing = [run.provider for run in runs if run.provider is not shared]
@@ -195,15 +211,24 @@ def run_shelf_headless(shelf: Shelf, *, stdout: TextIO = sys.stdout, stderr: Tex
     stderr.write(f"mkflash-tui: {shelf.deck}: {fmt.plural(len(shelf.jobs), 'document')}, "
                  f"{fmt.plural(total_chunks, 'chunk')} with {settings.describe_provider()}, "
                  f"{settings.concurrency} in flight at most (job {shelf.job_id})\n")  # fmt: skip
-    runs = shelf.make_runs(store, [s for s, _ in opened])
+    runs = shelf.make_runs(store, [s for s, _ in opened], batch_emit=lambda event: _say_batch(event, stderr))
     timelines: dict[Run, Timeline] = {}
     for job, run in zip(shelf.jobs, runs, strict=True):
         _subscribe(job, run, stderr, timelines)
     interrupted = [False]
     shared = runs[0].provider if settings.online else None
-    asyncio.run(_drive(runs, interrupted, shared))
+    refused: list[str] = []
+    asyncio.run(_drive(runs, interrupted, shared, desk=shelf.desk, refused=refused))
+    if refused:
+        store.close()
+        return _report_error(shelf, refused[0] + "; nothing was sent.", EXIT_USAGE, stdout, stderr)
     return _finish(shelf, runs, store, ours=ours, write_file=write_file, interrupted=interrupted[0],
                    timelines=timelines, stdout=stdout, stderr=stderr)  # fmt: skip
+
+
+def _say_batch(event, stderr: TextIO) -> None:
+    describe = getattr(event, "describe", None)
+    stderr.write(f"mkflash-tui: {describe() if describe else event.text}\n")
 
 
 def _written_by_the_job(shelf: Shelf, store) -> bool:
@@ -401,7 +426,10 @@ def _finish(shelf: Shelf, runs: list[Run], store, *, ours: bool, write_file: boo
         stderr.write(f"mkflash-tui: wrote {fmt.plural(result.notes, 'note')} of "
                      f"{fmt.plural(len(shelf.jobs), 'document')} to {result.path} (deck {shelf.deck}, a subdeck "
                      "per document)\n")  # fmt: skip
-    if cancelled:
+    detached = describe_detached(shelf.desk, shelf.job_id or "")
+    if detached:
+        stderr.write(f"mkflash-tui: {detached}.\n")
+    elif cancelled:
         stderr.write("mkflash-tui: interrupted; run the same command again to continue.\n")
     if shelf.skipped:
         stderr.write(f"mkflash-tui: {fmt.plural(len(shelf.skipped), 'input')} skipped:\n")
@@ -414,6 +442,9 @@ def _finish(shelf: Shelf, runs: list[Run], store, *, ours: bool, write_file: boo
             "gone": [{"session": g.session_id, "title": g.title, "stale_cards": len(g.cards)} for g in shelf.gone],
             "requests": sum(r.stats.requests for r in runs), "anki": anki, "in_collection": in_collection,
             "concurrency": settings.concurrency,
+            "batches": None if shelf.desk is None else {
+                "submitted": shelf.desk.submitted, "taken_up": shelf.desk.adopted,
+                "still_running": [b.batch_id for b in shelf.desk.open_batches]},
             "wall_seconds": round(process_seconds(), 3), "output": str(result.path) if result else None,
             "exit_code": code,
         }) + "\n")  # fmt: skip

@@ -157,6 +157,7 @@ class FakeOpenAI:
         max_in_flight: int | None = None,
         model_list: list[str] | None = None,
         dialect: Dialect | None = None,
+        batches: Any = None,
     ) -> None:
         self.latency = latency
         self.rng = random.Random(seed)
@@ -199,6 +200,7 @@ class FakeOpenAI:
         self.model_list_headers: list[dict[str, str]] = []
         # Another server's behaviour (tests/dialects.py): its refusals, queue, stream endings and endpoints.
         self.dialect = dialect
+        self.batches = batches  # a fake_batches.BatchEngine: /v1/files and /v1/batches (None: no such endpoints)
         self.refused: list[int] = []  # request numbers the dialect refused
         self.cut_streams = 0  # streams ended early, as the dialect does when another request arrives
         self.discovery: list[str] = []  # the paths of describe-the-server requests, in order
@@ -219,6 +221,8 @@ class FakeOpenAI:
             app = web.Application(client_max_size=64 * 2**20)
             app.router.add_post("/v1/chat/completions", self._handle)
             app.router.add_get("/v1/models", self._models)
+            if self.batches is not None:
+                self.batches.mount(app, self)
             for method, path, handler in self.dialect.routes() if self.dialect else ():
                 app.router.add_route(method, path, self._logged(path, handler))
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -422,23 +426,8 @@ class FakeOpenAI:
         with self._lock:
             limit_headers = self._limit_headers()
         if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": model,
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
-                    ],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": prompt_tokens + completion_tokens,
-                    },
-                },
-                headers=limit_headers,
-            )
+            return web.json_response(_completion(model, content, finish, prompt_tokens, completion_tokens),
+                                     headers=limit_headers)  # fmt: skip
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **limit_headers}
         )
@@ -493,6 +482,12 @@ class FakeOpenAI:
         await response.write_eof()
         return response
 
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The plain chat completion this server answers ``body`` with (what a batch's result file holds)."""
+        content = json.dumps(self.summary(body) if is_summary(body) else self.cards(body))
+        prompt_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
+        return _completion(body.get("model", "fake"), content, "stop", prompt_tokens, max(1, len(content) // 4))
+
     async def _raw(self, request: web.Request, body: dict[str, Any], fault: Fault) -> web.StreamResponse:
         """Answer 200 with ``fault.body`` as is, dripped byte by byte, or with headers and then silence."""
         data = fault.body
@@ -529,6 +524,21 @@ class FakeOpenAI:
         except (ConnectionError, RuntimeError):
             pass  # the client gave up, as it should
         return response
+
+
+def _completion(model: str, content: str, finish: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
 
 
 def _error(status: int, message: str, code: str | None, headers: dict[str, str] | None = None) -> web.Response:

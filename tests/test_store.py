@@ -169,7 +169,7 @@ def test_a_version_1_database_opens_and_migrates(tmp_path: Path) -> None:
         db.execute("INSERT INTO sessions VALUES ('old1', 'k', 'notes.md', 'h', 'Old notes', '{}', 3, 1.0, 2.0)")
         db.execute("INSERT INTO chunks VALUES ('old1', 'c0', 0, 'done', '', 4)")
     store = Store(folder)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
     [info] = store.sessions()
     assert (info.id, info.title, info.chunks_done, info.cards, info.exported_to) == ("old1", "Old notes", 1, 4, None)
     assert store.session_source("old1") is None  # kept without its text: cannot be reopened, still listed

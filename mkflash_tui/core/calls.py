@@ -11,6 +11,7 @@ limiter) is handed in, so several runs can share one. Every attempt and every wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 from collections.abc import Callable
@@ -68,16 +69,21 @@ class Caller:
         waited = 0.0
         repairs = cut_offs = attempt = limited = timeouts = adaptations = 0
         failures = 0  # attempts that failed for a reason other than a rate limit
+        deferred = getattr(self.transport, "deferred", None)
         while True:
             attempt += 1
             self._check()
             asked = self._now()
+            # Answered later by a batch: it holds no slot, waits for no pace and has no deadline.
+            later = bool(deferred and deferred(request))
             # A call waits when every slot is taken, or when calls are paced (a rate limit was seen).
-            queued = limiter.in_use >= limiter.limit or self.throttle.rate is not None
-            async with limiter.slot(ahead=attempt > 1):  # a retry goes before the chunks not yet sent
+            queued = not later and (limiter.in_use >= limiter.limit or self.throttle.rate is not None)
+            # A retry goes before the chunks not yet sent.
+            async with contextlib.nullcontext() if later else limiter.slot(ahead=attempt > 1):
                 self._check()  # decided while this call waited for its slot
                 generation = self.throttle.generation()
-                await self.throttle.pace()
+                if not later:
+                    await self.throttle.pace()
                 sent = self._now()
                 if queued and sent > asked:
                     self._span(asked, SpanKind.WAIT, request, "throttle", attempt)
@@ -86,7 +92,7 @@ class Caller:
                     on_attempt(attempt)
                 if self.transport.online:
                     self.stats.requests += 1
-                deadline = self._attempt_deadline()
+                deadline = None if later else self._attempt_deadline()
                 kind = SpanKind.REPAIR if request.is_repair else SpanKind.ATTEMPT
                 try:
                     async with asyncio.timeout(deadline):

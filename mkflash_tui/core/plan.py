@@ -18,8 +18,8 @@ from .cards import bound_drafts, make_cards
 from .chunking import chunk_document, legacy_chunks
 from .deck import note_guid
 from .models import Card, Chunk, Document, Summary
+from .pricing import BATCH_DISCOUNT, cost_usd
 from .pricing import context_tokens as model_context_tokens
-from .pricing import cost_usd
 from .prompts import CardRequest, fixed_prompt_tokens
 from .store import Store, StoredChunk, cache_key
 from .tokens import Encoding, encoding_for_model
@@ -60,6 +60,7 @@ class Estimate:
     input_tokens: int
     output_tokens: int
     cost_usd: float | None  # None: the model's price is unknown (or the run is offline and free)
+    batch_cost_usd: float | None = None  # the same through a batch engine: the summary live, the chunks at half
 
 
 @dataclass(slots=True)
@@ -293,8 +294,11 @@ def estimate(asked: PlanSettings, chunks: list[Chunk], cards_total: int, *, done
     if summary and len(done) < len(chunks):
         summary_in = min(sum(c.tokens for c in chunks), model_context_tokens(asked.model, asked.context_tokens))
         input_tokens, output_tokens = summary_in + 200, SUMMARY_TOKENS
+    summary_price = cost_usd(asked.model, input_tokens, output_tokens, asked.base_url) if asked.online else 0.0
     input_tokens += sum(c.tokens + SUMMARY_TOKENS + fixed_prompt_tokens() for c, _ in requested)
     cards = sum(n for _, n in requested)
     output_tokens += cards * OUTPUT_TOKENS_PER_CARD
     price = cost_usd(asked.model, input_tokens, output_tokens, asked.base_url) if asked.online else 0.0
-    return Estimate(len(chunks) - len(done), cards, input_tokens, output_tokens, price)
+    batch_price = None if price is None or summary_price is None else (
+        summary_price + (price - summary_price) * BATCH_DISCOUNT)  # fmt: skip
+    return Estimate(len(chunks) - len(done), cards, input_tokens, output_tokens, price, batch_price)

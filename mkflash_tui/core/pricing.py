@@ -49,6 +49,9 @@ def context_tokens(model: str, override: int | None = None) -> int:
     return info.context_tokens if info else DEFAULT_CONTEXT_TOKENS
 
 
+BATCH_DISCOUNT = 0.5  # what a batch engine's tokens cost (OpenAI's and Groq's), against the same tokens live
+
+
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,
              base_url: str | None = None) -> float | None:  # fmt: skip
     """Price of the given usage by the known-model table; free (0) for another model on a server on this machine

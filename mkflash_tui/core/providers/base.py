@@ -65,6 +65,10 @@ class RunRefused(ProviderError):
         self.field = field
 
 
+class NoBatchEngine(RunRefused):
+    """``--batch`` against a server without ``/v1/files`` and ``/v1/batches``."""
+
+
 class ContextTooLong(RequestRejected):
     """The request does not fit the server's context window; ``prompt_tokens`` and ``window`` are what the
     server said (None where it did not)."""

@@ -5,6 +5,7 @@
 - ``sessions`` / ``chunks`` / ``decisions``: one session per run over one input and settings — its chunks'
   states and the user's deletions and edits, by immutable card id.
 - ``jobs`` / ``job_documents``: a run over many documents (a folder, a list) and its documents' sessions.
+- ``batches``: input files and batches at a provider's batch engine, and their result files (``--batch``).
 
 Each write is its own short transaction, committed before the engine reports the chunk finished. The API key
 is never passed to this package. ``Store`` is its rooms together: the connection, answers, sessions, exports, jobs.
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .answers import Answers, CachedAnswer
+from .batches import Batches, BatchRecord
 from .connection import DB_NAME, LOCK_WAIT, Connection, StoreError, cache_key, store_problem
 from .exports import Exports
 from .jobs import JobInfo, Jobs
@@ -26,13 +28,13 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 from .serialize import cards_from_json, cards_to_json, document_from_json, document_to_json
 from .sessions import SessionInfo, Sessions, StoredChunk
 
-__all__ = ["DB_NAME", "LOCK_WAIT", "MIGRATIONS", "SCHEMA_VERSION", "CachedAnswer", "Connection", "JobInfo",
-           "SessionInfo", "Store", "StoreError", "StoredChunk", "cache_key", "cards_from_json", "cards_to_json",
-           "default_data_dir",
+__all__ = ["DB_NAME", "LOCK_WAIT", "MIGRATIONS", "SCHEMA_VERSION", "BatchRecord", "CachedAnswer", "Connection",
+           "JobInfo", "SessionInfo", "Store", "StoreError", "StoredChunk", "cache_key", "cards_from_json",
+           "cards_to_json", "default_data_dir",
            "document_from_json", "document_to_json", "move_store_aside", "open_store", "store_problem"]  # fmt: skip
 
 
-class Store(Answers, Sessions, Exports, Jobs):
+class Store(Answers, Sessions, Exports, Jobs, Batches):
     """The session store (see the package's docstring); every public method raises ``StoreError`` only."""
 
 

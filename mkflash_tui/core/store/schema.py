@@ -69,6 +69,17 @@ MIGRATIONS: list[tuple[str, ...]] = [
             session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
             idx INTEGER NOT NULL, PRIMARY KEY (job_id, session_id))""",
     ),
+    # 10: batches at a provider's batch engine, written down before each step that costs or cannot be undone
+    #     (the input file's name before its upload, its id before the batch is created, the batch's id as soon as
+    #     it exists), so a run that died anywhere finds its batches again instead of paying for them twice; the
+    #     result files are kept as soon as a batch ends
+    (
+        """CREATE TABLE batches (
+            name TEXT PRIMARY KEY, job TEXT NOT NULL, server TEXT NOT NULL, lines TEXT NOT NULL,
+            file_id TEXT, batch_id TEXT, status TEXT NOT NULL, counts TEXT, error TEXT,
+            output TEXT, errors TEXT, created REAL NOT NULL, updated REAL NOT NULL)""",
+        "CREATE INDEX batches_by_job ON batches (job, created)",
+    ),
 ]
 
 
