@@ -374,9 +374,9 @@ def _batch_settings(settings: Settings, args: argparse.Namespace) -> None:
     settings.batch_token_limit = getattr(args, "batch_token_limit", None)
     settings.batch_poll = getattr(args, "batch_poll", None)
     if not settings.batch:
-        if settings.batch_token_limit is not None or settings.batch_poll is not None:
-            raise UsageError("--batch-token-limit and --batch-poll go with --batch.")
-        return
+        if settings.batch_token_limit is not None:
+            raise UsageError("--batch-token-limit goes with --batch.")
+        return  # --batch-poll still applies to a session's batches taken up (core.batch)
     if not settings.online:
         raise UsageError("--batch needs a provider with a batch engine (OpenAI or Groq); the offline generator "
                          "answers at once.")  # fmt: skip

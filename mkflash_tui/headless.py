@@ -31,11 +31,19 @@ from .core.models import (
     SummaryFailed,
     SummaryFinished,
 )
-from .core.pricing import BATCH_DISCOUNT, cost_usd
+from .core.pricing import spent_usd
 from .core.prompts import DEFAULT_STYLE
 from .core.review import apply_decisions
 from .core.store import StoreError, open_store
-from .job import Job, forget_unused_session, known_index, known_stamps, read_known, send_to_anki
+from .job import (
+    Job,
+    forget_unused_session,
+    known_index,
+    known_stamps,
+    read_known,
+    send_to_anki,
+    take_up_batches,
+)
 
 if TYPE_CHECKING:
     from .core.timeline import Timeline
@@ -268,15 +276,6 @@ def write_timeline(timeline: Timeline, path: Path, title: str, stderr: TextIO) -
     return True
 
 
-def spent(settings, usage, in_batches=None) -> float | None:
-    """What the run's tokens cost: those a batch answered at the batch discount."""
-    total = cost_usd(settings.model, usage.prompt_tokens, usage.completion_tokens, settings.base_url)
-    if total is None or in_batches is None:
-        return total
-    batched = cost_usd(settings.model, in_batches.prompt_tokens, in_batches.completion_tokens, settings.base_url)
-    return total - (batched or 0.0) * (1 - BATCH_DISCOUNT)
-
-
 def stop_early(job: Job | None, reason: str, code: int, stdout: TextIO, stderr: TextIO | None, *,
                as_json: bool | None = None) -> int:  # fmt: skip
     """End before anything was sent: one sentence on stderr (unless said already) and, with ``--json``, the
@@ -334,6 +333,9 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
         except KnownError as exc:
             store.close()
             return stop_early(job, f"{exc}; nothing was sent.", EXIT_USAGE, stdout, stderr)
+    # The session's batches still running at the provider are taken up, --batch or not (priced as such).
+    taken_up = take_up_batches(settings, store, job.previous.session_id) if job.previous and not settings.fresh \
+        else None  # fmt: skip
     stop = confirm_spend(job, stderr)
     if stop is not None:
         store.close()
@@ -350,6 +352,8 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                  f"{settings.describe_provider()} ({how})\n")  # fmt: skip
     # No per-token display here, so save the per-token parsing.
     desk = None
+    if taken_up:
+        stderr.write(f"mkflash-tui: {taken_up}\n")
     if settings.batch:
         from .job import batch_desk, batch_run
 
@@ -557,11 +561,13 @@ def run_headless(job: Job, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.
                     "prompt_tokens": usage.prompt_tokens,
                     "completion_tokens": usage.completion_tokens,
                     "estimated_cost_usd": job.estimate.cost_usd,
-                    "cost_usd": spent(settings, usage, desk.usage if desk else None) if settings.online else 0.0,
+                    "cost_usd": spent_usd(settings.model, usage, run.stats.batch_usage, settings.base_url)
+                    if settings.online else 0.0,
                     "batches": None if desk is None else {
                         "submitted": desk.submitted, "taken_up": desk.adopted,
                         "still_running": [b.batch_id for b in desk.open_batches],
-                        "prompt_tokens": desk.usage.prompt_tokens, "completion_tokens": desk.usage.completion_tokens,
+                        "prompt_tokens": run.stats.batch_usage.prompt_tokens,
+                        "completion_tokens": run.stats.batch_usage.completion_tokens,
                     },
                     "server": run.server_report(),
                     "server_info": job.server.facts() if job.server else None,

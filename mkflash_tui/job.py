@@ -47,6 +47,7 @@ class Job:
     fit: fitting.Fit | None = None  # how the run is shaped to the server's window (None: it did not say one)
     fitted: list[str] = dataclasses.field(default_factory=list)  # what was changed for the server, said once
     seconds_per_1k: float | None = None  # an earlier run's seconds per 1,000 tokens of a call to this server
+    taken_up: str | None = None  # why this run goes on in batch mode: its session's batches still run (said once)
 
     @property
     def slots(self) -> int:
@@ -218,6 +219,26 @@ def batch_desk(settings: Settings, provider, store: Store, job_id: str, emit=Non
     if settings.batch_token_limit is not None:
         limits = dataclasses.replace(limits, tokens=settings.batch_token_limit)
     return BatchDesk(provider, store, job_id, limits=limits, first_poll=settings.batch_poll or FIRST_POLL, emit=emit)
+
+
+def take_up_batches(settings: Settings, store: Store, job_id: str) -> str | None:
+    """A job whose batches still run at this server goes on in batch mode, ``--batch`` or not, so that no request
+    is paid for twice; the sentence that says so (None: nothing to take up)."""
+    if settings.batch or not settings.online:
+        return None
+    server = f"{settings.base_url or 'https://api.openai.com/v1'} {settings.model}"
+    try:
+        running = [r for r in store.batches(job_id) if not r.final and r.batch_id and r.server == server]
+    except StoreError:
+        return None
+    if not running:
+        return None
+    settings.batch = True
+    requests = sum(len(r.lines) for r in running)
+    what = "this session's batch still runs" if len(running) == 1 else f"{len(running)} of this session's batches " \
+        "still run"  # fmt: skip
+    return (f"{what} at the provider ({requests:,} requests): taking {'it' if len(running) == 1 else 'them'} up "
+            "in batch mode, so that nothing is paid for twice")
 
 
 def batch_run(job: Job, store: Store, session_id: str, desk_for, **run_kwargs) -> Run:

@@ -329,10 +329,11 @@ class ShelfProgress:
 
     @property
     def stats(self) -> RunStats:
-        usage = Usage()
+        usage = batched = Usage()
         for run in self.runs:
             usage += run.stats.usage
-        return RunStats(requests=sum(r.stats.requests for r in self.runs), usage=usage)
+            batched += run.stats.batch_usage
+        return RunStats(requests=sum(r.stats.requests for r in self.runs), usage=usage, batch_usage=batched)
 
     def counts(self) -> dict[str, int]:
         total: dict[str, int] = {}

@@ -36,7 +36,16 @@ from .headless import (
     process_seconds,
     write_timeline,
 )
-from .job import Job, known_index, known_stamps, learn_server, make_provider, read_known, send_to_anki
+from .job import (
+    Job,
+    known_index,
+    known_stamps,
+    learn_server,
+    make_provider,
+    read_known,
+    send_to_anki,
+    take_up_batches,
+)
 from .shelf import Shelf, default_deck, gone_documents, shelf_cards, subdeck_titles
 
 
@@ -197,6 +206,11 @@ def run_shelf_headless(shelf: Shelf, *, stdout: TextIO = sys.stdout, stderr: Tex
         store.close()
         dry_run(shelf, stdout)
         return EXIT_PARTIAL if shelf.skipped else EXIT_OK
+    try:
+        earlier = None if settings.fresh else store.find_job(shelf.inputs)
+    except StoreError:
+        earlier = None
+    taken_up = take_up_batches(settings, store, earlier.id) if earlier else None  # --batch or not
     stop = confirm(shelf, stderr)
     if stop is not None:
         store.close()
@@ -211,6 +225,8 @@ def run_shelf_headless(shelf: Shelf, *, stdout: TextIO = sys.stdout, stderr: Tex
     stderr.write(f"mkflash-tui: {shelf.deck}: {fmt.plural(len(shelf.jobs), 'document')}, "
                  f"{fmt.plural(total_chunks, 'chunk')} with {settings.describe_provider()}, "
                  f"{settings.concurrency} in flight at most (job {shelf.job_id})\n")  # fmt: skip
+    if taken_up:
+        stderr.write(f"mkflash-tui: {taken_up}\n")
     runs = shelf.make_runs(store, [s for s, _ in opened], batch_emit=lambda event: _say_batch(event, stderr))
     timelines: dict[Run, Timeline] = {}
     for job, run in zip(shelf.jobs, runs, strict=True):

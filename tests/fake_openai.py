@@ -557,8 +557,15 @@ if __name__ == "__main__":  # a standalone server for trying the app by hand
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--api-key", help="refuse every other key (401), as a real server does")
     parser.add_argument("--models", nargs="*", help="what GET /v1/models lists (default: no such endpoint)")
+    parser.add_argument("--batches", type=float, metavar="S", help="serve the Files and Batch APIs too, each batch "
+                        "taking S seconds")  # fmt: skip
     args = parser.parse_args()
-    server = FakeOpenAI(latency=args.latency, api_key=args.api_key, model_list=args.models).start()
+    engine = None
+    if args.batches is not None:
+        from fake_batches import BatchEngine
+
+        engine = BatchEngine(processing=args.batches)
+    server = FakeOpenAI(latency=args.latency, api_key=args.api_key, model_list=args.models, batches=engine).start()
     print(server.base_url, flush=True)
     try:
         while True:

@@ -115,11 +115,14 @@ def test_killed_while_polling_the_next_run_takes_the_batch_up(tmp_path: Path, no
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         calls = len(server.requests)
-        again = batch(server, tmp_path)
+        # Run again, even without --batch: the session's batch is taken up, never paid for twice.
+        again = run_cli(*args(server, tmp_path / "data", tmp_path / "batch.apkg", "--batch-poll", "0.05"),
+                        cwd=tmp_path)  # fmt: skip
         assert again.returncode == 0, again.stderr
         report = json.loads(again.stdout)
         assert len(engine.created()) == 1  # the server's log: one batch, never a second
         assert len(server.requests) == calls  # the summary was kept; nothing went live
+        assert "taking it up in batch mode" in again.stderr
     assert report["batches"] == {**report["batches"], "submitted": 0, "taken_up": 1}
     assert report["cards"] > 0 and report["failed_chunks"] == 0
 

@@ -369,6 +369,43 @@ async def test_paid_provider_confirms_the_cost_before_sending(tmp_path, monkeypa
             assert len(server.summary_requests()) == 1
 
 
+async def test_the_confirm_screen_offers_the_batch_engine_and_the_run_shows_a_line_per_batch(
+        tmp_path, monkeypatch) -> None:  # fmt: skip
+    from fake_batches import BatchEngine
+
+    import mkflash_tui.core.batch as batch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(batch, "FIRST_POLL", 0.05)
+    path = notes_file(tmp_path, 3)
+    engine = BatchEngine(processing=0.5)
+    with FakeOpenAI(batches=engine) as server:
+        settings = app_settings(str(path), "--base-url", server.base_url, "--api-key", "sk-test", "--chunk-tokens",
+                                "120", "--overlap-tokens", "0")  # fmt: skip
+        app = make_app(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
+            live = await screen_text(pilot)
+            assert "live calls, answered as they go" in live and "(batch engine: $" in live
+            await pilot.press("b")
+            chosen = await wait_for_text(pilot, "through the provider's batch engine", "(live: $", "within 24 h")
+            assert _cost_of(chosen) < _cost_of(live)  # the batch price, half the chunks' price
+            await pilot.press("enter")
+            screen = await started(pilot, app)
+            await wait_for_text(pilot, "in a batch at the provider")
+            await wait_for(pilot, lambda: screen.finished, what="the run")
+            text = await wait_for_text(pilot, f"batch {engine.created()[0].id}: completed, 3 of 3 done")
+            assert "3/3 chunks" in text
+            assert screen.run.counts()["done"] == 3 and len(server.chunk_requests()) == 0
+            assert len(engine.created()) == 1 and len(engine.created()[0].lines) == 3
+
+
+def _cost_of(text: str) -> float:
+    import re
+
+    return float(re.search(r"Cost +about \$([0-9.]+)", text).group(1))
+
+
 async def test_unknown_model_price_and_escape_goes_back_to_start(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = notes_file(tmp_path, 2)

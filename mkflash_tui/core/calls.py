@@ -144,7 +144,9 @@ class Caller:
                                else str(exc), attempt)  # fmt: skip
                     raise
                 else:
-                    self._span(sent, kind, request, "answered", attempt)
+                    self._span(sent, kind, request, "answered by a batch" if later else "answered", attempt)
+                    if later:
+                        self.stats.batch_usage += getattr(result, "usage", None) or Usage()
                     self.throttle.succeeded(getattr(result, "rate_info", None))
                     used = getattr(result, "usage", None)
                     tokens = used.prompt_tokens + used.completion_tokens if used else 0

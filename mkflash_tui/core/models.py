@@ -352,6 +352,7 @@ class RunStats:
     retries: int = 0
     usage: Usage = field(default_factory=Usage)
     max_concurrency_reached: int = 0
+    batch_usage: Usage = field(default_factory=Usage)  # the part of ``usage`` a batch engine answered (half price)
 
 
 DEFAULT_CONCURRENCY = 64

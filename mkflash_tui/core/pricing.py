@@ -60,3 +60,12 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,
     if info is None:
         return 0.0 if is_local_url(base_url) else None
     return (prompt_tokens * info.input_per_million + completion_tokens * info.output_per_million) / 1_000_000
+
+
+def spent_usd(model: str, usage, batch_usage, base_url: str | None = None) -> float | None:
+    """What ``usage`` cost, the part of it a batch engine answered (``batch_usage``) at the batch discount."""
+    total = cost_usd(model, usage.prompt_tokens, usage.completion_tokens, base_url)
+    if total is None:
+        return None
+    batched = cost_usd(model, batch_usage.prompt_tokens, batch_usage.completion_tokens, base_url) or 0.0
+    return total - batched * (1 - BATCH_DISCOUNT)

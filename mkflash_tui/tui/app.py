@@ -247,6 +247,11 @@ class MkflashApp(App[int]):
             except StoreError as exc:
                 self.store_error, self.store = str(exc), None
                 self.notify(f"{exc}. Cards will not be kept after you quit.", severity="warning", timeout=10)
+        if self.store is not None and shelf.job_id is not None:
+            from ..job import take_up_batches
+
+            if (said := take_up_batches(shelf.settings, self.store, shelf.job_id)) is not None:
+                self.notify(said[0].upper() + said[1:] + ".", timeout=10)
         runs = shelf.make_runs(self.store, sessions, stream=True, pace=self.pace, **self.run_options)
         screen = ShelfScreen(shelf, runs, store=self.store, decisions=decisions, continued=continued, view=view)
         if self.run_screen is not None:
@@ -384,6 +389,12 @@ class MkflashApp(App[int]):
         self._confirm_or_start(job)
 
     def _confirm_or_start(self, job: Job) -> None:
+        if self.store is not None and job.previous is not None and not job.settings.fresh:
+            from ..job import take_up_batches
+
+            job.taken_up = take_up_batches(job.settings, self.store, job.previous.session_id)
+            if job.taken_up:
+                self.notify(job.taken_up[0].upper() + job.taken_up[1:] + ".", timeout=10)
         nothing_to_send = job.done_earlier and job.estimate.chunks == 0  # resumed and complete: no cost to confirm
         needs_confirm = job.settings.online and (not job.settings.yes or job.over_budget) and not nothing_to_send
         if needs_confirm:
@@ -416,9 +427,27 @@ class MkflashApp(App[int]):
                 self.store_error = str(exc)
                 self.store = None
                 self.notify(f"{exc}. Cards will not be kept after you quit.", severity="warning", timeout=10)
-        run = job.make_run(stream=True, pace=self.pace, store=self.store, session_id=session_id, **self.run_options)
+        desk = None
+        if self.store is not None and session_id is not None and not job.taken_up:
+            from ..job import take_up_batches
+
+            if (said := take_up_batches(job.settings, self.store, session_id)) is not None:
+                self.notify(said[0].upper() + said[1:] + ".", timeout=10)
+        if job.settings.batch and self.store is not None and session_id is not None:
+            from ..job import batch_desk, batch_run
+
+            def desk_for(provider):
+                nonlocal desk
+                desk = batch_desk(job.settings, provider, self.store, session_id)
+                return desk
+
+            run = batch_run(job, self.store, session_id, desk_for, **self.run_options)
+            desk.now = run.now
+        else:
+            run = job.make_run(stream=True, pace=self.pace, store=self.store, session_id=session_id,
+                               **self.run_options)  # fmt: skip
         screen = RunScreen(job, run, store=self.store, decisions=decisions, view=view,
-                           resumed=resumed or session_id is None)  # fmt: skip
+                           resumed=resumed or session_id is None, desk=desk)  # fmt: skip
         if self.run_screen is not None:
             self.switch_screen(screen)
         else:
@@ -444,6 +473,12 @@ class MkflashApp(App[int]):
         if not screen.finished:
             counts = screen.run.counts()
             reasons.append(f"Generation is still running ({counts['done']} of {counts['total']} chunks done).")
+            left = screen.desk.open_batches if screen.desk is not None else []
+            if left:
+                batches = "1 batch" if len(left) == 1 else f"{len(left)} batches"
+                reasons.append(f"{batches} ({fmt.plural(sum(len(b.lines) for b in left), 'request')}) go on at the "
+                               "provider: quitting only detaches, and reopening this session collects the "
+                               "answers.")  # fmt: skip
         if screen.unsaved:
             verb = "was" if screen.unsaved == 1 else "were"
             reasons.append(f"{fmt.plural(screen.unsaved, 'card')} {verb} never exported.")

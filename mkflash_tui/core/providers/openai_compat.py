@@ -19,13 +19,13 @@ from ..throttle import RateInfo
 from .base import (
     Capabilities,
     GenerationResult,
-    NoBatchEngine,
     ProgressCallback,
     RequestRejected,
     RunRefused,
     SummaryResult,
     TransientError,
 )
+from .batch_calls import BatchCalls
 from .refusals import translate
 from .server_errors import error_text, redact
 from .stream_thread import STREAMS, Relay
@@ -46,7 +46,7 @@ def answer_tokens(cards: int) -> int:
     return ANSWER_TOKENS_BASE + ANSWER_TOKENS_PER_CARD * max(1, cards)
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(BatchCalls):
     """One run's connection to a chat-completions server."""
 
     name = "openai"
@@ -204,42 +204,6 @@ class OpenAICompatProvider:
         if cap and answer.finish_reason == "length" and written >= cap * 0.9:
             return self._runaway(answer, cap, request.cards_wanted)
         return self._parse(answer.text, answer.usage, answer.finish_reason, answer.rate_info)
-
-    # ------------------------------------------------------------------ the batch engine (core.batch)
-
-    def batch_body(self, request: CardRequest) -> dict[str, Any]:
-        """A card request as a line of a batch's input file: the live request's body, in the format mode the run
-        settled on, without streaming."""
-        mode = self.format_mode
-        return self._fit_cap({
-            "model": self.model,
-            "messages": card_messages(request, json_hint=mode != "json_schema"),
-            **self._format_kwargs(mode, CARD_SCHEMA, "flashcards"),
-            **self._answer_cap(request.cards_wanted),
-        })  # fmt: skip
-
-    def batch_result(self, body: bytes, request: CardRequest) -> GenerationResult:
-        """The cards of one line of a batch's result file (its response's body, a chat completion): read and
-        parsed exactly as a live answer is."""
-        return self._cards_of(read_completion(body, "application/json", self), request)
-
-    async def batch_api(self, work: Any) -> Any:
-        """``await work(client)`` with the run's SDK client, on the loop the client lives on; the SDK's errors as
-        the provider's own (``providers.base``)."""
-
-        async def call() -> Any:
-            try:
-                return await work(self._ensure_client())
-            except (TransientError, RunRefused, RequestRejected):
-                raise
-            except Exception as exc:
-                status = getattr(exc, "status_code", None)
-                if status in (404, 405):
-                    raise NoBatchEngine(f"{self.where} has no batch engine (its /files or /batches answered "
-                                        f"{status}); run without --batch") from None  # fmt: skip
-                raise translate(self, exc, self.format_mode) from None
-
-        return await (STREAMS.run(call()) if self.off_loop else call())
 
     def _runaway(self, answer: Answer, cap: int, wanted: int) -> GenerationResult:
         """An answer that reached the bound we set: it has room for every card asked for, so it is a model

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ... import format as fmt
+from ...config import BATCH_PRESETS
 from ...core import fitting
 from ...core.prompts import DEFAULT_STYLE
 from ...core.providers.presets import is_local_url
@@ -26,6 +27,7 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
 
     BINDINGS = [
         Binding("enter", "start", "Start"),
+        Binding("b", "batch", "Batch", tooltip="live calls, or the provider's batch engine (half the price, 24 h)"),
         Binding("escape", "back", "Back"),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
@@ -33,6 +35,21 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
     def __init__(self, job: Job) -> None:
         super().__init__()
         self.job = job
+        settings = job.settings
+        self.batchable = settings.online and settings.preset in BATCH_PRESETS  # OpenAI's and Groq's batch engines
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.batchable if action == "batch" else True
+
+    def action_batch(self) -> None:
+        """Switch between live calls and the batch engine; the prices and the question follow."""
+        if self.job.taken_up:  # sending live what a batch is answering would pay for it twice
+            self.app.bell()
+            self.app.notify(self.job.taken_up[0].upper() + self.job.taken_up[1:] + ".", timeout=8)
+            return
+        self.job.settings.batch = not self.job.settings.batch
+        self.refresh(recompose=True)
+        self.refresh_bindings()
 
     def compose(self) -> ComposeResult:
         job, estimate, settings = self.job, self.job.estimate, self.job.settings
@@ -51,12 +68,14 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         if job.server is not None and (job.server.window or job.server.slots):
             table.add_row("Server", plain(f"{job.server.kind}: context {job.server.describe_window()}, "
                                           f"slots {job.server.describe_slots()}"))  # fmt: skip
-        if job.describe_time():
+        if settings.batch:
+            table.add_row("Time", plain("within 24 h (the provider's batch engine; often much sooner)"))
+        elif job.describe_time():
             table.add_row("Time", plain(job.describe_time()))
         table.add_row("Cards", f"about {estimate.cards}" + (" more" if job.done_earlier else ""))
         table.add_row("Input tokens", f"{estimate.input_tokens:,} (estimated)")
         table.add_row("Output tokens", f"{estimate.output_tokens:,} (estimated)")
-        table.add_row("Cost", _price(estimate.cost_usd, settings))
+        self._cost_rows(table, estimate.cost_usd, estimate.batch_cost_usd)
         if settings.key_source:
             table.add_row("Key", plain(f"from {settings.key_source}"))
         if settings.remembered:
@@ -68,6 +87,24 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
                                               "them"))  # fmt: skip
         yield from self._box("Send this document to the model?", table)
 
+    def _cost_rows(self, table: Table, live: float | None, batch: float | None) -> None:
+        """The price as the run will be sent and, where a batch engine is offered, the other way's beside it."""
+        settings = self.job.settings
+        if not self.batchable:
+            table.add_row("Cost", _price(live, settings))
+            return
+        if settings.batch and self.job.taken_up:
+            table.add_row("Send", plain(self.job.taken_up[0].upper() + self.job.taken_up[1:], "bold"))
+            table.add_row("Cost", _price(batch, settings))
+        elif settings.batch:
+            table.add_row("Send", Text("through the provider's batch engine: answers within 24 h; quitting only "
+                                       "detaches, and reopening the session collects them", style="bold"))
+            table.add_row("Cost", _price(batch, settings) + plain(f"   (live: {_bare(live)}; b switches)"))
+        else:
+            table.add_row("Send", plain("live calls, answered as they go"))
+            table.add_row("Cost", _price(live, settings) + plain(f"   (batch engine: {_bare(batch)}, within 24 h; "
+                                                                 "b switches)"))  # fmt: skip
+
     @property
     def over_budget(self) -> bool:
         return self.job.over_budget
@@ -77,7 +114,8 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
             hint = Text(f"This is above --max-cost {fmt.usd(self.job.settings.max_cost)}: Esc to go back.",
                         style="bold red")  # fmt: skip
         else:
-            hint = Text("Enter starts the run · Esc goes back", style="bold")
+            hint = Text("Enter starts the run" + (" · b: live or batch" if self.batchable else "") + " · Esc goes back",
+                        style="bold")  # fmt: skip
         with Vertical(id="confirm-box", classes="dialog"):
             yield Static(title, classes="dialog-title")
             yield Static(table)
@@ -121,11 +159,13 @@ class ShelfConfirmScreen(ConfirmScreen):
         table.add_row("Model", plain(settings.server()))
         table.add_row("Chunks", f"{total.chunks} to send, {settings.concurrency} at a time across all documents")
         seconds = shelf.estimated_seconds()
-        if seconds is not None:
+        if settings.batch:
+            table.add_row("Time", plain("within 24 h (the provider's batch engine; often much sooner)"))
+        elif seconds is not None:
             table.add_row("Time", plain(fitting.describe_seconds(seconds)))
         table.add_row("Cards", f"about {total.cards}")
         table.add_row("Input tokens", f"{total.input_tokens:,} (estimated)")
-        table.add_row("Cost", _price(total.cost_usd, settings))
+        self._cost_rows(table, total.cost_usd, total.batch_cost_usd)
         if settings.key_source:
             table.add_row("Key", plain(f"from {settings.key_source}"))
         yield from self._box("Send these documents to the model?", table)
@@ -141,3 +181,7 @@ def _price(cost: float | None, settings) -> Text:
     if cost == 0 and is_local_url(settings.base_url):
         return Text("free (a server on this machine or network)", style="bold")
     return Text(f"about {fmt.usd(cost)}", style="bold")
+
+
+def _bare(cost: float | None) -> str:
+    return "unknown" if cost is None else fmt.usd(cost)

@@ -152,8 +152,13 @@ class RunScreen(Screen):
 
     def __init__(self, job: Job, run: Run, *, store: Store | None = None,
                  decisions: Decisions | None = None, view: str = "generate",
-                 resumed: bool = True) -> None:  # fmt: skip
+                 resumed: bool = True, desk=None) -> None:  # fmt: skip
         super().__init__()
+        self.desk = desk  # batch mode: the job's batches (core.batch.BatchDesk), one line each above the board
+        self._batch_lines: dict[str, str] = {}
+        self._batches_dirty = False
+        if desk is not None:
+            desk.emit = self._on_batch
         self.initial_view = view
         self.resumed = resumed  # False: this run made its session (removed again if nothing was ever sent)
         self.job = job
@@ -198,6 +203,7 @@ class RunScreen(Screen):
         yield view_tabs()
         with ContentSwitcher(initial="generate", id="views"):
             with Vertical(id="generate"):
+                yield Static("", id="batch-lines")
                 yield ChunkBoard(self.run, kept=lambda chunk_id: self.kept_by_chunk.get(chunk_id, 0), id="board")
                 yield RunLog(id="log", max_lines=5000)
             yield ReviewView(id="review")
@@ -206,6 +212,7 @@ class RunScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#filter-row").display = False
+        self.query_one("#batch-lines").display = False
         self.query_one(CardDetail).show(None)
         self.set_interval(REFRESH_SECONDS, self.refresh_views)
         self.focus_first()
@@ -407,8 +414,22 @@ class RunScreen(Screen):
         else:
             self.app.notify(f"Done: {fmt.plural(cards, 'card')} from {fmt.plural(event.done, 'chunk')}. x exports.")
 
+    def _on_batch(self, event: Event) -> None:
+        """The desk's events: a batch's progress becomes its line; a notice goes to the log and a toast."""
+        describe = getattr(event, "describe", None)
+        if describe is None:
+            self._on_event(event)
+            return
+        self._batch_lines[event.batch] = describe()  # type: ignore[attr-defined]
+        self._batches_dirty = True
+
     def refresh_views(self) -> None:
         """The timer: flush queued log lines, repaint the board and the bar, add new cards to the table."""
+        if self._batches_dirty:
+            self._batches_dirty = False
+            lines = self.query_one("#batch-lines", Static)
+            lines.update(plain("\n".join(self._batch_lines.values())))
+            lines.display = True
         if self._log_lines:
             lines, self._log_lines = self._log_lines, []
             self.query_one(RunLog).write_lines(lines)

@@ -90,7 +90,8 @@ class ShelfScreen(RunScreen):
         for session_decisions in (decisions or {}).values():
             merged.update(session_decisions)
         progress = ShelfProgress(shelf.deck, runs, job_id=shelf.job_id)
-        super().__init__(shelf.jobs[0], progress, store=store, decisions=merged, view=view, resumed=True)  # type: ignore[arg-type]
+        super().__init__(shelf.jobs[0], progress, store=store, decisions=merged, view=view, resumed=True,  # type: ignore[arg-type]
+                         desk=shelf.desk)
         if merged:
             for gone in shelf.gone:  # a removed document's own decisions are applied already
                 self.review.adopt(gone.cards, {})

@@ -250,6 +250,8 @@ class ChunkBoard(ScrollView, can_focus=True):
             text, style = "no cards allotted", dim
         elif state is ChunkState.QUEUED:
             text, style = f"{status.chunk.tokens} tokens in", dim
+        elif status.attempt == 1 and _batched(self.run):
+            text, style = "in a batch at the provider", dim  # its answer comes with the batch's (core.batch)
         else:
             text, style = f"{fmt.tokens(status.tokens)} tok streamed", dim
         return [bar, Segment(" ", base), Segment(fmt.fit(text, inner).ljust(inner), style)]
@@ -329,3 +331,9 @@ def _elapsed(run: Run, status) -> str:
     running = status.state in (ChunkState.RUNNING, ChunkState.RETRYING)
     end = run.now() if running or status.finished_at is None else status.finished_at
     return f"{max(0.0, end - status.started_at):.1f}s"
+
+
+def _batched(run: Run) -> bool:
+    """The run sends its whole chunks through a batch engine (``--batch``, or the confirm screen's choice)."""
+    caller = getattr(run, "caller", None)
+    return caller is not None and hasattr(caller.transport, "deferred")

@@ -10,7 +10,7 @@ from textual.widget import Widget
 
 from ... import format as fmt
 from ...core.engine import Run
-from ...core.pricing import cost_usd, model_info
+from ...core.pricing import model_info, spent_usd
 from ...core.providers.presets import is_local_url
 from ...core.text import strip_controls
 
@@ -86,8 +86,7 @@ class RunBar(Widget):
         base_url = getattr(run.provider, "base_url", None)
         # "free" only for a model with no price on a server of one's own: a priced model costs from its first token.
         free = is_local_url(base_url) and model_info(run.provider.model) is None
-        price = fmt.usd(cost_usd(run.provider.model, usage.prompt_tokens, usage.completion_tokens, base_url),
-                        free=free)  # fmt: skip
+        price = fmt.usd(spent_usd(run.provider.model, usage, run.stats.batch_usage, base_url), free=free)
         error, warning = f"bold {theme.error}", f"bold {theme.warning}"
         online = run.provider.online
         cards = self.cards()
