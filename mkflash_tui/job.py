@@ -24,6 +24,7 @@ from .core.providers.discovery import ServerInfo
 from .core.providers.presets import PRESETS, is_local_url
 from .core.sources import is_url, parse_bytes, read_source
 from .core.store import Store, StoreError, cache_key
+from .format import plural
 
 __all__ = ["Changes", "Estimate", "Job", "Previous", "prepare"]
 
@@ -222,23 +223,30 @@ def batch_desk(settings: Settings, provider, store: Store, job_id: str, emit=Non
 
 
 def take_up_batches(settings: Settings, store: Store, job_id: str) -> str | None:
-    """A job whose batches still run at this server goes on in batch mode, ``--batch`` or not, so that no request
-    is paid for twice; the sentence that says so (None: nothing to take up)."""
+    """A job with requests in batches at this server that no run has collected yet (still running, or ended with
+    their answers kept) goes on in batch mode, ``--batch`` or not, so that no request is paid for twice; the
+    sentence that says so (None: nothing to take up)."""
     if settings.batch or not settings.online:
         return None
     server = f"{settings.base_url or 'https://api.openai.com/v1'} {settings.model}"
     try:
-        running = [r for r in store.batches(job_id) if not r.final and r.batch_id and r.server == server]
+        held = [r for r in store.batches(job_id) if r.batch_id and r.server == server
+                and (not r.final or r.output is not None)]  # fmt: skip
+        finished: dict[str, set[str]] = {}
+        waiting = 0
+        for record in held:
+            for custom_id in record.lines:
+                session, _, chunk = custom_id.partition(":")
+                if session not in finished:
+                    finished[session] = {c.id for c in store.stored_chunks(session) if c.state in ("done", "skipped")}
+                waiting += chunk not in finished[session]
     except StoreError:
         return None
-    if not running:
+    if not waiting:
         return None
     settings.batch = True
-    requests = sum(len(r.lines) for r in running)
-    what = "this session's batch still runs" if len(running) == 1 else f"{len(running)} of this session's batches " \
-        "still run"  # fmt: skip
-    return (f"{what} at the provider ({requests:,} requests): taking {'it' if len(running) == 1 else 'them'} up "
-            "in batch mode, so that nothing is paid for twice")
+    return (f"{plural(waiting, 'request')} of this session {'is' if waiting == 1 else 'are'} in batches at the "
+            "provider, not yet collected: taking them up in batch mode, so that nothing is paid for twice")
 
 
 def batch_run(job: Job, store: Store, session_id: str, desk_for, **run_kwargs) -> Run:

@@ -108,7 +108,7 @@ def _chunk_ids(tmp_path: Path, report: dict) -> list[str]:
 
 
 def test_killed_while_polling_the_next_run_takes_the_batch_up(tmp_path: Path, notes: Path) -> None:
-    engine = BatchEngine(processing=4.0)
+    engine = BatchEngine(processing=2.0)
     with FakeOpenAI(batches=engine) as server:
         proc = popen(server, tmp_path)
         wait_for(lambda: engine.batches and sum(1 for m, p in engine.log if p.startswith("/v1/batches/")) >= 2)
@@ -122,7 +122,7 @@ def test_killed_while_polling_the_next_run_takes_the_batch_up(tmp_path: Path, no
         report = json.loads(again.stdout)
         assert len(engine.created()) == 1  # the server's log: one batch, never a second
         assert len(server.requests) == calls  # the summary was kept; nothing went live
-        assert "taking it up in batch mode" in again.stderr
+        assert "6 requests of this session are in batches at the provider" in again.stderr
     assert report["batches"] == {**report["batches"], "submitted": 0, "taken_up": 1}
     assert report["cards"] > 0 and report["failed_chunks"] == 0
 
@@ -298,3 +298,22 @@ def test_a_shelf_sends_every_documents_chunks_in_one_batch(tmp_path: Path) -> No
         assert len({d for n in anki.notes() for d in n.decks}) == 3  # a subdeck per document
     finally:
         anki.close()
+
+
+def test_answers_kept_but_not_yet_carded_are_used_by_the_next_run(tmp_path: Path, notes: Path) -> None:
+    engine = BatchEngine(processing=0.2)
+    dies = ("import os, sys; from mkflash_tui.core.store import Store; real = Store.update_batch\n"
+            "def update(self, name, **f):\n    real(self, name, **f)\n    os._exit(9) if 'output' in f else None\n"
+            "Store.update_batch = update\n"
+            "from mkflash_tui.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    with FakeOpenAI(batches=engine) as server:
+        proc = popen(server, tmp_path, python=[sys.executable, "-c", dies])
+        proc.communicate(timeout=60)
+        assert proc.returncode == 9 and engine.created()[0].status == "completed"
+        calls = len(engine.log)
+        again = run_cli(*args(server, tmp_path / "data", tmp_path / "batch.apkg"), cwd=tmp_path)  # no --batch
+        assert again.returncode == 0, again.stderr
+        assert chunk_calls(server) == [] and len(engine.created()) == 1
+        # The answers were in the store: no poll, no file read (only the check that the engine is there).
+        assert engine.log[calls:] == [("GET", "/v1/batches")]
+    assert json.loads(again.stdout)["chunks_with_cards"] == 6

@@ -386,9 +386,10 @@ async def test_the_confirm_screen_offers_the_batch_engine_and_the_run_shows_a_li
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm screen")
             live = await screen_text(pilot)
-            assert "live calls, answered as they go" in live and "(batch engine: $" in live
+            assert "live calls, answered as they go" in live and "through the batch engine, within 24 h" in live
             await pilot.press("b")
-            chosen = await wait_for_text(pilot, "through the provider's batch engine", "(live: $", "within 24 h")
+            chosen = await wait_for_text(pilot, "through the provider's batch engine", "answered as they go (b "
+                                         "switches)", "within 24 h")  # fmt: skip
             assert _cost_of(chosen) < _cost_of(live)  # the batch price, half the chunks' price
             await pilot.press("enter")
             screen = await started(pilot, app)

@@ -99,11 +99,12 @@ class ConfirmScreen(DismissOnce, Screen[bool]):
         elif settings.batch:
             table.add_row("Send", Text("through the provider's batch engine: answers within 24 h; quitting only "
                                        "detaches, and reopening the session collects them", style="bold"))
-            table.add_row("Cost", _price(batch, settings) + plain(f"   (live: {_bare(live)}; b switches)"))
+            table.add_row("Cost", _price(batch, settings))
+            table.add_row("Live", plain(f"{_bare(live)}, answered as they go (b switches)"))
         else:
             table.add_row("Send", plain("live calls, answered as they go"))
-            table.add_row("Cost", _price(live, settings) + plain(f"   (batch engine: {_bare(batch)}, within 24 h; "
-                                                                 "b switches)"))  # fmt: skip
+            table.add_row("Cost", _price(live, settings))
+            table.add_row("Batch", plain(f"{_bare(batch)} through the batch engine, within 24 h (b switches)"))
 
     @property
     def over_budget(self) -> bool:

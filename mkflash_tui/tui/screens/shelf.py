@@ -103,6 +103,7 @@ class ShelfScreen(RunScreen):
         yield view_tabs()
         with ContentSwitcher(initial="generate", id="views"):
             with Vertical(id="generate"):
+                yield Static("", id="batch-lines")
                 yield DocumentList(self.runs, self.names, kept=lambda index: self.kept_by_doc.get(index, 0),
                                    id="documents")  # fmt: skip
                 yield ChunkBoard(self.runs[0], kept=self._kept_on_board, id="board")
