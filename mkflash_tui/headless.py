@@ -232,15 +232,8 @@ async def _drive(run: Run, interrupted: list[bool], desk=None, refused: list[str
     if handle_signals:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
-        if desk is not None:
-            from .core.batch import NoBatchEngine
-
-            try:
-                await desk.check()
-            except NoBatchEngine as exc:
-                if refused is not None:
-                    refused.append(str(exc))
-                return
+        if not await batch_engine_there(desk, refused):
+            return
         await run.run()
     except asyncio.CancelledError:
         interrupted[0] = True
@@ -250,6 +243,22 @@ async def _drive(run: Run, interrupted: list[bool], desk=None, refused: list[str
         if handle_signals:
             loop.remove_signal_handler(signal.SIGINT)
         await run.aclose()
+
+
+async def batch_engine_there(desk, refused: list[str] | None) -> bool:
+    """With a desk (--batch): whether the server has a batch engine, asked before anything is sent; ``refused``
+    gets the sentence when it has none."""
+    if desk is None:
+        return True
+    from .core.batch import NoBatchEngine
+
+    try:
+        await desk.check()
+    except NoBatchEngine as exc:
+        if refused is not None:
+            refused.append(str(exc))
+        return False
+    return True
 
 
 def describe_detached(desk, session_id: str) -> str | None:

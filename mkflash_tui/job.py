@@ -231,7 +231,7 @@ def take_up_batches(settings: Settings, store: Store, job_id: str) -> str | None
     server = f"{settings.base_url or 'https://api.openai.com/v1'} {settings.model}"
     try:
         held = [r for r in store.batches(job_id) if r.batch_id and r.server == server
-                and (not r.final or r.output is not None)]  # fmt: skip
+                and (not r.final or (r.output is not None and r.status != "failed"))]  # fmt: skip
         finished: dict[str, set[str]] = {}
         waiting = 0
         for record in held:

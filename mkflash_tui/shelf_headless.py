@@ -32,6 +32,7 @@ from .headless import (
     EXIT_REFUSED,
     EXIT_USAGE,
     Progress,
+    batch_engine_there,
     describe_detached,
     process_seconds,
     write_timeline,
@@ -162,15 +163,8 @@ async def _drive(runs: list[Run], interrupted: list[bool], shared, arriving=None
     if handle_signals:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
-        if desk is not None:
-            from .core.batch import NoBatchEngine
-
-            try:
-                await desk.check()
-            except NoBatchEngine as exc:
-                if refused is not None:
-                    refused.append(str(exc))
-                return
+        if not await batch_engine_there(desk, refused):
+            return
         tasks = [asyncio.ensure_future(run.run()) for run in runs]
         if arriving is not None:
             await arriving(tasks)

@@ -48,6 +48,16 @@ def wait_for(condition, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def dying_at_store_write(body: str) -> list[str]:
+    """A ``python -c`` command line running the CLI whose store's ``update_batch(self, name, **f)`` does ``body``
+    (``real`` is the store's own): a process that dies for real (``os._exit``) at one write."""
+    code = ("import os, sys; from mkflash_tui.core.store import Store; real = Store.update_batch\n"
+            f"def update(self, name, **f):\n    {body}\n"
+            "Store.update_batch = update\n"
+            "from mkflash_tui.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    return [sys.executable, "-c", code]
+
+
 def chunk_calls(server: FakeOpenAI) -> list[str]:
     return [chunk_of(b) for b in server.requests if chunk_of(b) is not None]
 
@@ -129,18 +139,27 @@ def test_killed_while_polling_the_next_run_takes_the_batch_up(tmp_path: Path, no
 
 def test_death_between_creating_a_batch_and_writing_it_down_is_adopted(tmp_path: Path, notes: Path) -> None:
     engine = BatchEngine(processing=0.3)
-    dies = ("import os, sys; import mkflash_tui.core.batch as b; "
+    dies = [sys.executable, "-c", "import os, sys; import mkflash_tui.core.batch as b; "
             "b.BatchDesk.record_batch_id = lambda *a: os._exit(9); "
-            "from mkflash_tui.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+            "from mkflash_tui.cli import main; sys.exit(main(sys.argv[1:]))"]  # fmt: skip
     with FakeOpenAI(batches=engine) as server:
-        # Some other job's batches, newer than ours, on the first page of the list.
-        proc = popen(server, tmp_path, python=[sys.executable, "-c", dies])
+        proc = popen(server, tmp_path, python=dies)
         proc.communicate(timeout=60)
         assert proc.returncode == 9 and len(engine.created()) == 1
+        # Other jobs' batches, newer than ours, on the same account: listed first, and never taken.
+        from openai import OpenAI
+
+        client = OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        for n in range(3):
+            upload = client.files.create(file=(f"other-{n}.jsonl", batch_line(f"x:{n}", {"model": "m"}),
+                                               "application/jsonl"), purpose="batch")  # fmt: skip
+            client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h",
+                                  metadata={"mkflash_job": f"another-{n}"})  # fmt: skip
+        client.close()
         again = batch(server, tmp_path)
         assert again.returncode == 0, again.stderr
         report = json.loads(again.stdout)
-        assert len(engine.created()) == 1  # found by its metadata and taken up, not made again
+        assert len(engine.created()) == 4  # ours found by its metadata and taken up, not made again
         assert ("GET", "/v1/batches") in engine.log
         assert chunk_calls(server) == []
     assert report["batches"]["taken_up"] == 1 and report["batches"]["submitted"] == 0
@@ -149,12 +168,9 @@ def test_death_between_creating_a_batch_and_writing_it_down_is_adopted(tmp_path:
 
 def test_an_upload_never_written_down_is_deleted_and_sent_anew(tmp_path: Path, notes: Path) -> None:
     engine = BatchEngine(processing=0.2)
-    dies = ("import os, sys; from mkflash_tui.core.store import Store; real = Store.update_batch\n"
-            "def update(self, name, **f):\n    os._exit(9) if 'file_id' in f else real(self, name, **f)\n"
-            "Store.update_batch = update\n"
-            "from mkflash_tui.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    dies = dying_at_store_write("os._exit(9) if 'file_id' in f else real(self, name, **f)")
     with FakeOpenAI(batches=engine) as server:
-        proc = popen(server, tmp_path, python=[sys.executable, "-c", dies])
+        proc = popen(server, tmp_path, python=dies)
         proc.communicate(timeout=60)
         assert proc.returncode == 9 and not engine.created() and len(engine.files) == 1
         [orphan] = engine.files
@@ -302,12 +318,9 @@ def test_a_shelf_sends_every_documents_chunks_in_one_batch(tmp_path: Path) -> No
 
 def test_answers_kept_but_not_yet_carded_are_used_by_the_next_run(tmp_path: Path, notes: Path) -> None:
     engine = BatchEngine(processing=0.2)
-    dies = ("import os, sys; from mkflash_tui.core.store import Store; real = Store.update_batch\n"
-            "def update(self, name, **f):\n    real(self, name, **f)\n    os._exit(9) if 'output' in f else None\n"
-            "Store.update_batch = update\n"
-            "from mkflash_tui.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    dies = dying_at_store_write("real(self, name, **f)\n    os._exit(9) if 'output' in f else None")
     with FakeOpenAI(batches=engine) as server:
-        proc = popen(server, tmp_path, python=[sys.executable, "-c", dies])
+        proc = popen(server, tmp_path, python=dies)
         proc.communicate(timeout=60)
         assert proc.returncode == 9 and engine.created()[0].status == "completed"
         calls = len(engine.log)

@@ -104,8 +104,10 @@ class BatchDesk:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         batch = self._by_line.get(custom_id)
-        held = batch is not None and batch.keys.get(custom_id) == key and custom_id not in batch.misses
-        if batch is not None and held and batch.record.status != "failed":
+        held = batch is not None and batch.keys.get(custom_id) == key and batch.record.status != "failed"
+        if batch is not None and held and custom_id in batch.misses:
+            raise BatchMiss(batch.misses[custom_id])  # a batch ran it and gave no answer: it goes live
+        if batch is not None and held:
             if batch.results is not None:
                 self._settle_one(batch, custom_id, future)
             else:
@@ -193,8 +195,10 @@ class BatchDesk:
             await self._submit(lines)
         except BaseException as exc:
             for line in lines:
-                if not line.future.done():
-                    line.future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                if not line.future.done() and isinstance(exc, Exception):
+                    line.future.set_exception(exc)
+                elif not line.future.done():
+                    line.future.cancel()
             if not isinstance(exc, Exception):
                 raise
 
