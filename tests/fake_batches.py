@@ -228,12 +228,17 @@ class BatchEngine:
                                "batches have been completed."})  # fmt: skip
         batch.errors = errors
 
-    async def _retrieve(self, request: web.Request) -> web.Response:
+    def _batch_of(self, request: web.Request) -> FakeBatch | web.Response:
+        """The batch a request names, or the answer to give instead (401, 404)."""
         if (refused := self._authorized(request)) is not None:
             return refused
         batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return _missing("Batch", request.match_info["id"])
+        return batch if batch is not None else _missing("Batch", request.match_info["id"])
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        batch = self._batch_of(request)
+        if isinstance(batch, web.Response):
+            return batch
         with self._lock:
             self._advance(batch)
             return web.json_response(self._object(batch))
@@ -248,11 +253,9 @@ class BatchEngine:
         return web.json_response(_page(items, request))
 
     async def _cancel(self, request: web.Request) -> web.Response:
-        if (refused := self._authorized(request)) is not None:
-            return refused
-        batch = self.batches.get(request.match_info["id"])
-        if batch is None:
-            return _missing("Batch", request.match_info["id"])
+        batch = self._batch_of(request)
+        if isinstance(batch, web.Response):
+            return batch
         with self._lock:
             self._advance(batch)
             if batch.status in ("completed", "failed", "expired", "cancelled"):

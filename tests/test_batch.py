@@ -58,6 +58,11 @@ def dying_at_store_write(body: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def polls(engine: BatchEngine) -> int:
+    """How often a batch was asked about (retrieved or cancelled)."""
+    return sum(1 for _, path in engine.log if path.startswith("/v1/batches/"))
+
+
 def chunk_calls(server: FakeOpenAI) -> list[str]:
     return [chunk_of(b) for b in server.requests if chunk_of(b) is not None]
 
@@ -121,7 +126,7 @@ def test_killed_while_polling_the_next_run_takes_the_batch_up(tmp_path: Path, no
     engine = BatchEngine(processing=2.0)
     with FakeOpenAI(batches=engine) as server:
         proc = popen(server, tmp_path)
-        wait_for(lambda: engine.batches and sum(1 for m, p in engine.log if p.startswith("/v1/batches/")) >= 2)
+        wait_for(lambda: polls(engine) >= 2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         calls = len(server.requests)
@@ -266,7 +271,7 @@ def test_ctrl_c_detaches_sessions_lists_the_batch_and_cancel_cancels_it(tmp_path
     engine = BatchEngine(processing=60.0)
     with FakeOpenAI(batches=engine) as server:
         proc = popen(server, tmp_path)
-        wait_for(lambda: engine.batches and sum(1 for m, p in engine.log if p.startswith("/v1/batches/")) >= 1)
+        wait_for(lambda: polls(engine) >= 1)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
