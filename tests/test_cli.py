@@ -110,7 +110,7 @@ def test_bad_usage_exit_2_one_sentence(tmp_path: Path, args: list[str], message:
 
 
 def test_existing_output_needs_force(tmp_path: Path) -> None:
-    (tmp_path / "ok.md").write_text(sections(1))
+    (tmp_path / "ok.md").write_text(sections(2))
     (tmp_path / "ok.apkg").write_bytes(b"precious")
     proc = run_cli("generate", "ok.md", cwd=tmp_path)
     assert proc.returncode == 2 and "already exists" in proc.stderr

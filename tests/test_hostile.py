@@ -61,12 +61,13 @@ def test_a_file_without_permission_as_the_os_reports_it(tmp_path: Path) -> None:
 
 
 def test_latin1_and_cp1252_files_make_cards(tmp_path: Path) -> None:
-    text = "# Café\n\n" + "La façade du café déjà célèbre attire les touristes. Le naïf garçon sert. " * 30
+    text = "# Café\n\n" + ("La façade du café déjà célèbre attire les touristes. Le naïf garçon sert. "
+                            "La photosynthèse a lieu dans les chloroplastes des feuilles. ") * 30  # fmt: skip
     (tmp_path / "fr.txt").write_bytes(text.encode("cp1252"))
     proc = run_cli("generate", "fr.txt", "-o", "fr.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     cards = json.loads((tmp_path / "fr.json").read_text())["cards"]
-    assert cards and any("façade" in c["front"] + c["back"] + c["quote"] for c in cards)
+    assert cards and any("photosynthèse" in c["front"] + c["back"] + c["quote"] for c in cards)
 
 
 def test_a_1_mb_line_without_spaces(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def field_notes(topics: int = 20, *, skip: int | None = None) -> list[str]:
         parts.append(f"## Topic {t}")
         for p in range(4):
             facts = (
-                f"Topic {t} paragraph {p} fact {j} notes that sample {t}.{p}.{j} measures {units} units."
+                f"Topic {t} paragraph {p} fact {j} notes that sample {t}.{p}.{j} measures {units} grams."
                 for j in range((t + p) % 4 + 2)
                 for units in [(t * 7 + p * 3 + j) % 50 + 1]
             )

@@ -7,6 +7,7 @@ Anki's own library.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from mkflash_tui.tui.widgets.cards import CardTable
 from mkflash_tui.tui.widgets.chunk_board import ChunkBoard
 
 SIZE = (120, 40)
+DEMO_CARDS = len(json.loads((Path(__file__).parent / "data" / "demo_cards.json").read_text()))  # the reviewed list
 
 
 def notes_file(tmp_path: Path, n: int = 5) -> Path:
@@ -76,22 +78,23 @@ async def test_demo_starts_at_once_and_exports_what_review_kept(tmp_path, monkey
         await wait_for(pilot, lambda: app.run_screen is not None and app.run_screen.finished, what="the demo run")
         screen = await started(pilot, app)
         made = screen.cards()
-        assert len(made) == 11
+        assert len(made) == DEMO_CARDS
         await pilot.press("2")
         table = screen.query_one(CardTable)
-        assert app.focused is table and table.cursor_row == 0 and table.row_count == 11
+        assert app.focused is table and table.cursor_row == 0 and table.row_count == DEMO_CARDS
         doomed = table.current
         await pilot.press("d")
-        assert table.row_count == 10
+        assert table.row_count == DEMO_CARDS - 1
         await pilot.press("x")
         assert isinstance(app.screen, ExportDialog)
         assert app.screen.query_one("#path", Input).value == "demo.apkg"
         assert app.screen.query_one("#deck", Input).value == "How Volcanoes Work"
         await pilot.press("enter")
         await wait_for(pilot, lambda: (tmp_path / "demo.apkg").exists(), what="the deck")
-        await wait_for(pilot, lambda: "Wrote 10 notes" in str(app.screen.query_one("#export-message").render()))
+        wrote = f"Wrote {DEMO_CARDS - 1} notes"
+        await wait_for(pilot, lambda: wrote in str(app.screen.query_one("#export-message").render()))
     notes = exported_notes(tmp_path, tmp_path / "demo.apkg")
-    assert len(notes) == 10
+    assert len(notes) == DEMO_CARDS - 1
     assert note_guid(doomed.id) not in {n.guid for n in notes}
 
 
@@ -306,7 +309,7 @@ async def test_export_needs_a_second_enter_to_overwrite(tmp_path, monkeypatch) -
         assert (tmp_path / "demo.apkg").read_bytes() == b"precious"
         await pilot.press("enter")
         await wait_for(pilot, lambda: (tmp_path / "demo.apkg").read_bytes() != b"precious", what="the overwrite")
-    assert len(exported_notes(tmp_path, tmp_path / "demo.apkg")) == 11
+    assert len(exported_notes(tmp_path, tmp_path / "demo.apkg")) == DEMO_CARDS
 
 
 async def test_quit_asks_while_cards_are_unexported(tmp_path, monkeypatch) -> None:
@@ -316,7 +319,7 @@ async def test_quit_asks_while_cards_are_unexported(tmp_path, monkeypatch) -> No
         screen = await demo_finished(pilot, app)
         await pilot.press("q")
         assert isinstance(app.screen, QuitDialog)
-        assert "11 cards were never exported" in str(app.screen.reasons)
+        assert f"{DEMO_CARDS} cards were never exported" in str(app.screen.reasons)
         await pilot.press("escape")
         assert app.screen is screen and app.is_running
         await pilot.press("x", "enter")
@@ -549,7 +552,7 @@ async def test_a_second_run_offers_to_resume_with_the_review_kept(tmp_path, monk
             cards = {c.id: c for c in screen.cards()}
             if choice == "enter":  # resumed: the deletion and the edit are still there
                 assert deleted.id not in cards and cards[edited.id].front == "Kept edit?"
-                assert len(cards) == 10
+                assert len(cards) == DEMO_CARDS - 1
             else:  # a fresh session starts from the model's cards
                 assert deleted.id in cards and cards[edited.id].front != "Kept edit?"
 
@@ -604,7 +607,7 @@ async def test_the_demo_never_asks_and_is_generated_anew_each_time(tmp_path, mon
         app = make_app(app_settings("--demo"), pace=0)
         async with app.run_test(size=SIZE) as pilot:
             screen = await demo_finished(pilot, app)
-            assert screen.run.from_cache == 0 and len(screen.cards()) == 11
+            assert screen.run.from_cache == 0 and len(screen.cards()) == DEMO_CARDS
 
 
 async def test_no_server_is_one_clear_sentence_and_a_way_to_fix_it(tmp_path, monkeypatch) -> None:

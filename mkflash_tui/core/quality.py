@@ -15,14 +15,16 @@ import enum
 import re
 from collections.abc import Iterable
 
+from . import lexicon
 from .models import Card, CardKind, normalise_for_dedup
 from .near import CLOZE as _CLOZE
 from .near import NearIndex
 from .near import norm as _norm
 from .prompts import EXAMPLE_FRONTS
-from .text import FUNCTION_WORDS, STOPWORDS
+from .standalone import POINTER, leans
+from .text import FUNCTION_WORDS, STOPWORDS, detect_language
 
-GATE_VERSION = 2
+GATE_VERSION = 3
 
 
 class Flag(enum.StrEnum):
@@ -134,8 +136,10 @@ def check(card: Card, *, quote_found: bool = True) -> tuple[Flag, ...]:
         flags.append(Flag.MALFORMED)
     elif not quote_found and normalise_for_dedup(front) in _EXAMPLES:
         flags.append(Flag.MALFORMED)  # the prompt's own example, copied: nothing of the passage
+    language = detect_language(f"{plain_front} {back}")
     if (
-        _ANAPHOR.match(plain_front)
+        (language != "en" and leans(plain_front, language))
+        or _ANAPHOR.match(plain_front)
         or _MENTIONS_SOURCE.search(plain_front)
         or _MENTIONS_SOURCE.search(back)
         or _points_back(plain_front)
@@ -153,13 +157,15 @@ def check(card: Card, *, quote_found: bool = True) -> tuple[Flag, ...]:
         if not deletions:
             flags.append(Flag.CLOZE_NO_DELETION)
         else:
-            if any(_trivial(text) for _, text in deletions) or _cuts_a_name(front) or _in_a_list(front):
+            trivial = any(_trivial(text) or _guessable(text, language) for _, text in deletions)
+            if trivial or _cuts_a_name(front) or _in_a_list(front):
                 flags.append(Flag.CLOZE_TRIVIAL)
             if len({number for number, _ in deletions}) > 3 or len(deletions) > 4:
                 flags.append(Flag.CLOZE_TOO_MANY)
     if _is_code(plain_front) or _is_code(back) or (is_cloze and _is_code(card.quote)):
         flags.append(Flag.CODE)
-    if _boilerplate(plain_front) or _boilerplate(back) or (is_cloze and _caption(plain_front)):
+    pointer = POINTER.search(plain_front) or POINTER.search(back)
+    if _boilerplate(plain_front) or _boilerplate(back) or (is_cloze and _caption(plain_front)) or pointer:
         flags.append(Flag.BOILERPLATE)
     if not quote_found:
         flags.append(Flag.QUOTE_NOT_FOUND)
@@ -239,7 +245,7 @@ def _vague(front: str) -> bool:
     return not content or all(w in _GENERIC_NOUNS for w in content)
 
 
-_NOT_A_NOUN = frozenset(
+NOT_A_NOUN = frozenset(
     """
     often usually generally mostly always never sometimes very quite too more less most least faster slower
     better worse ideal prone able unable likely unlikely possible impossible necessary available responsible
@@ -264,7 +270,12 @@ def _not_a_definition(front: str, back: str) -> bool:
     if not _WHAT_IS.match(front):
         return False
     first = re.sub(r"^[\"“'(\[]+", "", back.strip()).split(maxsplit=1)
-    return bool(first) and first[0].lower().rstrip(",:;") in _NOT_A_NOUN
+    if not first:
+        return False
+    word = first[0].lower().rstrip(",:;")
+    if word in NOT_A_NOUN or (len(word) > 4 and word.endswith(("ly", "ed"))):
+        return True  # "Often …", "Compiled into bytecode", "Now quite comfortable …"
+    return lexicon.is_function_word(word) and not _DETERMINER.match(word) and not first[0][:1].isdigit()
 
 
 def _fragment(sentence: str) -> bool:
@@ -329,6 +340,22 @@ def _is_list(answer: str) -> bool:
         return True
     parts = [p for p in re.split(r",|;|\band\b|\bor\b", answer) if p.strip()]
     return answer.count(",") + answer.count(";") >= 3 and len(parts) >= 4 and all(len(p.split()) <= 4 for p in parts)
+
+
+_DETERMINER = re.compile(r"^(?:an?|the|one|any|each|some|another|two|three|several|many|all|every|no)$")
+
+
+def _guessable(deleted: str, language: str) -> bool:
+    """One everyday word in small letters, by the language's word frequencies ("zeigt", "durch", "water"): the
+    sentence gives it away. Names, numbers and rarer words are not."""
+    word = deleted.strip().strip(".,;:!?\"'“”()")
+    if not word or " " in word or not word.isalpha() or not word.islower():
+        return False
+    return lexicon.is_function_word(word, language) or lexicon.zipf(word, language) >= GUESSABLE
+
+
+GUESSABLE = 5.0  # the gate's bar, above the offline generator's own (lexicon.EVERYDAY): a model's cloze of a common
+# but fitting word ("mantle", "plate", "owner") stays unflagged
 
 
 def _trivial(deleted: str) -> bool:

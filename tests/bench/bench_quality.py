@@ -1,24 +1,29 @@
-"""The quality gate over the offline generator's cards on five public texts of different kinds (not part of the
-test suite; the texts and their sources are in ``tests/data/quality/``).
+"""The offline generator and the quality gate on public texts of different kinds (not part of the test suite; the
+texts, their sources, the tuning/held-out split and the rubric are in ``tests/data/quality/``).
 
-Prints per text: the cards the generator made (after exact duplicates, what reached a deck before the gate), the
-share flagged by each check, the cards the gate leaves out (near-duplicates and clearly broken cards), and ten
-cards picked at random (seeded) from those that remain, with their flags.
+Prints first the usable shares graded by hand, blind (``blind_grades.json``, with the key in ``blind_key.json``):
+held-out and tuned, the generator as it is against the one before issue 35 (``cards_old.json``). Then per text:
+the cards the generator makes now (after exact duplicates, what reached a deck before the gate), the share
+flagged by each check, the cards the gate leaves out, and ten cards picked at random (seeded), with their flags.
 
     python tests/bench/bench_quality.py [--sample 10] [--text NAME]
+    python tests/bench/bench_quality.py --blind        # writes a new blind sample to grade (overwrites the key)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "quality"
-TEXTS = ["rust-prose.md", "gpl-3.txt", "node-net.md", "rust-ownership.html", "rust-data-types.html", "moliere-fr.txt"]
+SPLIT = json.loads((DATA / "split.json").read_text())
+TEXTS = SPLIT["tuning"] + SPLIT["held_out"]
+PER_TEXT = {"held_out": 20, "tuning": 8}  # cards of each generator per text in the blind sample
 
 
 async def cards_of(path: Path):
@@ -40,12 +45,74 @@ async def cards_of(path: Path):
     return made, run.cards(), run.quality
 
 
+def as_rows(cards) -> list[dict]:
+    return [{"type": c.kind.value, "front": c.front, "back": c.back} for c in cards]
+
+
+def write_blind() -> None:
+    """A sample of the old and the new generator's cards on every new text, shuffled together with ids that do not
+    tell which is which; the key goes to its own file."""
+    old = json.loads((DATA / "cards_old.json").read_text())
+    rng = random.Random(35)
+    pool, key = [], {}
+    for part, texts in (("held_out", SPLIT["held_out"]), ("tuning", SPLIT["tuning"][6:])):
+        for name in texts:
+            new = as_rows(asyncio.run(cards_of(DATA / name))[1])
+            for maker, rows in (("old", [{k: r[k] for k in ("type", "front", "back")} for r in old[name]]),
+                                ("new", new)):  # fmt: skip
+                for row in rng.sample(rows, min(PER_TEXT[part], len(rows))):
+                    pool.append({"text": name, **row})
+                    key[len(pool) - 1] = maker
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    cards = [{"id": f"b{i:03d}", **pool[j]} for i, j in enumerate(order)]
+    (DATA / "blind_cards.json").write_text(json.dumps(cards, ensure_ascii=False, indent=1) + "\n")
+    blind_key = {f"b{i:03d}": key[j] for i, j in enumerate(order)}
+    (DATA / "blind_key.json").write_text(json.dumps(blind_key, indent=1) + "\n")
+    print(f"{len(cards)} cards to grade in blind_cards.json; the key is in blind_key.json")
+
+
+def print_shares() -> None:
+    grades_file = DATA / "blind_grades.json"
+    if not grades_file.exists():
+        print("no blind grades yet (blind_grades.json)")
+        return
+    cards = {c["id"]: c for c in json.loads((DATA / "blind_cards.json").read_text())}
+    key = json.loads((DATA / "blind_key.json").read_text())
+    grades = json.loads(grades_file.read_text())["grades"]
+    print("usable share, graded blind by hand (tests/data/quality/RUBRIC.md):")
+    print(f"  {'text':<24}{'set':<10}{'old':>14}{'new':>14}")
+    totals: dict[tuple[str, str], list[int]] = {}
+    for part in ("held_out", "tuning"):
+        for name in SPLIT[part]:
+            cells = []
+            for maker in ("old", "new"):
+                ids = [i for i, c in cards.items() if c["text"] == name and key[i] == maker and i in grades]
+                usable = sum(1 for i in ids if grades[i]["usable"])
+                total = totals.setdefault((part, maker), [0, 0])
+                total[0] += usable
+                total[1] += len(ids)
+                cells.append(f"{usable}/{len(ids)} {100 * usable / len(ids):3.0f} %" if ids else "")
+            if any(cells):
+                print(f"  {name:<24}{part:<10}{cells[0]:>14}{cells[1]:>14}")
+    for part in ("held_out", "tuning"):
+        counts = [totals.get((part, maker), [0, 0]) for maker in ("old", "new")]
+        cells = [f"{u}/{n} {100 * u / max(1, n):3.0f} %" for u, n in counts]
+        print(f"  {'all ' + part:<34}{cells[0]:>14}{cells[1]:>14}")
+    print("  (the six texts tuned on before issue 35: old 61 %, offline_graded.json)\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", type=int, default=10)
     parser.add_argument("--text", choices=TEXTS)
+    parser.add_argument("--blind", action="store_true", help="write a new blind sample to grade")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent.parent))
+    if args.blind:
+        write_blind()
+        return
+    print_shares()
     totals = [0, 0, 0]
     for name in [args.text] if args.text else TEXTS:
         made, kept, report = asyncio.run(cards_of(DATA / name))

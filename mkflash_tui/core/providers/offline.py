@@ -1,14 +1,17 @@
 """The offline generator: real cards from the text with no network and no key.
 
-It makes two kinds of card, both answered by words that occur in the chunk:
+It makes three kinds of card, all answered by words that occur in the chunk, and rather fewer than weak ones:
 
-- definition questions from sentences of the form "X is …" / "X are …" / "X refers to …" (English only), where
-  X is a real noun phrase and the answer says what X is;
+- term → definition cards from the text's structure (glossaries, definition lists: ``glossary``);
+- definition questions from sentences of the form "X is a …" / "X are …" / "X refers to …" (English only),
+  where X is a real noun phrase and the answer says what X is;
 - cloze deletions of the chunk's most salient term in its most informative sentences, where salience is
-  TF-IDF over the document's paragraphs (stopwords and the text's language's function words never count).
+  TF-IDF over the document's paragraphs, and a term is never a function word or an everyday word of the text's
+  language (``core.lexicon``: real word frequencies).
 
-Every candidate goes through the quality gate's checks (``core.quality``) before it is kept: a sentence that
-does not stand alone, code, captions, list items, boilerplate and vague questions never become cards. Sentences
+Only sentences that stand alone are used (``core.standalone``), and every candidate goes through the quality
+gate's checks (``core.quality``) before it is kept: code, captions, list items, boilerplate, pointers elsewhere
+and vague questions never become cards. Sentences
 of the chunk's overlap (the end of the previous chunk) are left to that chunk, so a sentence is carded once.
 
 Its "summary" is extractive: the document's most central sentences.
@@ -17,24 +20,20 @@ Its "summary" is extractive: the document's most central sentences.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from .. import quality
+from .. import lexicon, quality
 from ..models import Card, CardDraft, CardKind, Summary, Usage, normalise_for_dedup, short_hash
 from ..prompts import CardRequest
+from ..standalone import HEADING_LINE, PRONOUN_START, leans, stands_alone
 from ..text import FUNCTION_WORDS, STOPWORDS, WORD, detect_language, is_content, sentences, words
+from . import glossary
 from .base import GenerationResult, ProgressCallback, SummaryResult
 
-_PRONOUN_START = re.compile(
-    r"^(it|this|that|these|those|they|he|she|there|here|we|you|i|its|their|his|her|such|which|what|each|every"
-    r"|one|some|most|many|all|no|both|either|neither|another|other|much|more)\b",
-    re.I,
-)
 _DEFINITION = re.compile(
     r"^(?P<subject>(?:(?:an?|the)\s+)?[^\s,;:]+(?:\s+[^\s,;:]+){0,6}?)\s+"
     r"(?P<verb>is|are|was|were|refers to|means|describes)\s+"
@@ -60,6 +59,7 @@ class Salience:
         self.df: Counter[str] = Counter()
         self.tf: Counter[str] = Counter()  # content words over the whole text
         self.names: Counter[str] = Counter()  # words written with a capital inside sentences (names, acronyms)
+        self.spelling: dict[str, str] = {}  # a name as first written ("KStars", "Git")
         self.phrases: Counter[str] = Counter()  # adjacent content-word pairs, counted over the whole text
         self.n = 0
         for para in _bounded(paragraphs):
@@ -74,6 +74,7 @@ class Salience:
                 between = para[before.end() : match.start()]
                 if match.group(0)[:1].isupper() and not re.search(r"[.!?:]", between):
                     self.names[match.group(0).lower()] += 1
+                    self.spelling.setdefault(match.group(0).lower(), match.group(0))
 
     def idf(self, term: str) -> float:
         return math.log((1 + self.n) / (1 + self.df.get(term, 0))) + 1.0
@@ -115,6 +116,7 @@ class OfflineProvider:
         # The name the text is about (the commonest one, if common): "Rust" in a book on Rust is no answer.
         top = self.salience.names.most_common(1)
         self.topic = top[0][0] if top and top[0][1] >= 5 else ""
+        self.topic_name = self.salience.spelling.get(self.topic, "")
         self.pace = pace
 
     def set_title(self, title: str) -> None:
@@ -168,17 +170,32 @@ class OfflineProvider:
         return GenerationResult(drafts, Usage(), "", "stop")
 
     def cards_for(self, text: str, wanted: int, *, overlap_chars: int = 0) -> list[CardDraft]:
-        """Up to ``wanted`` cards from ``text`` (its first ``overlap_chars`` belong to the previous chunk):
-        definitions first, then clozes of salient terms; none that the quality gate would flag."""
+        """Up to ``wanted`` cards from ``text`` (its first ``overlap_chars`` belong to the previous chunk): the
+        terms its structure defines first, then definitions, then clozes of salient terms; none that the quality
+        gate would flag, none the generator is unsure of (fewer cards rather than weak ones)."""
         if wanted <= 0:
             return []
-        # Questions and exclamations are rhetoric, not facts; markup is not prose; a sentence that leans on another
-        # (a pronoun, "the parameter") cannot stand alone on a card.
-        all_sentences = [s for s in sentences(text[overlap_chars:]) if _stands_alone(s)]
-        weights = self.salience.weights(text)
+        paragraphs = [p for p in re.split(r"\n\s*\n", text[overlap_chars:]) if p.strip()]
+        body = HEADING_LINE.sub(r"\1\n\n", text[overlap_chars:])
         drafts: list[CardDraft] = []
         used_answers: set[str] = set()
         used_sentences: set[str] = set()
+        for entry in glossary.entries(paragraphs, self.language):
+            # A definition's sentences are carded with their term or not at all: without it they are riddles.
+            used_sentences.update(sentences(entry.paragraph))
+            if len(drafts) >= wanted or entry.term.lower() in used_answers or leans(entry.definition, self.language):
+                continue  # "This is smart enough to …": the definition leans on a sentence that is not there
+            answer = entry.definition[0].upper() + entry.definition[1:]
+            draft = CardDraft(glossary.question(entry.term, self.language, self.topic_name), answer,
+                              entry.definition, CardKind.BASIC)  # fmt: skip
+            if _passes(draft):
+                drafts.append(draft)
+                used_answers.add(entry.term.lower())
+                used_answers.update(words(entry.term))
+        # Questions and exclamations are rhetoric, not facts; markup, code and program output are not prose; a
+        # sentence that leans on another (a pronoun, "the parameter") cannot stand alone on a card.
+        all_sentences = [s for s in sentences(body) if s not in used_sentences and stands_alone(s, self.language)]
+        weights = self.salience.weights(text)
 
         definitions = []
         if self.language == "en":  # the patterns are English verbs; other languages get clozes only
@@ -196,7 +213,7 @@ class OfflineProvider:
                 used_sentences.add(sentence)
 
         # A mix reads better than a wall of "What is …?": definitions for about 60 %, clozes for the rest.
-        add_definitions(math.ceil(wanted * 0.6))
+        add_definitions(max(len(drafts), math.ceil(wanted * 0.6)))
         ranked = sorted(
             (
                 (self.sentence_score(s, weights), i, s)
@@ -244,6 +261,8 @@ class OfflineProvider:
         low = token.lower().strip("'’-")
         if not is_content(low) or low in used or low in self.function_words:
             return False
+        if lexicon.is_function_word(low, self.language):
+            return False
         if any(part in self.function_words for part in re.split(r"['’]", low)):
             return False  # "qu'il", "jusqu'à": an elided function word
         recurring = self.salience.df.get(low, 0) >= 2
@@ -260,7 +279,7 @@ class OfflineProvider:
         if token[:1].isupper():
             return self.salience.names.get(low, 0) >= 2 or (token.isupper() and len(token) >= 2)
         df, n = self.salience.df.get(low, 0), max(1, self.salience.n)
-        if self.language == "en" and everyday(low):
+        if lexicon.is_everyday(low, self.language):
             return False
         return len(low) >= 5 and self.salience.tf.get(low, 0) >= 2 and 2 <= df <= max(3, 0.12 * n)
 
@@ -280,6 +299,8 @@ class OfflineProvider:
                 continue  # part of a name like "Node.js"
             if sentence[matches[i].start() - 1 : matches[i].start()] in (".", "_", "`") and i:
                 continue  # "net.Socket", "_religionis": part of a longer name
+            if sentence[: matches[i].start()].count("`") % 2:
+                continue  # inside `code`
             if not lenient and (
                 token.lower() == self.topic
                 or sentence[: matches[i].start()].count("(") > sentence[: matches[i].start()].count(")")
@@ -293,13 +314,14 @@ class OfflineProvider:
                 continue  # a verb ("to specify", "automatically terminate") or a compound adjective
             low = token.lower().strip("'’-")
             score = weights.get(low, 0.0)
-            verb_like = self.language == "en" and (low.endswith(("ed", "ing", "ly")) or low in _NOT_TERMS)
-            if low not in _COMMON and not verb_like and self.is_term(low, token, lenient=lenient):
+            if self.single_ok(token, low, sentence, matches[i].end(), lenient=lenient):
                 candidates.append((score, token))  # a single word: a term, not an everyday word
             nouny = not tokens[i + 1 if i + 1 < len(tokens) else i].lower().endswith(("ing", "ed", "ly")) and not (
                 token.lower().endswith(("ing", "ly"))
             )
-            if i + 1 < len(tokens) and nouny and self.term_ok(tokens[i + 1], weights, used):
+            german_noun = self.language != "de" or tokens[i + 1 : i + 2] == [] or tokens[i + 1][:1].isupper()
+            # (German writes nouns with a capital: "systemd gesteuert" is a name and a verb)
+            if i + 1 < len(tokens) and nouny and german_noun and self.term_ok(tokens[i + 1], weights, used):
                 phrase = f"{token} {tokens[i + 1]}"
                 nxt = tokens[i + 1].lower().strip("'’-")
                 verb_after_name = token[:1].isupper() and nxt.endswith("s") and not tokens[i + 1][:1].isupper()
@@ -308,16 +330,32 @@ class OfflineProvider:
                     and self.salience.phrases.get(f"{low} {nxt}", 0) >= 3
                     and low not in _MODIFIERS
                     and not verb_after_name
+                    and not (lexicon.is_everyday(low, self.language) and lexicon.is_everyday(nxt, self.language))
+                    and not _repeats(sentence, phrase, matches[i].start())
                 ):
                     candidates.append(((score + weights.get(nxt, 0.0)) * 0.9, phrase))
         if not candidates:
             return None
         return max(candidates, key=lambda c: (c[0], -len(c[1])))[1]
 
+    def single_ok(self, token: str, low: str, sentence: str, end: int, *, lenient: bool) -> bool:
+        """Whether one word of ``sentence`` (ending at ``end``) is a sure cloze answer: a term of the document, not
+        an everyday word (by the language's word frequencies), not a verb or an adverb, not repeated elsewhere on
+        the card."""
+        if lexicon.is_everyday(low, self.language) or _repeats(sentence, token, end - len(token)):
+            return False
+        if self.language == "en" and (low.endswith(("ed", "ing", "ly")) or low in _NOT_TERMS or _superlative(low)):
+            return False
+        if self.language == "de" and not token[:1].isupper():
+            return False  # German writes its nouns with a capital: a small word is a verb, an adjective, …
+        if self.language in ("es", "it", "fr") and low.endswith(_VERB_ENDINGS[self.language]):
+            return False
+        return self.is_term(low, token, lenient=lenient)
+
     @staticmethod
     def definition(sentence: str) -> CardDraft | None:
         """A "What is X?" card from a defining sentence, or None."""
-        if len(sentence) > 300 or _PRONOUN_START.match(sentence):
+        if len(sentence) > 300 or PRONOUN_START.match(sentence):
             return None
         match = _DEFINITION.match(sentence)
         if not match:
@@ -327,6 +365,10 @@ class OfflineProvider:
         subject_words = words(subject)
         if not subject_words or len(predicate.split()) < 3:
             return None
+        if not _defines(match.group("verb").lower(), predicate) or re.search(r"\(\)|[_=<>/\\]", subject):
+            return None  # "Scientists are now quite comfortable …", "Calling Py_INCREF() …": not a definition
+        if subject.split()[0].lower().endswith("ing") and len(subject.split()) >= 2:
+            return None  # "Calling the function twice is …": a clause as subject
         if set(subject_words) & set(words(" ".join(predicate.split()[:4]))):
             return None  # "A product is a consumer product …": the answer repeats the question
         inner = subject.split()[1:]
@@ -345,17 +387,29 @@ class OfflineProvider:
         return CardDraft(question, answer, sentence, CardKind.BASIC)
 
 
-# Everyday words a cloze should not ask for on their own, and words that only modify the next one.
-_COMMON = frozenset(
-    """
-    code network space think time data value values system systems work works need needs know known take takes
-    give gives given find finds found point points place places number numbers level levels group groups line
-    lines case cases kind area areas world life people person program programs software computer computers
-    information problem problems question questions result results effect effects order change changes process
-    processes state states example examples concurrent attempts attempt memory machine model version versions
-    vie temps monde homme hommes femme chose choses jour jours fois
-    """.split()  # noqa: SIM905 - a readable list
-)
+_DETERMINER = re.compile(r"^(?:an?|the|one|any|each|some|another|two|three|several|many|all)\b", re.I)
+
+
+def _defines(verb: str, predicate: str) -> bool:
+    """Whether "X <verb> <predicate>" says what X is: "is a …", "is molten rock …", "refers to …"; not
+    "is now quite …", "is compiled into …", "are often …"."""
+    if verb not in ("is", "are", "was", "were"):
+        return True
+    first = predicate.split()[0].strip(",;:\"“'(").lower()
+    if _DETERMINER.match(predicate) or predicate[:1].isupper():
+        return True
+    if lexicon.is_function_word(first) or first in quality.NOT_A_NOUN:
+        return False  # "is now quite …", "are often …", "is responsible for …"
+    return not (len(first) > 4 and first.endswith(("ly", "ed", "ing")))  # "is compiled into …"
+
+
+# Verb forms and adverbs (by their endings) a cloze should not ask for on their own, and words that only modify
+# the next one.
+_VERB_ENDINGS = {
+    "es": ("ar", "er", "ir", "ado", "ada", "ados", "adas", "ido", "ida", "idos", "idas", "ando", "iendo", "mente"),
+    "it": ("are", "ere", "ire", "ato", "ata", "ito", "ita", "ando", "endo", "mente"),
+    "fr": ("er", "ir", "é", "ée", "és", "ées", "ant", "ment"),
+}
 _NOT_TERMS = frozenset(
     """means calls uses takes makes gives has have stated written created following instead certain positive
     negative additional mere several enough often sometimes already finally simply rather whether provide provides
@@ -369,70 +423,26 @@ _MODIFIERS = frozenset(
 )
 
 
-EVERYDAY_RANK = 12000  # a word that is one token of rank below this in cl100k_base is an everyday English word
+def _superlative(word: str) -> bool:
+    """"faintest", "hottest": an adjective's degree, not a term."""
+    if not word.endswith("est") or len(word) < 7:
+        return False
+    stem = word[:-3]
+    return any(lexicon.zipf(s) > 0 for s in (stem, stem + "e", stem[:-1] if stem[-1:] == stem[-2:-1] else ""))
 
 
-@functools.lru_cache(maxsize=65536)
-def everyday(word: str) -> bool:
-    """Whether ``word`` is an everyday English word ("write", "amount", "event"), by its token in the bundled
-    tokenizer: byte-pair merges come in order of frequency, so the commonest words are single, low-ranked tokens.
-    Everyday words make poor cloze answers; terms ("allocator", "ownership", "tephra") do not look like this."""
-    from ..tokens import encoding_for_model
-
-    ids = encoding_for_model("gpt-4o-mini").encode(" " + word)
-    return len(ids) == 1 and ids[0] < EVERYDAY_RANK
+def _repeats(sentence: str, term: str, start: int) -> bool:
+    """Whether ``term`` (at ``start``) shows again elsewhere in ``sentence``, itself or a form of it ("scale",
+    "scales"): the card would give its own answer away."""
+    stem = term.lower()[: max(4, len(term) - 3)]
+    rest = (sentence[:start] + " " + sentence[start + len(term) :]).lower()
+    return any(w.startswith(stem) for w in WORD.findall(rest))
 
 
 def _passes(draft: CardDraft) -> bool:
     """Whether the quality gate would let ``draft`` through unflagged."""
     card = Card("", "", 0, 0, draft.front, draft.back, draft.quote, draft.kind)
     return not quality.check(card)
-
-
-_MARKUP = re.compile(r"```|<!--|^\s*(?:[-*•]|\d+[.)])\s|^\s*[|#>{}]|//|\*\*|\{\w+\}|\]\[|`[^`]+`\s*\{")
-
-
-def _looks_like_markup(sentence: str) -> bool:
-    """Code fences, HTML comments, list items, tables and API-reference lines: not sentences to card."""
-    return bool(_MARKUP.search(sentence))
-
-
-# Pronouns and pointers that make a sentence lean on the one before (English and French).
-_LEANS = re.compile(
-    r"\b(?:it|its|it's|it’s|they|them|their|theirs|he|she|him|his|her|this|these|those|lui|il|elle|ils|elles|"
-    r"leur|leurs|celui|celle|ceux|ci|là)\b|\bthat (?:event|case|way|one|point|time)\b",
-    re.I,
-)
-_LEANS_FR = re.compile(r"\b(?:il|ils|elle|elles|lui|celui|celle|ceux)\b")
-# A sentence about the book rather than its subject: "In Chapter 7, you'll learn …", "earlier chapters".
-_BOOK = re.compile(r"\b(?:chapters?|this book|the book|appendix|section \d)\b", re.I)
-# "The parameter …", "The buffer …": a thing of the passage that the card would not name.
-_CONTEXT_SUBJECT = re.compile(
-    r"^the (?:first |second |third |last |initial |default |given |following |same |other |new |old )?"
-    r"(?:parameter|argument|value|option|buffer|connection|callback|result|function|method|event|object|string|"
-    r"number|variable|code|example|output|input|call|server|socket|handle|path|file|data|list|type|field|key)s?\b",
-    re.I,
-)
-# A sentence that lost its subject: "Destroys the stream …", "Useful to …", "Ignored if …", "Value may be …".
-_HEADLESS = re.compile(
-    r"^(?:[A-Z][a-z]+s\s+(?:the|a|an|all|any|when|if|to|that|this|its|each|whether)\b|"
-    r"(?i:useful|ignored|required|optional|available|used|called|value|callback|default|port|path|host|"
-    r"if (?:set|provided|specified|omitted|enabled|true|false)|the numeric|the string representation|"
-    r"following is|the old name)\b)",
-)
-
-
-def _stands_alone(sentence: str) -> bool:
-    text = sentence.strip()
-    return not (
-        _looks_like_markup(text)
-        or text.endswith(("?", "!", ":"))
-        or _LEANS.search(" ".join(text.split()[:7]))  # a pronoun early on points back; later, often within
-        or _LEANS_FR.search(" ".join(text.split()[:6]))  # French: "il", "lui" early on point back
-        or _BOOK.search(text)
-        or _CONTEXT_SUBJECT.match(text)
-        or _HEADLESS.match(text)
-    )
 
 
 def _is_proper(phrase: str) -> bool:
