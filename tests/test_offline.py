@@ -107,3 +107,21 @@ async def test_a_sentence_is_carded_once_across_overlapping_chunks() -> None:
     await run.aclose()
     quotes = [c.quote for s in run.status.values() for c in s.cards]
     assert quotes and len(quotes) == len(set(quotes))
+
+
+def test_word_frequencies_read_from_wordfreqs_file_are_wordfreqs_own() -> None:
+    """``lexicon`` reads wordfreq's data file itself (importing wordfreq costs a run 0.1 s): the same values."""
+    import math
+
+    from wordfreq import get_frequency_dict
+
+    from mkflash_tui.core import lexicon
+
+    for language in ("en", "de", "es"):
+        theirs = get_frequency_dict(language, wordlist="small")
+        assert len(lexicon._zipfs(language)) == len(theirs)
+        for word, frequency in list(theirs.items())[::97]:
+            assert abs(lexicon.zipf(word, language) - (math.log10(frequency) + 9)) < 0.006, word
+    assert lexicon.is_function_word("durch", "de") and not lexicon.is_everyday("Zeichenkodierung", "de")
+    assert lexicon.is_everyday("shine") and not lexicon.is_everyday("photon")
+    assert not lexicon.known("xx") and lexicon.zipf("the", "xx") == 0.0
