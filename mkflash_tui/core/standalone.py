@@ -14,7 +14,7 @@ PRONOUN_START = re.compile(
     r"|one|some|most|many|all|no|both|either|neither|another|other|much|more)\b",
     re.I,
 )
-_MARKUP = re.compile(r"```|<!--|^\s*(?:[-*•]|\d+[.)])\s|^\s*[|#>{}]|//|\*\*|\{\w+\}|\]\[|`[^`]+`\s*\{")
+_MARKUP = re.compile(r"```|<!--|→|^\s*(?:[-+*•]|\d+[.)])\s|^\s*[|#>{}]|//|\*\*|\{\w+\}|\]\[|`[^`]+`\s*\{")
 
 
 def _looks_like_markup(sentence: str) -> bool:
@@ -49,7 +49,8 @@ _HEADLESS = re.compile(
 
 # Sentences that lean on the one before, in German and Spanish: a demonstrative or a pronoun, or a linking adverb.
 _LEANS_BY_LANGUAGE = {
-    "de": re.compile(r"^(?:dies\w*|er|sie|es|ihr\w*|sein\w*|damit|dazu|dafür|daher|deshalb|dabei|dann|hier|dort|"
+    "de": re.compile(r"^(?:dies\w*|er|sie|es|ihr\w*|sein\w*|deren|dessen|das (?:kommt|macht|heißt|bedeutet)|"
+                     r"damit|dazu|dafür|daher|deshalb|dabei|dann|hier|dort|"
                      r"außerdem|zudem|natürlich|auch|aber|jedoch|so|zu diesen|solche\w*|derselbe\w*)\b", re.I),
     "es": re.compile(r"^(?:est[aeo]s?|es[aeo]s?|ello|aquel\w*|él|ella|ellos|ellas|su|sus|aquí|allí|además|también|"
                      r"entonces|sin embargo|por (?:lo )?tanto|así|pero|luego|dich[oa]s?)\b", re.I),
@@ -61,7 +62,9 @@ POINTER = re.compile(
     r"sección|capítulo|page|seite|página|\d)|(?:can|may) be found (?:in|at|on)\b|\bdocumented (?:more fully )?in\b|"
     r"\b(?:for )?(?:more|further|detailed) (?:details|information)\b|\bweitere (?:details|informationen)\b|"
     r"\bfinden sie\b|\bmás (?:información|detalles)\b|^(?:abschnitt|section|sección|kapitel|chapter|capítulo)\s+\d|"
-    r"^(?:click|press|klicken|drücken|haga clic|pulse)\b",
+    r"^(?:click|press|klicken|drücken|haga clic|pulse)\b|\bnäheres in\b|"
+    r"\b(?:abschnitt|section|sección|kapitel|chapter|capítulo)\s+\d+\.\d|"
+    r"\b(?:is|are) (?:explained|described|documented|covered|discussed) in (?:section|chapter|the)\b",
     re.I,
 )
 # What the offline generator also leaves alone (a model may card these well): any "see …", settings, paths,
@@ -92,6 +95,9 @@ def leans(sentence: str, language: str) -> bool:
     return bool(PRONOUN_START.match(sentence) if language == "en" else leans is not None and leans.match(sentence))
 
 
+_ENDS = re.compile(r"[.!][\"”’»)\]]*$")
+
+
 def stands_alone(sentence: str, language: str = "en") -> bool:
     text = sentence.strip()
     leans = _LEANS_BY_LANGUAGE.get(language)
@@ -102,6 +108,7 @@ def stands_alone(sentence: str, language: str = "en") -> bool:
         or _foreign(text, language)
         or _looks_like_markup(text)
         or text.endswith(("?", "!", ":"))
+        or not _ENDS.search(text)  # a table cell, a caption, a heading: not a sentence
         or _LEANS.search(" ".join(text.split()[:7]))  # a pronoun early on points back; later, often within
         or _LEANS_FR.search(" ".join(text.split()[:6]))  # French: "il", "lui" early on point back
         or _BOOK.search(text)

@@ -7,7 +7,7 @@ the cards the generator makes now (after exact duplicates, what reached a deck b
 flagged by each check, the cards the gate leaves out, and ten cards picked at random (seeded), with their flags.
 
     python tests/bench/bench_quality.py [--sample 10] [--text NAME]
-    python tests/bench/bench_quality.py --blind        # writes a new blind sample to grade (overwrites the key)
+    python tests/bench/bench_quality.py --blind 2      # writes round 2's blind sample to grade (overwrites its key)
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "quality"
 SPLIT = json.loads((DATA / "split.json").read_text())
-TEXTS = SPLIT["tuning"] + SPLIT["held_out"]
-PER_TEXT = {"held_out": 20, "tuning": 8}  # cards of each generator per text in the blind sample
+TEXTS = SPLIT["tuning"] + SPLIT["held_out"] + SPLIT["held_out_next"]
 
 
 async def cards_of(path: Path):
@@ -49,56 +48,64 @@ def as_rows(cards) -> list[dict]:
     return [{"type": c.kind.value, "front": c.front, "back": c.back} for c in cards]
 
 
-def write_blind() -> None:
-    """A sample of the old and the new generator's cards on every new text, shuffled together with ids that do not
-    tell which is which; the key goes to its own file."""
+ROUNDS = {  # round: (its files' prefix, the texts it draws from with the cards per text of each generator)
+    "1": ("blind", (("held_out", SPLIT["held_out"], 20), ("tuning", SPLIT["tuning"][6:], 8))),
+    "2": ("blind2", (("held_out", SPLIT["held_out_next"], 15),)),
+}
+
+
+def write_blind(round_: str) -> None:
+    """A sample of the old and the new generator's cards on a round's texts, shuffled together with ids that do
+    not tell which is which; the key goes to its own file."""
+    prefix, parts = ROUNDS[round_]
     old = json.loads((DATA / "cards_old.json").read_text())
-    rng = random.Random(35)
+    rng = random.Random(35 + int(round_) - 1)
     pool, key = [], {}
-    for part, texts in (("held_out", SPLIT["held_out"]), ("tuning", SPLIT["tuning"][6:])):
+    for part, texts, per_text in parts:
         for name in texts:
             new = as_rows(asyncio.run(cards_of(DATA / name))[1])
             for maker, rows in (("old", [{k: r[k] for k in ("type", "front", "back")} for r in old[name]]),
                                 ("new", new)):  # fmt: skip
-                for row in rng.sample(rows, min(PER_TEXT[part], len(rows))):
-                    pool.append({"text": name, **row})
+                for row in rng.sample(rows, min(per_text, len(rows))):
+                    pool.append({"text": name, "set": part, **row})
                     key[len(pool) - 1] = maker
     order = list(range(len(pool)))
     rng.shuffle(order)
-    cards = [{"id": f"b{i:03d}", **pool[j]} for i, j in enumerate(order)]
-    (DATA / "blind_cards.json").write_text(json.dumps(cards, ensure_ascii=False, indent=1) + "\n")
-    blind_key = {f"b{i:03d}": key[j] for i, j in enumerate(order)}
-    (DATA / "blind_key.json").write_text(json.dumps(blind_key, indent=1) + "\n")
-    print(f"{len(cards)} cards to grade in blind_cards.json; the key is in blind_key.json")
+    cards = [{"id": f"{prefix[-1] if round_ != '1' else ''}b{i:03d}", **pool[j]} for i, j in enumerate(order)]
+    (DATA / f"{prefix}_cards.json").write_text(json.dumps(cards, ensure_ascii=False, indent=1) + "\n")
+    blind_key = {card["id"]: key[j] for card, j in zip(cards, order, strict=True)}
+    (DATA / f"{prefix}_key.json").write_text(json.dumps(blind_key, indent=1) + "\n")
+    print(f"{len(cards)} cards to grade in {prefix}_cards.json; the key is in {prefix}_key.json")
 
 
 def print_shares() -> None:
-    grades_file = DATA / "blind_grades.json"
-    if not grades_file.exists():
-        print("no blind grades yet (blind_grades.json)")
-        return
-    cards = {c["id"]: c for c in json.loads((DATA / "blind_cards.json").read_text())}
-    key = json.loads((DATA / "blind_key.json").read_text())
-    grades = json.loads(grades_file.read_text())["grades"]
-    print("usable share, graded blind by hand (tests/data/quality/RUBRIC.md):")
-    print(f"  {'text':<24}{'set':<10}{'old':>14}{'new':>14}")
-    totals: dict[tuple[str, str], list[int]] = {}
-    for part in ("held_out", "tuning"):
-        for name in SPLIT[part]:
-            cells = []
-            for maker in ("old", "new"):
-                ids = [i for i, c in cards.items() if c["text"] == name and key[i] == maker and i in grades]
-                usable = sum(1 for i in ids if grades[i]["usable"])
-                total = totals.setdefault((part, maker), [0, 0])
-                total[0] += usable
-                total[1] += len(ids)
-                cells.append(f"{usable}/{len(ids)} {100 * usable / len(ids):3.0f} %" if ids else "")
-            if any(cells):
+    for round_, (prefix, parts) in ROUNDS.items():
+        grades_file = DATA / f"{prefix}_grades.json"
+        if not grades_file.exists():
+            print(f"round {round_}: no blind grades yet ({grades_file.name})")
+            continue
+        cards = {c["id"]: c for c in json.loads((DATA / f"{prefix}_cards.json").read_text())}
+        key = json.loads((DATA / f"{prefix}_key.json").read_text())
+        grades = json.loads(grades_file.read_text())["grades"]
+        print(f"round {round_}: usable share, graded blind by hand (tests/data/quality/RUBRIC.md), "
+              f"old generator against the one of this round:")  # fmt: skip
+        print(f"  {'text':<24}{'set':<10}{'old':>14}{'new':>14}")
+        totals: dict[tuple[str, str], list[int]] = {}
+        for part, texts, _ in parts:
+            for name in texts:
+                cells = []
+                for maker in ("old", "new"):
+                    ids = [i for i, c in cards.items() if c["text"] == name and key[i] == maker and i in grades]
+                    usable = sum(1 for i in ids if grades[i]["usable"])
+                    total = totals.setdefault((part, maker), [0, 0])
+                    total[0] += usable
+                    total[1] += len(ids)
+                    cells.append(f"{usable}/{len(ids)} {100 * usable / len(ids):3.0f} %" if ids else "")
                 print(f"  {name:<24}{part:<10}{cells[0]:>14}{cells[1]:>14}")
-    for part in ("held_out", "tuning"):
-        counts = [totals.get((part, maker), [0, 0]) for maker in ("old", "new")]
-        cells = [f"{u}/{n} {100 * u / max(1, n):3.0f} %" for u, n in counts]
-        print(f"  {'all ' + part:<34}{cells[0]:>14}{cells[1]:>14}")
+        for part, _, _ in parts:
+            counts = [totals.get((part, maker), [0, 0]) for maker in ("old", "new")]
+            cells = [f"{u}/{n} {100 * u / max(1, n):3.0f} %" for u, n in counts]
+            print(f"  {'all ' + part:<34}{cells[0]:>14}{cells[1]:>14}")
     print("  (the six texts tuned on before issue 35: old 61 %, offline_graded.json)\n")
 
 
@@ -106,11 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", type=int, default=10)
     parser.add_argument("--text", choices=TEXTS)
-    parser.add_argument("--blind", action="store_true", help="write a new blind sample to grade")
+    parser.add_argument("--blind", choices=ROUNDS, help="write round N's blind sample to grade (overwrites its key)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent.parent))
     if args.blind:
-        write_blind()
+        write_blind(args.blind)
         return
     print_shares()
     totals = [0, 0, 0]

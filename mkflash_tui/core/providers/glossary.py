@@ -68,6 +68,8 @@ def _is_term(text: str, language: str, *, inline: bool = False) -> bool:
     tokens = text.split()
     if not 1 <= len(tokens) <= (5 if inline else 6) or re.match(r"^\d", text):
         return False
+    if re.search(r"\d[.:]\d|:|\s\d+$", text):
+        return False  # a version, a time or a table's row ("GIMP 2.8.14", "Starting 17"): not a term
     if re.match(r"^(?:kapitel|chapter|capítulo|chapitre|section|abschnitt|sección|part|teil)\b", text, re.I):
         return False
     code = re.search(r"[=(){}\[\]*,;/\"„“”]", text.split(" (")[0]) and not _SYMBOL.fullmatch(text)

@@ -314,7 +314,9 @@ class OfflineProvider:
                 continue  # a verb ("to specify", "automatically terminate") or a compound adjective
             low = token.lower().strip("'’-")
             score = weights.get(low, 0.0)
-            if self.single_ok(token, low, sentence, matches[i].end(), lenient=lenient):
+            if self.single_ok(token, low, sentence, matches[i].end(), lenient=lenient) and not _part_of_more(
+                sentence, matches, i, self.salience.phrases, self.language
+            ):
                 candidates.append((score, token))  # a single word: a term, not an everyday word
             nouny = not tokens[i + 1 if i + 1 < len(tokens) else i].lower().endswith(("ing", "ed", "ly")) and not (
                 token.lower().endswith(("ing", "ly"))
@@ -421,6 +423,30 @@ _MODIFIERS = frozenset(
     """big small large still returned new old same different other various certain whole entire simple single
     specific general common main real actual possible""".split()  # noqa: SIM905 - a readable list
 )
+
+
+def _part_of_more(sentence: str, matches: list[re.Match[str]], i: int, phrases: Counter[str], language: str) -> bool:
+    """Whether ``matches[i]`` is half of something larger, which a cloze of it alone would cut: a name ("Ian
+    {{Murdock}}", "{{Linux}} Kernel"), a phrase the text keeps using ("Virgo {{cluster}}", "surface
+    {{temperatures}}"), or one name of a pair ("{{GNOME}} oder KDE")."""
+
+    def next_to(j: int, k: int) -> str:  # matches[j] when only a space parts it from matches[k], else ""
+        if not 0 <= j < len(matches) or sentence[min(matches[j].end(), matches[k].end()) : max(
+                matches[j].start(), matches[k].start())].strip():  # fmt: skip
+            return ""
+        return matches[j].group(0)
+
+    before, after, token = next_to(i - 1, i), next_to(i + 1, i), matches[i].group(0)
+    if token[:1].isupper() and (before[:1].isupper() or after[:1].isupper()) and language != "de":
+        return True  # (German capitalises every noun: "Debian-Systems Kernel" is no name)
+    low = token.lower()
+    pairs = (f"{before.lower()} {low}", f"{low} {after.lower()}")
+    if any(phrases.get(pair, 0) >= 3 for pair in pairs):
+        return True  # the phrase is the term (and a candidate of its own)
+    return token[:1].isupper() and _AND_OR.search(f" {before.lower()} | {after.lower()} ") is not None
+
+
+_AND_OR = re.compile(r" (?:and|or|und|oder|y|o|e|u|et|ou|ni|nor|vs) ")
 
 
 def _superlative(word: str) -> bool:
