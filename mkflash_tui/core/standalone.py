@@ -55,7 +55,6 @@ _LEANS_BY_LANGUAGE = {
     "es": re.compile(r"^(?:est[aeo]s?|es[aeo]s?|ello|aquel\w*|él|ella|ellos|ellas|su|sus|aquí|allí|además|también|"
                      r"entonces|sin embargo|por (?:lo )?tanto|así|pero|luego|dich[oa]s?)\b", re.I),
 }
-# Not facts to learn: pointers elsewhere, instructions to the reader, program output, formulas and settings.
 # Pointers elsewhere, a table of contents, instructions to the reader: never a fact to learn, whoever wrote the card.
 POINTER = re.compile(
     r"\b(?:see|siehe|véase|vea|consulte|voir)\s+(?:also\s+|auch\s+)?(?:the\s+)?(?:section|chapter|abschnitt|kapitel|"
