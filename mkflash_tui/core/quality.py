@@ -275,7 +275,7 @@ def _not_a_definition(front: str, back: str) -> bool:
     word = first[0].lower().rstrip(",:;")
     if word in NOT_A_NOUN or (len(word) > 4 and word.endswith(("ly", "ed"))):
         return True  # "Often …", "Compiled into bytecode", "Now quite comfortable …"
-    return lexicon.is_function_word(word) and not _DETERMINER.match(word) and not first[0][:1].isdigit()
+    return lexicon.is_function_word(word) and word not in DETERMINERS | {"every", "no"} and not first[0][:1].isdigit()
 
 
 def _fragment(sentence: str) -> bool:
@@ -342,7 +342,8 @@ def _is_list(answer: str) -> bool:
     return answer.count(",") + answer.count(";") >= 3 and len(parts) >= 4 and all(len(p.split()) <= 4 for p in parts)
 
 
-_DETERMINER = re.compile(r"^(?:an?|the|one|any|each|some|another|two|three|several|many|all|every|no)$")
+# Words that open a noun phrase: "What is X?" answered by one of them names what X is ("A …", "The …").
+DETERMINERS = frozenset("a an the one any each some another two three several many all".split())  # noqa: SIM905
 
 
 def _guessable(deleted: str, language: str) -> bool:

@@ -389,16 +389,13 @@ class OfflineProvider:
         return CardDraft(question, answer, sentence, CardKind.BASIC)
 
 
-_DETERMINER = re.compile(r"^(?:an?|the|one|any|each|some|another|two|three|several|many|all)\b", re.I)
-
-
 def _defines(verb: str, predicate: str) -> bool:
     """Whether "X <verb> <predicate>" says what X is: "is a …", "is molten rock …", "refers to …"; not
     "is now quite …", "is compiled into …", "are often …"."""
     if verb not in ("is", "are", "was", "were"):
         return True
     first = predicate.split()[0].strip(",;:\"“'(").lower()
-    if _DETERMINER.match(predicate) or predicate[:1].isupper():
+    if re.split(r"\W", predicate.lower(), maxsplit=1)[0] in quality.DETERMINERS or predicate[:1].isupper():
         return True
     if lexicon.is_function_word(first) or first in quality.NOT_A_NOUN:
         return False  # "is now quite …", "are often …", "is responsible for …"
